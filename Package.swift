@@ -1,0 +1,75 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "oci-unpack",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "oci-unpack", targets: ["oci-unpack"]),
+        .library(name: "OCIUnpack", targets: ["OCIUnpack"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // C libraries, each imported by exactly one Swift module.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .target(name: "CShims"),
+
+        .target(
+            name: "OCIImage",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(name: "Resolution", dependencies: ["OCIImage"]),
+        .target(
+            name: "LayerStream",
+            dependencies: [
+                "OCIImage", "CArchive", "CZstd", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "OCIUnpack",
+            dependencies: [
+                "OCIImage", "Resolution", "LayerStream",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "oci-unpack",
+            dependencies: [
+                "OCIUnpack",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "make-example", dependencies: ["OCIImage", "UnpackTestSupport"]),
+        .target(
+            name: "UnpackTestSupport",
+            dependencies: [
+                "OCIImage", "LayerStream",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "UnpackTestSupport"]),
+        .testTarget(name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "UnpackTestSupport"]),
+        .testTarget(name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackTestSupport"]),
+        .testTarget(
+            name: "OCIUnpackTests",
+            dependencies: ["OCIUnpack", "OCIImage", "UnpackTestSupport"]
+        ),
+    ]
+)
+
+// One set of Swift settings for every Swift target (as swift-log does).
+for target in package.targets where target.type != .system && target.name != "CShims" {
+    var settings = target.swiftSettings ?? []
+    settings.append(.swiftLanguageMode(.v6))
+    target.swiftSettings = settings
+}

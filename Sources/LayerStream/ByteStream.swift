@@ -1,0 +1,44 @@
+import OCIImage
+
+/// A pull stream of bytes: each stage of the layer pipeline reads from the stage before it.
+///
+/// `read` fills at most `buffer.count` bytes and returns how many; 0 means the end of the stream,
+/// reached only after the stage has verified what it must verify (size, digest, trailer).
+public protocol ByteStream: AnyObject {
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int
+}
+
+/// A stream over bytes already in memory (tests, small inputs).
+public final class MemoryStream: ByteStream {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        let n = min(buffer.count, bytes.count - offset)
+        guard n > 0 else { return 0 }
+        bytes.withUnsafeBytes { src in
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[offset..<(offset + n)]))
+        }
+        offset += n
+        return n
+    }
+}
+
+extension ByteStream {
+    /// Reads the stream to its end into memory, failing past `limit` bytes (tests, small inputs).
+    public func readAll(limit: Int = Int.max) throws(UnpackError) -> [UInt8] {
+        var out: [UInt8] = []
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer { chunk.deallocate() }
+        while true {
+            let n = try read(into: chunk)
+            if n == 0 { return out }
+            guard out.count + n <= limit else {
+                throw UnpackError(.limitExceeded, "stream is longer than \(limit) bytes")
+            }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Crypto
+
+/// A content digest such as `sha256:9f86…`, validated on construction.
+///
+/// Only `sha256` and `sha512` are accepted, with lowercase hex of exactly the algorithm's length,
+/// so that a `Digest` can safely name a file under `blobs/` (CVE-2024-3727: digests used as paths
+/// before validation).
+public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    public enum Algorithm: String, Sendable, CaseIterable {
+        case sha256
+        case sha512
+
+        /// Length of the hex-encoded value.
+        public var hexLength: Int {
+            switch self {
+            case .sha256: 64
+            case .sha512: 128
+            }
+        }
+    }
+
+    public let algorithm: Algorithm
+    /// Lowercase hex, exactly `algorithm.hexLength` characters.
+    public let encoded: String
+
+    /// Parses and validates `algorithm:hex`.
+    public init(parsing string: String) throws(UnpackError) {
+        guard let colon = string.firstIndex(of: ":") else {
+            throw UnpackError(.invalidImage, "invalid digest \"\(string.truncatedForMessage)\": expected algorithm:hex")
+        }
+        let algorithmName = String(string[..<colon])
+        let hex = String(string[string.index(after: colon)...])
+        guard let algorithm = Algorithm(rawValue: algorithmName) else {
+            throw UnpackError(
+                .invalidImage,
+                "unsupported digest algorithm \"\(algorithmName.truncatedForMessage)\" in \"\(string.truncatedForMessage)\" (supported: sha256, sha512)"
+            )
+        }
+        guard hex.utf8.count == algorithm.hexLength,
+            hex.utf8.allSatisfy({
+                ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                    || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f"))
+            })
+        else {
+            throw UnpackError(
+                .invalidImage,
+                "invalid digest \"\(string.truncatedForMessage)\": \(algorithm.rawValue) needs \(algorithm.hexLength) lowercase hex digits"
+            )
+        }
+        self.algorithm = algorithm
+        self.encoded = hex
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let string = try container.decode(String.self)
+        do {
+            try self.init(parsing: string)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: error.message)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
+    public var description: String { "\(algorithm.rawValue):\(encoded)" }
+
+    /// The first 12 hex digits, for progress lines.
+    public var short: String { String(encoded.prefix(12)) }
+
+    public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
+
+    /// The digest of `bytes` with `algorithm`.
+    public static func of(_ bytes: some Sequence<UInt8>, algorithm: Algorithm = .sha256) -> Digest {
+        var digester = Digester(algorithm)
+        digester.update(Array(bytes))
+        return digester.finalize()
+    }
+}
+
+/// Incremental hashing for a `Digest` algorithm; hashes caller buffers in place, without copying.
+public struct Digester: Sendable {
+    private enum State: Sendable {
+        case sha256(SHA256)
+        case sha512(SHA512)
+    }
+
+    private var state: State
+    public let algorithm: Digest.Algorithm
+
+    public init(_ algorithm: Digest.Algorithm) {
+        self.algorithm = algorithm
+        switch algorithm {
+        case .sha256: state = .sha256(SHA256())
+        case .sha512: state = .sha512(SHA512())
+        }
+    }
+
+    public mutating func update(_ buffer: UnsafeRawBufferPointer) {
+        switch state {
+        case .sha256(var h):
+            h.update(bufferPointer: buffer)
+            state = .sha256(h)
+        case .sha512(var h):
+            h.update(bufferPointer: buffer)
+            state = .sha512(h)
+        }
+    }
+
+    public mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    public func finalize() -> Digest {
+        let hex: String
+        switch state {
+        case .sha256(let h): hex = h.finalize().hexString
+        case .sha512(let h): hex = h.finalize().hexString
+        }
+        // The hex comes from a hash of the right algorithm, so it always validates.
+        return Digest(unchecked: algorithm, hex)
+    }
+}
+
+extension Digest {
+    fileprivate init(unchecked algorithm: Algorithm, _ encoded: String) {
+        self.algorithm = algorithm
+        self.encoded = encoded
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    fileprivate var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// The string cut to 100 characters for an error message, so a hostile input cannot flood it.
+    public var truncatedForMessage: String {
+        count > 100 ? String(prefix(100)) + "…" : self
+    }
+}

@@ -1,0 +1,349 @@
+import Foundation
+import Glibc
+
+/// Size caps for the JSON documents of an image, so a hostile layout cannot make us read gigabytes
+/// into memory.
+public struct DocumentLimits: Sendable, Equatable {
+    /// Largest manifest or index accepted (registries commonly cap manifests at 4 MiB).
+    public var maxManifestBytes: Int
+    /// Largest image configuration accepted.
+    public var maxConfigBytes: Int
+    /// Deepest nesting of indexes followed.
+    public var maxIndexDepth: Int
+
+    public init(maxManifestBytes: Int = 4 << 20, maxConfigBytes: Int = 8 << 20, maxIndexDepth: Int = 8) {
+        self.maxManifestBytes = maxManifestBytes
+        self.maxConfigBytes = maxConfigBytes
+        self.maxIndexDepth = maxIndexDepth
+    }
+}
+
+/// An OCI image layout directory: `oci-layout`, `index.json` and `blobs/ALG/HEX`.
+///
+/// Every blob read checks the descriptor's size before reading and the digest after, and every
+/// document's `mediaType` must agree with the descriptor that led to it.
+public struct OCILayout: Sendable {
+    public let path: String
+    /// The parsed `index.json`.
+    public let index: Index
+    public let limits: DocumentLimits
+
+    /// Opens the layout at `path`, checking `oci-layout` and parsing `index.json`.
+    public init(path: String, limits: DocumentLimits = .init()) throws(UnpackError) {
+        self.path = path
+        self.limits = limits
+        let st: stat
+        switch fileStatus(path) {
+        case .success(let found): st = found
+        case .failure(let error):
+            throw error.unpackError("image layout \(path) cannot be opened", context: .init(path: path))
+        }
+        guard st.isDirectory else {
+            throw UnpackError(.notFound, "\(path) is not an OCI image layout directory", context: .init(path: path))
+        }
+        let markerPath = path + "/oci-layout"
+        let marker = try Self.readSmallFile(markerPath, limit: 64 << 10, what: "oci-layout file")
+        struct Marker: Decodable { let imageLayoutVersion: String }
+        let version: String
+        do {
+            version = try JSONDecoder().decode(Marker.self, from: Data(marker)).imageLayoutVersion
+        } catch {
+            throw UnpackError(
+                .invalidImage, "\(markerPath) is not a valid oci-layout file: \(Self.describe(error))",
+                context: .init(path: markerPath))
+        }
+        guard version.hasPrefix("1.") else {
+            throw UnpackError(
+                .invalidImage,
+                "\(markerPath): unsupported imageLayoutVersion \"\(version.truncatedForMessage)\" (expected 1.x)",
+                context: .init(path: markerPath))
+        }
+        let indexPath = path + "/index.json"
+        let indexBytes = try Self.readSmallFile(indexPath, limit: limits.maxManifestBytes, what: "index.json")
+        do throws(UnpackError) {
+            index = try Self.decodeDocument(Index.self, from: indexBytes, expected: .ociIndex, where: indexPath)
+        } catch {
+            throw error.adding(path: indexPath)
+        }
+    }
+
+    /// The file that holds a blob (safe: a `Digest` is validated hex).
+    public func blobPath(_ digest: Digest) -> String {
+        "\(path)/blobs/\(digest.algorithm.rawValue)/\(digest.encoded)"
+    }
+
+    /// Whether the blob's file exists (it may still be corrupt).
+    public func hasBlob(_ digest: Digest) -> Bool {
+        (try? fileStatus(blobPath(digest)).get())?.isRegularFile == true
+    }
+
+    /// Opens a blob and checks that its length is the descriptor's size.
+    public func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> OwnedFD {
+        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        let fd: OwnedFD
+        do {
+            fd = try OwnedFD.openForReading(blobPath(descriptor.digest))
+            let st = try fd.status()
+            guard st.isRegularFile else {
+                throw UnpackError(.invalidImage, "blob \(descriptor.digest) is not a regular file", context: context)
+            }
+            guard Int64(st.st_size) == descriptor.size else {
+                throw UnpackError(
+                    .sizeMismatch,
+                    "blob \(descriptor.digest) is \(st.st_size) bytes but its descriptor says \(descriptor.size)",
+                    context: context)
+            }
+        } catch let error as SystemError {
+            if error.code == .notFound {
+                throw UnpackError(
+                    .notFound, "blob \(descriptor.digest) is missing from \(path)", context: context,
+                    underlying: error)
+            }
+            throw error.unpackError("blob \(descriptor.digest) cannot be read", context: context)
+        } catch let error as UnpackError {
+            throw error
+        } catch {
+            throw UnpackError(.internal, "\(error)", context: context)
+        }
+        return fd
+    }
+
+    /// Reads a whole (small) blob, verifying size and digest.
+    public func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        guard descriptor.size <= Int64(limit) else {
+            throw UnpackError(
+                .limitExceeded,
+                "blob \(descriptor.digest) (\(descriptor.mediaType)) is \(descriptor.size) bytes, over the \(limit)-byte limit for such documents",
+                context: context)
+        }
+        let fd = try openBlob(descriptor)
+        let bytes: [UInt8]
+        do {
+            guard let all = try fd.readAll(limit: Int(descriptor.size)) else {
+                throw UnpackError(.sizeMismatch, "blob \(descriptor.digest) grew while being read", context: context)
+            }
+            bytes = all
+        } catch let error as SystemError {
+            throw error.unpackError("blob \(descriptor.digest) cannot be read", context: context)
+        } catch let error as UnpackError {
+            throw error
+        } catch {
+            throw UnpackError(.internal, "\(error)", context: context)
+        }
+        guard Int64(bytes.count) == descriptor.size else {
+            throw UnpackError(
+                .sizeMismatch,
+                "blob \(descriptor.digest) is \(bytes.count) bytes but its descriptor says \(descriptor.size)",
+                context: context)
+        }
+        let actual = Digest.of(bytes, algorithm: descriptor.digest.algorithm)
+        guard actual == descriptor.digest else {
+            throw UnpackError(
+                .digestMismatch,
+                "blob \(descriptor.digest) is corrupt: its content hashes to \(actual)", context: context)
+        }
+        return bytes
+    }
+
+    /// Reads and decodes a manifest, checking its `mediaType` against the descriptor.
+    public func manifest(_ descriptor: Descriptor) throws(UnpackError) -> Manifest {
+        guard descriptor.mediaType.kind == .manifest else {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image manifest",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
+        do throws(UnpackError) {
+            let manifest = try Self.decodeDocument(
+                Manifest.self, from: bytes, expected: descriptor.mediaType,
+                where: "manifest \(descriptor.digest)")
+            guard manifest.config.mediaType.kind == .config else {
+                throw UnpackError(
+                    .unsupportedMediaType,
+                    "manifest \(descriptor.digest) has config media type \(manifest.config.mediaType), which is not an image configuration (an artifact, not an image)",
+                    context: .init(mediaType: manifest.config.mediaType))
+            }
+            return manifest
+        } catch {
+            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        }
+    }
+
+    /// Reads and decodes an index (or Docker manifest list), checking its `mediaType`.
+    public func index(_ descriptor: Descriptor) throws(UnpackError) -> Index {
+        guard descriptor.mediaType.kind == .index else {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image index",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
+        do throws(UnpackError) {
+            return try Self.decodeDocument(
+                Index.self, from: bytes, expected: descriptor.mediaType,
+                where: "index \(descriptor.digest)")
+        } catch {
+            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        }
+    }
+
+    /// Reads and decodes an image configuration.
+    public func config(_ descriptor: Descriptor) throws(UnpackError) -> ImageConfig {
+        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        guard descriptor.mediaType.kind == .config else {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "config \(descriptor.digest) has media type \(descriptor.mediaType), not an image configuration",
+                context: context)
+        }
+        let bytes = try readBlob(descriptor, limit: limits.maxConfigBytes)
+        do {
+            return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
+        } catch {
+            throw UnpackError(
+                .invalidImage,
+                "config \(descriptor.digest) is not a valid image configuration: \(Self.describe(error))",
+                context: context)
+        }
+    }
+
+    /// Reads a blob named only by its digest (a digest reference not listed in any index) and
+    /// works out what it is from its content.
+    public func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
+        guard case .success(let st) = fileStatus(blobPath(digest)), st.isRegularFile else {
+            throw UnpackError(
+                .notFound, "no manifest or index with digest \(digest) in \(path)", context: .init(digest: digest))
+        }
+        let size = Int64(st.st_size)
+        let probeDescriptor = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
+        let bytes = try readBlob(probeDescriptor, limit: limits.maxManifestBytes)
+        let probe: DocumentProbe
+        do {
+            probe = try JSONDecoder().decode(DocumentProbe.self, from: Data(bytes))
+        } catch {
+            throw UnpackError(
+                .invalidImage, "blob \(digest) is not a manifest or index: \(Self.describe(error))",
+                context: .init(digest: digest))
+        }
+        let mediaType: MediaType
+        if let declared = probe.mediaType {
+            mediaType = declared
+        } else if probe.manifests != nil && probe.config == nil {
+            mediaType = .ociIndex
+        } else if probe.config != nil && probe.manifests == nil {
+            mediaType = .ociManifest
+        } else {
+            throw UnpackError(
+                .invalidImage, "blob \(digest) is neither a manifest nor an index", context: .init(digest: digest))
+        }
+        guard mediaType.kind == .manifest || mediaType.kind == .index else {
+            throw UnpackError(
+                .unsupportedMediaType, "blob \(digest) has media type \(mediaType), not a manifest or index",
+                context: .init(digest: digest, mediaType: mediaType))
+        }
+        return Descriptor(mediaType: mediaType, digest: digest, size: size)
+    }
+
+    // MARK: - Decoding
+
+    /// The keys that tell a manifest from an index, read before the full decode.
+    private struct DocumentProbe: Decodable {
+        let mediaType: MediaType?
+        let schemaVersion: Int?
+        let manifests: [AnyDecodable]?
+        let config: AnyDecodable?
+        let layers: [AnyDecodable]?
+    }
+
+    private struct AnyDecodable: Decodable {
+        init(from decoder: any Decoder) throws {}
+    }
+
+    /// Decodes a manifest or index and checks that it is what the descriptor said it is: the
+    /// embedded `mediaType` (when present) must equal the descriptor's, and an index must not carry
+    /// `config`/`layers` nor a manifest `manifests` (CVE-2021-41190).
+    static func decodeDocument<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], expected: MediaType, where place: String
+    ) throws(UnpackError) -> T {
+        let data = Data(bytes)
+        let probe: DocumentProbe
+        do {
+            probe = try JSONDecoder().decode(DocumentProbe.self, from: data)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is not valid JSON: \(describe(error))")
+        }
+        if let declared = probe.mediaType, declared != expected {
+            throw UnpackError(
+                .invalidImage,
+                "\(place) declares media type \(declared) but was referenced as \(expected)",
+                context: .init(mediaType: declared))
+        }
+        guard probe.schemaVersion == 2 else {
+            throw UnpackError(
+                .invalidImage,
+                "\(place) has schemaVersion \(probe.schemaVersion.map(String.init) ?? "missing"), expected 2")
+        }
+        switch expected.kind {
+        case .index:
+            guard probe.config == nil, probe.layers == nil else {
+                throw UnpackError(
+                    .invalidImage,
+                    "\(place) was referenced as an index but contains config/layers (a manifest posing as an index)")
+            }
+        case .manifest:
+            guard probe.manifests == nil else {
+                throw UnpackError(
+                    .invalidImage,
+                    "\(place) was referenced as a manifest but contains manifests (an index posing as a manifest)")
+            }
+        default:
+            break
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
+        }
+    }
+
+    private static func readSmallFile(_ path: String, limit: Int, what: String) throws(UnpackError) -> [UInt8] {
+        do {
+            let fd = try OwnedFD.openForReading(path)
+            guard let bytes = try fd.readAll(limit: limit) else {
+                throw UnpackError(.limitExceeded, "\(path) is larger than \(limit) bytes", context: .init(path: path))
+            }
+            return bytes
+        } catch let error as SystemError {
+            if error.code == .notFound {
+                throw UnpackError(
+                    .notFound, "\(path) is missing: not an OCI image layout (no \(what))",
+                    context: .init(path: path), underlying: error)
+            }
+            throw error.unpackError("\(path) cannot be read", context: .init(path: path))
+        } catch let error as UnpackError {
+            throw error
+        } catch {
+            throw UnpackError(.internal, "\(error)")
+        }
+    }
+
+    /// A decoding error as one line: what was wrong and where in the document.
+    static func describe(_ error: any Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "" : " at \(keys)"
+        }
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing field \"\(key.stringValue)\"\(path(context))"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "wrong type\(path(context)): \(context.debugDescription)"
+        case DecodingError.dataCorrupted(let context):
+            return "\(context.debugDescription)\(path(context))"
+        default:
+            return "\(error)"
+        }
+    }
+}

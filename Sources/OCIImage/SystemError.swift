@@ -1,0 +1,103 @@
+import Glibc
+
+/// A failed system call: its name, the errno, and the path it was about.
+public struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
+    public let call: String
+    public let errno: Int32
+    public let path: String?
+
+    public init(call: String, errno: Int32, path: String? = nil) {
+        self.call = call
+        self.errno = errno
+        self.path = path
+    }
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        if let path { return "\(call)(\(path)): \(reason)" }
+        return "\(call): \(reason)"
+    }
+
+    /// The `UnpackError.Code` a user should see for this errno.
+    public var code: UnpackError.Code {
+        switch errno {
+        case ENOENT, ENOTDIR: .notFound
+        case EACCES, EPERM, EROFS: .permissionDenied
+        default: .io
+        }
+    }
+
+    /// This error as an `UnpackError`, with `message` in front.
+    public func unpackError(_ message: String, context: UnpackError.Context = .init()) -> UnpackError {
+        UnpackError(code, "\(message): \(String(cString: strerror(errno)))", context: context, underlying: self)
+    }
+}
+
+/// Retries a system call on EINTR and turns -1 into a `SystemError`.
+@inline(__always)
+public func retryingSyscall<T: FixedWidthInteger>(
+    _ call: String, path: String? = nil, _ body: () -> T
+) throws(SystemError) -> T {
+    while true {
+        let result = body()
+        if result != -1 { return result }
+        let e = errno
+        if e == EINTR { continue }
+        throw SystemError(call: call, errno: e, path: path)
+    }
+}
+
+/// An open file descriptor that closes itself.
+public final class OwnedFD: Sendable {
+    public let rawValue: Int32
+
+    public init(_ rawValue: Int32) { self.rawValue = rawValue }
+
+    /// Opens `path` read-only.
+    public static func openForReading(_ path: String, flags: Int32 = 0) throws(SystemError) -> OwnedFD {
+        let fd = try retryingSyscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC | flags) }
+        return OwnedFD(fd)
+    }
+
+    deinit { close(rawValue) }
+
+    public func status() throws(SystemError) -> stat {
+        var st = Glibc.stat()
+        _ = try retryingSyscall("fstat") { fstat(rawValue, &st) }
+        return st
+    }
+
+    /// Reads up to `buffer.count` bytes; 0 means end of file.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        return try retryingSyscall("read") { Glibc.read(rawValue, base, buffer.count) }
+    }
+
+    /// Reads the whole file, refusing (with `nil`) one longer than `limit` bytes.
+    public func readAll(limit: Int) throws(SystemError) -> [UInt8]? {
+        var out: [UInt8] = []
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer { chunk.deallocate() }
+        while true {
+            let n = try read(into: chunk)
+            if n == 0 { return out }
+            if out.count + n > limit { return nil }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+}
+
+/// `stat(2)` of a path (following symlinks), or `nil` with the errno when it fails.
+public func fileStatus(_ path: String) -> Result<stat, SystemError> {
+    var st = stat()
+    while true {
+        if stat(path, &st) == 0 { return .success(st) }
+        if errno == EINTR { continue }
+        return .failure(SystemError(call: "stat", errno: errno, path: path))
+    }
+}
+
+extension stat {
+    public var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
+    public var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
+}

@@ -1,0 +1,109 @@
+/// The one error type of oci-unpack.
+///
+/// Every failure a user can cause (a bad reference, a missing blob, a hostile layer) is an
+/// `UnpackError` with a ``Code`` that maps to a documented exit code, one sentence of ``message``
+/// naming the thing at fault, and the ``context`` facts (digest, media type, layer index, path).
+public struct UnpackError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. Each code has its own documented exit code.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// A short stable name, used in `--json` output and logs.
+        public let name: String
+        /// The process exit code the CLI uses for this code.
+        public let exitCode: Int32
+
+        public init(name: String, exitCode: Int32) {
+            self.name = name
+            self.exitCode = exitCode
+        }
+
+        public var description: String { name }
+
+        /// Something unexpected inside oci-unpack itself.
+        public static let `internal` = Code(name: "internal", exitCode: 1)
+        /// A malformed argument: image reference, platform string, option value.
+        public static let invalidArgument = Code(name: "invalidArgument", exitCode: 64)
+        /// The image layout, a tag, or a blob does not exist.
+        public static let notFound = Code(name: "notFound", exitCode: 66)
+        /// No manifest in the image is for the requested platform.
+        public static let platformNotFound = Code(name: "platformNotFound", exitCode: 67)
+        /// No candidate manifest (or a required layer) uses media types oci-unpack can process.
+        public static let unsupportedMediaType = Code(name: "unsupportedMediaType", exitCode: 68)
+        /// A blob's content does not hash to its digest, or a layer's tar stream to its diff_id.
+        public static let digestMismatch = Code(name: "digestMismatch", exitCode: 69)
+        /// A blob's length differs from its descriptor's size.
+        public static let sizeMismatch = Code(name: "sizeMismatch", exitCode: 70)
+        /// The image's JSON documents are malformed or inconsistent with each other.
+        public static let invalidImage = Code(name: "invalidImage", exitCode: 71)
+        /// A layer's compressed or tar stream is corrupt or truncated.
+        public static let corruptLayer = Code(name: "corruptLayer", exitCode: 72)
+        /// A layer entry tried to leave the root filesystem.
+        public static let unsafePath = Code(name: "unsafePath", exitCode: 73)
+        /// The target bundle exists and is not empty (and `--force` was not given).
+        public static let bundleExists = Code(name: "bundleExists", exitCode: 74)
+        /// The operating system refused an operation for lack of privilege.
+        public static let permissionDenied = Code(name: "permissionDenied", exitCode: 77)
+        /// A configured resource limit was exceeded.
+        public static let limitExceeded = Code(name: "limitExceeded", exitCode: 75)
+        /// A system call failed for another reason (disk full, I/O error).
+        public static let io = Code(name: "io", exitCode: 76)
+        /// The run was interrupted by SIGINT or SIGTERM.
+        public static let interrupted = Code(name: "interrupted", exitCode: 130)
+
+        /// Every code, in the order the README documents them.
+        public static let all: [Code] = [
+            .internal, .invalidArgument, .notFound, .platformNotFound, .unsupportedMediaType,
+            .digestMismatch, .sizeMismatch, .invalidImage, .corruptLayer, .unsafePath, .bundleExists,
+            .limitExceeded, .io, .permissionDenied, .interrupted,
+        ]
+    }
+
+    /// Facts about where the failure happened; each is optional.
+    public struct Context: Sendable, Equatable {
+        public var digest: Digest?
+        public var mediaType: MediaType?
+        public var layerIndex: Int?
+        public var path: String?
+
+        public init(digest: Digest? = nil, mediaType: MediaType? = nil, layerIndex: Int? = nil, path: String? = nil) {
+            self.digest = digest
+            self.mediaType = mediaType
+            self.layerIndex = layerIndex
+            self.path = path
+        }
+    }
+
+    public var code: Code
+    /// One sentence for the user, naming the thing at fault.
+    public var message: String
+    public var context: Context
+    /// The lower-level error behind this one (a system error, a decoder error), if any.
+    public var underlying: (any Error & Sendable)?
+
+    public init(
+        _ code: Code, _ message: String, context: Context = Context(), underlying: (any Error & Sendable)? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.context = context
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        if let underlying {
+            return "\(message) (\(underlying))"
+        }
+        return message
+    }
+
+    /// Returns a copy with the layer index and other facts filled in where they were not yet known.
+    public func adding(
+        layerIndex: Int? = nil, digest: Digest? = nil, mediaType: MediaType? = nil, path: String? = nil
+    ) -> UnpackError {
+        var copy = self
+        copy.context.layerIndex = copy.context.layerIndex ?? layerIndex
+        copy.context.digest = copy.context.digest ?? digest
+        copy.context.mediaType = copy.context.mediaType ?? mediaType
+        copy.context.path = copy.context.path ?? path
+        return copy
+    }
+}

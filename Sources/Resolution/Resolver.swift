@@ -1,0 +1,296 @@
+import OCIImage
+
+/// What the user asked for besides the reference: a platform and an order of compressions.
+public struct ResolutionRequest: Sendable, Equatable {
+    public var platform: Platform
+    /// Most preferred first. A compression not listed ranks after every listed one.
+    public var compressionPreference: [LayerCompression]
+
+    public static let defaultCompressionPreference: [LayerCompression] = [.zstd, .gzip, .none]
+
+    public init(platform: Platform = .host, compressionPreference: [LayerCompression] = defaultCompressionPreference) {
+        self.platform = platform.normalized
+        self.compressionPreference = compressionPreference
+    }
+
+    /// Parses `--prefer-compression`: a comma-separated list of `zstd`, `gzip`, `none`.
+    public static func parseCompressionPreference(_ text: String) throws(UnpackError) -> [LayerCompression] {
+        var result: [LayerCompression] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let name = part.trimmingSpaces.lowercased()
+            let value: LayerCompression
+            switch name {
+            case "zstd": value = .zstd
+            case "gzip", "gz": value = .gzip
+            case "none", "uncompressed", "tar": value = .none
+            default:
+                throw UnpackError(
+                    .invalidArgument,
+                    "unknown compression \"\(name.truncatedForMessage)\" in --prefer-compression \"\(text.truncatedForMessage)\" (known: zstd, gzip, none)"
+                )
+            }
+            guard !result.contains(value) else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "compression \(value) is listed twice in --prefer-compression \"\(text.truncatedForMessage)\"")
+            }
+            result.append(value)
+        }
+        return result
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}
+
+/// Walks from a reference through indexes to one manifest, recording every candidate and why it was
+/// chosen or refused.
+public struct Resolver: Sendable {
+    public let layout: OCILayout
+
+    public init(layout: OCILayout) {
+        self.layout = layout
+    }
+
+    /// Resolves `reference` (whose layout must be this resolver's) for `request`.
+    public func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
+        var walk = Walk(layout: layout)
+        let roots = try selectRoots(reference, walk: &walk)
+        for root in roots {
+            try walk.expand(root.descriptor, via: [], selectedBy: root.how, depth: 0)
+        }
+        var candidates = walk.candidates
+        for i in candidates.indices {
+            try evaluate(&candidates[i], request: request)
+        }
+        let eligible = candidates.indices.filter { candidates[$0].decision == .eligible }
+        guard let best = eligible.min(by: { rankKey(candidates[$0], request) < rankKey(candidates[$1], request) })
+        else {
+            throw noChoiceError(reference, request: request, candidates: candidates)
+        }
+        let bestKey = rankKey(candidates[best], request)
+        for i in eligible where i != best {
+            candidates[i].decision = .passedOver(
+                reason: passOverReason(candidates[i], than: candidates[best], bestKey, request))
+        }
+        candidates[best].decision = .chosen
+        let chosen = candidates[best]
+        // evaluate() loaded these for every eligible candidate.
+        guard let manifest = chosen.manifest, let config = chosen.config else {
+            throw UnpackError(.internal, "chosen candidate \(chosen.descriptor.digest) was not loaded")
+        }
+        let layers = manifest.layers.enumerated().map { i, layer in
+            ResolvedImage.Layer(
+                index: i, descriptor: layer, compression: layer.mediaType.layerCompression ?? .none,
+                diffID: config.rootfs.diffIDs[i])
+        }
+        return ResolvedImage(
+            reference: reference.description, layoutPath: layout.path, request: request, steps: walk.steps,
+            candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
+            config: config, layers: layers)
+    }
+
+    // MARK: - Roots
+
+    private struct Root {
+        let descriptor: Descriptor
+        let how: String
+    }
+
+    private func selectRoots(_ reference: ImageReference, walk: inout Walk) throws(UnpackError) -> [Root] {
+        let entries = layout.index.manifests
+        switch reference.selector {
+        case .only:
+            if entries.count == 1, let only = entries.first {
+                return [Root(descriptor: only, how: "the only entry of index.json")]
+            }
+            if entries.isEmpty {
+                throw UnpackError(
+                    .notFound, "the image layout \(layout.path) has no images (index.json lists no manifests)")
+            }
+            throw UnpackError(
+                .invalidArgument,
+                "the image layout \(layout.path) holds \(entries.count) entries; name one: \(availableEntries())")
+        case .tag(let tag):
+            let tagged = entries.filter { $0.refName == tag }
+            guard !tagged.isEmpty else {
+                throw UnpackError(
+                    .notFound, "tag \"\(tag.truncatedForMessage)\" not found in \(layout.path); \(availableEntries())")
+            }
+            return tagged.map { Root(descriptor: $0, how: "tag \"\(tag)\" in index.json") }
+        case .digest(let digest):
+            if let entry = entries.first(where: { $0.digest == digest }) {
+                return [Root(descriptor: entry, how: "digest \(digest) in index.json")]
+            }
+            if let nested = try walk.findNested(digest, in: entries) {
+                return [Root(descriptor: nested, how: "digest \(digest) inside a nested index")]
+            }
+            let sniffed = try layout.sniffDescriptor(for: digest)
+            return [Root(descriptor: sniffed, how: "digest \(digest) (blob not listed in any index)")]
+        }
+    }
+
+    /// "available tags: a, b" or, without tags, the digests to select by.
+    private func availableEntries() -> String {
+        let tags = layout.index.manifests.compactMap(\.refName)
+        if !tags.isEmpty {
+            return "available tags: " + Array(Set(tags)).sorted().joined(separator: ", ")
+        }
+        let digests = layout.index.manifests.map { entry in
+            entry.platform.map { "@\(entry.digest) (\($0))" } ?? "@\(entry.digest)"
+        }
+        return "no entry has a tag; select one by digest: " + digests.joined(separator: ", ")
+    }
+
+    // MARK: - Evaluation
+
+    private func evaluate(_ candidate: inout Walk.Candidate, request: ResolutionRequest) throws(UnpackError) {
+        guard candidate.descriptor.mediaType.kind == .manifest else {
+            candidate.decision = .refused(
+                reason: "media type \(candidate.descriptor.mediaType) is not an image manifest",
+                code: .unsupportedMediaType)
+            return
+        }
+        if let platform = candidate.descriptor.platform {
+            candidate.platform = platform.normalized
+            candidate.platformSource = .descriptor
+        } else {
+            // No platform on the descriptor: the config says which platform the image is for.
+            guard try load(&candidate) else { return }
+            candidate.platform = candidate.config?.platform.normalized
+            candidate.platformSource = .config
+        }
+        guard let platform = candidate.platform, let rank = request.platform.matchRank(of: platform) else {
+            candidate.decision = .refused(
+                reason: "platform \(candidate.platform?.description ?? "unknown") does not match \(request.platform)",
+                code: .platformNotFound)
+            return
+        }
+        candidate.platformRank = rank
+        guard try load(&candidate), let manifest = candidate.manifest, let config = candidate.config else { return }
+        for (i, layer) in manifest.layers.enumerated() {
+            if let why = layer.mediaType.unprocessableReason {
+                candidate.decision = .refused(
+                    reason: "layer \(i) (\(layer.digest)) has media type \(layer.mediaType): \(why)",
+                    code: .unsupportedMediaType)
+                return
+            }
+        }
+        guard config.rootfs.diffIDs.count == manifest.layers.count else {
+            candidate.decision = .refused(
+                reason:
+                    "config \(manifest.config.digest) lists \(config.rootfs.diffIDs.count) diff_ids for \(manifest.layers.count) layers",
+                code: .invalidImage)
+            return
+        }
+        if let missing = manifest.layers.enumerated().first(where: { !layout.hasBlob($0.element.digest) }) {
+            candidate.decision = .refused(
+                reason: "layer \(missing.offset) blob \(missing.element.digest) is missing from the layout",
+                code: .notFound)
+            return
+        }
+        candidate.compression = CompressionClass(manifestDescriptor: candidate.descriptor, manifest: manifest)
+        candidate.decision = .eligible
+    }
+
+    /// Loads the candidate's manifest and config; a missing blob or an artifact (non-image) manifest
+    /// refuses the candidate, while corruption (wrong digest or size, invalid JSON) is an error.
+    private func load(_ candidate: inout Walk.Candidate) throws(UnpackError) -> Bool {
+        if candidate.manifest != nil, candidate.config != nil { return true }
+        do {
+            let manifest = try layout.manifest(candidate.descriptor)
+            candidate.manifest = manifest
+            candidate.config = try layout.config(manifest.config)
+            return true
+        } catch  where error.code == .notFound || error.code == .unsupportedMediaType {
+            candidate.decision = .refused(reason: error.message, code: error.code)
+            return false
+        }
+    }
+
+    // MARK: - Ranking
+
+    /// Best platform match, then the compression preference, then index order.
+    private struct RankKey: Comparable {
+        let platform: Int
+        let compression: [Int]
+        let position: Int
+
+        static func < (a: RankKey, b: RankKey) -> Bool {
+            if a.platform != b.platform { return a.platform < b.platform }
+            if a.compression != b.compression { return a.compression.lexicographicallyPrecedes(b.compression) }
+            return a.position < b.position
+        }
+    }
+
+    private func rankKey(_ candidate: Walk.Candidate, _ request: ResolutionRequest) -> RankKey {
+        RankKey(
+            platform: candidate.platformRank ?? Int.max,
+            compression: candidate.compression?.rankKey(in: request.compressionPreference) ?? [Int.max],
+            position: candidate.position)
+    }
+
+    private func passOverReason(
+        _ candidate: Walk.Candidate, than best: Walk.Candidate, _ bestKey: RankKey, _ request: ResolutionRequest
+    ) -> String {
+        let key = rankKey(candidate, request)
+        if key.platform != bestKey.platform {
+            return
+                "platform \(candidate.platform?.description ?? "?") is a weaker match for \(request.platform) than \(best.platform?.description ?? "?")"
+        }
+        if key.compression != bestKey.compression {
+            let order = request.compressionPreference.map(\.rawValue).joined(separator: ",")
+            return
+                "compression \(candidate.compression?.description ?? "?") ranks after \(best.compression?.description ?? "?") in the preference \(order)"
+        }
+        return "same platform and compression as \(best.descriptor.digest), which comes first in index order"
+    }
+
+    // MARK: - Errors
+
+    private func noChoiceError(
+        _ reference: ImageReference, request: ResolutionRequest, candidates: [Walk.Candidate]
+    ) -> UnpackError {
+        let manifests = candidates.filter { $0.descriptor.mediaType.kind == .manifest }
+        let matching = candidates.filter { $0.platformRank != nil }
+        if manifests.isEmpty {
+            return UnpackError(.platformNotFound, "\(reference) contains no image manifests")
+        }
+        if matching.isEmpty {
+            var seen: [String] = []
+            for c in manifests {
+                let name = c.platform?.description ?? "unknown"
+                if !seen.contains(name) { seen.append(name) }
+            }
+            return UnpackError(
+                .platformNotFound,
+                "no manifest for platform \(request.platform) in \(reference); available platforms: \(seen.joined(separator: ", "))"
+            )
+        }
+        let reasons = matching.map { c -> String in
+            if case .refused(let reason, _) = c.decision { return "\(c.descriptor.digest): \(reason)" }
+            return "\(c.descriptor.digest): not usable"
+        }
+        var code = UnpackError.Code.unsupportedMediaType
+        if case .refused(_, let first) = matching[0].decision,
+            !matching.contains(where: {
+                if case .refused(_, .unsupportedMediaType) = $0.decision { return true }
+                return false
+            })
+        {
+            code = first
+        }
+        let first = matching[0]
+        return UnpackError(
+            code,
+            "no usable manifest for platform \(request.platform) in \(reference): " + reasons.joined(separator: "; "),
+            context: .init(digest: first.descriptor.digest, mediaType: unprocessableMediaType(in: first)))
+    }
+
+    private func unprocessableMediaType(in candidate: Walk.Candidate) -> MediaType? {
+        candidate.manifest?.layers.first(where: { $0.mediaType.unprocessableReason != nil })?.mediaType
+    }
+}

@@ -1,0 +1,142 @@
+import OCIImage
+
+/// The traversal from the selected root descriptors through (possibly nested) indexes, collecting
+/// every manifest-level entry as a candidate in index order.
+struct Walk {
+    enum Decision: Equatable {
+        case pending
+        case eligible
+        case chosen
+        case passedOver(reason: String)
+        case refused(reason: String, code: UnpackError.Code)
+    }
+
+    struct Candidate {
+        let descriptor: Descriptor
+        /// The indexes this entry was reached through, outermost first.
+        let indexPath: [Digest]
+        /// Order of discovery: the tie-breaker ("the first matching entry SHOULD be used").
+        let position: Int
+        var platform: Platform?
+        var platformSource: ResolvedImage.PlatformSource?
+        var platformRank: Int?
+        var compression: CompressionClass?
+        var manifest: Manifest?
+        var config: ImageConfig?
+        var decision: Decision = .pending
+
+        var report: ResolvedImage.Candidate {
+            let (status, reason): (ResolvedImage.Candidate.Status, String?) =
+                switch decision {
+                case .chosen: (.chosen, nil)
+                case .passedOver(let why): (.passedOver, why)
+                case .refused(let why, _): (.refused, why)
+                case .pending, .eligible: (.refused, "not evaluated")
+                }
+            return ResolvedImage.Candidate(
+                digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size,
+                indexPath: indexPath, platform: platform, platformSource: platformSource,
+                compression: compression?.description, annotations: descriptor.annotations ?? [:],
+                status: status, reason: reason)
+        }
+    }
+
+    let layout: OCILayout
+    var candidates: [Candidate] = []
+    var steps: [ResolvedImage.Step] = []
+    private var visitedIndexes: Set<Digest> = []
+
+    init(layout: OCILayout) {
+        self.layout = layout
+    }
+
+    mutating func expand(_ descriptor: Descriptor, via path: [Digest], selectedBy how: String?, depth: Int)
+        throws(UnpackError)
+    {
+        if descriptor.mediaType.kind != .index {
+            if let how {
+                steps.append(.init(digest: descriptor.digest, mediaType: descriptor.mediaType, selectedBy: how))
+            }
+            candidates.append(Candidate(descriptor: descriptor, indexPath: path, position: candidates.count))
+            return
+        }
+        guard depth < layout.limits.maxIndexDepth else {
+            throw UnpackError(
+                .limitExceeded,
+                "indexes nest deeper than \(layout.limits.maxIndexDepth) levels at \(descriptor.digest)",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        guard visitedIndexes.insert(descriptor.digest).inserted else {
+            throw UnpackError(
+                .invalidImage, "index \(descriptor.digest) refers to itself (a cycle of indexes)",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        let index = try layout.index(descriptor)
+        steps.append(
+            .init(
+                digest: descriptor.digest, mediaType: descriptor.mediaType,
+                selectedBy: how ?? "nested in index \(path.last?.description ?? "index.json")",
+                entries: index.manifests.count))
+        for entry in index.manifests {
+            try expand(entry, via: path + [descriptor.digest], selectedBy: nil, depth: depth + 1)
+        }
+    }
+
+    /// Finds a manifest or index with `digest` anywhere below `entries` (a digest reference to one
+    /// platform's manifest inside a multi-platform index).
+    mutating func findNested(_ digest: Digest, in entries: [Descriptor]) throws(UnpackError) -> Descriptor? {
+        var queue = entries.filter { $0.mediaType.kind == .index && layout.hasBlob($0.digest) }
+        var seen: Set<Digest> = []
+        var depth = 0
+        while !queue.isEmpty, depth < layout.limits.maxIndexDepth {
+            var next: [Descriptor] = []
+            for descriptor in queue where seen.insert(descriptor.digest).inserted {
+                let index = try layout.index(descriptor)
+                if let hit = index.manifests.first(where: { $0.digest == digest }) { return hit }
+                next += index.manifests.filter { $0.mediaType.kind == .index && layout.hasBlob($0.digest) }
+            }
+            queue = next
+            depth += 1
+        }
+        return nil
+    }
+}
+
+/// The compression of a whole manifest, for ranking variants.
+///
+/// Variants are compared by their layers' media types: the one with fewer layers in the least
+/// preferred compression wins, then fewer in the next, and so on (so `zstd+none` beats `gzip+none`
+/// when zstd is preferred). The `io.github.containers.compression.zstd` annotation breaks what ties
+/// remain, before index order.
+struct CompressionClass: Equatable, CustomStringConvertible {
+    /// Layers per compression.
+    let counts: [LayerCompression: Int]
+    let annotatedZstd: Bool
+
+    init(manifestDescriptor: Descriptor, manifest: Manifest) {
+        var counts: [LayerCompression: Int] = [:]
+        for layer in manifest.layers {
+            counts[layer.mediaType.layerCompression ?? .none, default: 0] += 1
+        }
+        self.counts = counts
+        annotatedZstd = manifestDescriptor.annotations?[AnnotationKey.zstdCompression] == "true"
+    }
+
+    /// Smaller is better, compared lexicographically.
+    func rankKey(in preference: [LayerCompression]) -> [Int] {
+        func position(_ c: LayerCompression) -> Int { preference.firstIndex(of: c) ?? preference.count }
+        var perPosition = [Int](repeating: 0, count: preference.count + 1)
+        for (compression, n) in counts { perPosition[position(compression)] += n }
+        let best = counts.keys.map(position).min() ?? preference.count
+        return perPosition.reversed() + [annotatedZstd ? position(.zstd) : best]
+    }
+
+    var description: String {
+        let used = LayerCompression.allCases.filter { counts[$0] != nil }
+        switch used.count {
+        case 0: return "none"
+        case 1: return used[0].rawValue
+        default: return "mixed(" + used.map(\.rawValue).joined(separator: "+") + ")"
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OCIUnpack
+
+/// Options shared by every command that resolves an image.
+struct ResolutionOptions: ParsableArguments {
+    @Option(name: .long, help: "Platform as os/arch[/variant] (default: this machine's).")
+    var platform: String?
+
+    @Option(
+        name: .customLong("prefer-compression"),
+        help: "Order of preferred layer compressions among equal platform matches.")
+    var preferCompression: String = "zstd,gzip,none"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "warning"
+
+    func request() throws(UnpackError) -> ResolutionRequest {
+        let platform = try self.platform.map { (text) throws(UnpackError) in try Platform(parsing: text) } ?? .host
+        let preference = try ResolutionRequest.parseCompressionPreference(preferCompression)
+        return ResolutionRequest(platform: platform, compressionPreference: preference)
+    }
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown log level \"\(logLevel)\"")
+        }
+    }
+
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "oci-unpack")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        return logger
+    }
+}
+
+@main
+struct OCIUnpackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "oci-unpack",
+        abstract: "Unpack OCI images into runtime bundles, choosing platform and compression variant.",
+        version: "0.1.0",
+        subcommands: [Inspect.self]
+    )
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show how an image resolves: indexes walked, candidates, chosen manifest and layers.")
+
+    @OptionGroup var resolution: ResolutionOptions
+
+    @Flag(help: "Print the documented JSON object (docs/inspect-json.md) instead of text.")
+    var json = false
+
+    @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
+    var image: String
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            StreamLogHandler.standardError(label: label)
+        }
+        let unpacker = Unpacker(logger: resolution.makeLogger())
+        do {
+            let resolved = try unpacker.resolve(image, request: resolution.request())
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                let data = try encoder.encode(resolved)
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(InspectText.render(resolved), terminator: "")
+            }
+        } catch let error as UnpackError {
+            throw CLIFailure(error: error, json: json).report()
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import OCIUnpack
+
+/// The human-readable form of `oci-unpack inspect`.
+enum InspectText {
+    static func render(_ image: ResolvedImage) -> String {
+        var out = ""
+        func line(_ s: String = "") { out += s + "\n" }
+        line("image:      \(image.reference)")
+        line(
+            "requested:  \(image.request.platform), compression preference \(image.request.compressionPreference.map(\.rawValue).joined(separator: ","))"
+        )
+        line("path:")
+        for step in image.steps {
+            let entries = step.entries.map { ", \($0) entries" } ?? ""
+            line("  \(step.digest)  \(step.mediaType)\(entries)  (\(step.selectedBy))")
+        }
+        line("candidates:")
+        for c in image.candidates {
+            var facts = [c.platform?.description ?? "platform unknown"]
+            if let source = c.platformSource, source == .config { facts[0] += " (from config)" }
+            if let compression = c.compression { facts.append(compression) }
+            if c.annotations[AnnotationKey.zstdCompression] == "true" { facts.append("annotated zstd") }
+            line("  \(c.status.rawValue.padding(11))  \(c.digest)  \(facts.joined(separator: ", "))")
+            if let reason = c.reason { line("               \(reason)") }
+        }
+        line(
+            "manifest:   \(image.manifestDescriptor.digest)  \(image.manifestDescriptor.mediaType)  \(image.manifestDescriptor.size) bytes"
+        )
+        line(
+            "config:     \(image.manifest.config.digest)  \(image.manifest.config.mediaType)  \(image.manifest.config.size) bytes"
+        )
+        line("platform:   \(image.platform)")
+        line("layers:     \(image.layers.count)")
+        for layer in image.layers {
+            line("  [\(layer.index)] \(layer.descriptor.digest)")
+            line("      media type  \(layer.descriptor.mediaType)")
+            line("      compression \(layer.compression), \(layer.descriptor.size) bytes")
+            line("      diff_id     \(layer.diffID)")
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

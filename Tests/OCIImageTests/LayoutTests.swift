@@ -1,0 +1,159 @@
+import Foundation
+import OCIImage
+import Testing
+import UnpackTestSupport
+
+@Suite struct LayoutTests {
+    let tmp: TemporaryDirectory
+    let builder: LayoutBuilder
+
+    init() throws {
+        tmp = try TemporaryDirectory()
+        builder = try LayoutBuilder(path: tmp.path + "/layout")
+    }
+
+    func simpleImage() throws -> Descriptor {
+        var tar = TarBuilder()
+        tar.file("hello", "world")
+        let layer = try builder.layer(tar.bytes(), compression: .gzip)
+        return try builder.image(layers: [layer])
+    }
+
+    @Test func readsManifestAndConfig() throws {
+        let image = try simpleImage()
+        builder.tag(image, "latest")
+        try builder.write()
+        let layout = try OCILayout(path: builder.path)
+        #expect(layout.index.manifests.first?.refName == "latest")
+        let manifest = try layout.manifest(image)
+        #expect(manifest.layers.count == 1)
+        #expect(manifest.layers[0].mediaType == .ociLayerGzip)
+        let config = try layout.config(manifest.config)
+        #expect(config.platform == Platform(os: "linux", architecture: "amd64"))
+        #expect(config.rootfs.diffIDs.count == 1)
+    }
+
+    @Test func missingLayoutMarker() throws {
+        try FileManager.default.createDirectory(atPath: tmp.path + "/empty", withIntermediateDirectories: true)
+        let error = #expect(throws: UnpackError.self) { try OCILayout(path: tmp.path + "/empty") }
+        #expect(error?.code == .notFound)
+        #expect(error?.message.contains("oci-layout") == true)
+    }
+
+    @Test func missingDirectory() throws {
+        let error = #expect(throws: UnpackError.self) { try OCILayout(path: tmp.path + "/nope") }
+        #expect(error?.code == .notFound)
+        #expect(error?.message.contains(tmp.path + "/nope") == true)
+    }
+
+    @Test func invalidIndexJSON() throws {
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: builder.path + "/index.json"))
+        let error = #expect(throws: UnpackError.self) { try OCILayout(path: builder.path) }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("index.json") == true)
+    }
+
+    @Test func wrongLayoutVersion() throws {
+        try Data(#"{"imageLayoutVersion":"2.0.0"}"#.utf8).write(to: URL(fileURLWithPath: builder.path + "/oci-layout"))
+        builder.tag(try simpleImage(), "latest")
+        try builder.write()
+        let error = #expect(throws: UnpackError.self) { try OCILayout(path: builder.path) }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("2.0.0") == true)
+    }
+
+    @Test func corruptBlobNamesDigest() throws {
+        let image = try simpleImage()
+        builder.tag(image, "latest")
+        try builder.write()
+        let original = try Data(
+            contentsOf: URL(fileURLWithPath: builder.path + "/blobs/sha256/" + image.digest.encoded))
+        var tampered = Array(original)
+        tampered[tampered.count / 2] ^= 0x01
+        try builder.overwriteBlob(image.digest, with: tampered)
+        let layout = try OCILayout(path: builder.path)
+        let error = #expect(throws: UnpackError.self) { try layout.manifest(image) }
+        #expect(error?.code == .digestMismatch)
+        #expect(error?.context.digest == image.digest)
+        #expect(error?.message.contains(image.digest.description) == true)
+    }
+
+    @Test func sizeMismatchIsCheckedBeforeReading() throws {
+        var image = try simpleImage()
+        image.size += 1
+        builder.tag(image, "latest")
+        try builder.write()
+        let layout = try OCILayout(path: builder.path)
+        let error = #expect(throws: UnpackError.self) { try layout.manifest(image) }
+        #expect(error?.code == .sizeMismatch)
+        #expect(error?.message.contains("descriptor says \(image.size)") == true)
+    }
+
+    @Test func missingBlob() throws {
+        let image = try simpleImage()
+        try builder.removeBlob(image.digest)
+        builder.tag(image, "latest")
+        try builder.write()
+        let layout = try OCILayout(path: builder.path)
+        let error = #expect(throws: UnpackError.self) { try layout.manifest(image) }
+        #expect(error?.code == .notFound)
+        #expect(error?.message.contains("\(image.digest) is missing") == true)
+    }
+
+    @Test func indexPosingAsManifestIsRefused() throws {
+        // CVE-2021-41190: a document with `manifests` referenced through a manifest media type.
+        let inner = try simpleImage()
+        let index = try builder.json(Index(mediaType: nil, manifests: [inner]), mediaType: .ociIndex)
+        var posing = index
+        posing.mediaType = .ociManifest
+        let layout = try {
+            builder.tag(posing, "x"); try builder.write(); return try OCILayout(path: builder.path)
+        }()
+        let error = #expect(throws: UnpackError.self) { try layout.manifest(posing) }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("index posing as a manifest") == true)
+    }
+
+    @Test func embeddedMediaTypeMustAgree() throws {
+        let inner = try simpleImage()
+        let index = try builder.json(Index(mediaType: .ociIndex, manifests: [inner]), mediaType: .ociIndex)
+        var lying = index
+        lying.mediaType = .dockerManifestList
+        builder.tag(lying, "x")
+        try builder.write()
+        let layout = try OCILayout(path: builder.path)
+        let error = #expect(throws: UnpackError.self) { try layout.index(lying) }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("declares media type \(MediaType.ociIndex)") == true)
+    }
+
+    @Test func negativeSizeIsInvalid() throws {
+        let json =
+            #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:\#(String(repeating: "a", count: 64))","size":-1}]}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: builder.path + "/index.json"))
+        let error = #expect(throws: UnpackError.self) { try OCILayout(path: builder.path) }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("negative size") == true)
+    }
+
+    @Test func traversalDigestInIndexIsRejectedBeforeUse() throws {
+        let json =
+            #"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:../../../../../../etc/passwd","size":1}]}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: builder.path + "/index.json"))
+        let error = #expect(throws: UnpackError.self) { try OCILayout(path: builder.path) }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("invalid digest") == true)
+    }
+
+    @Test func artifactConfigIsNotAnImage() throws {
+        let config = try builder.blob(Array("{}".utf8), mediaType: "application/vnd.example.sbom.config+json")
+        let manifest = try builder.json(
+            Manifest(config: config, layers: []), mediaType: .ociManifest)
+        builder.tag(manifest, "sbom")
+        try builder.write()
+        let layout = try OCILayout(path: builder.path)
+        let error = #expect(throws: UnpackError.self) { try layout.manifest(manifest) }
+        #expect(error?.code == .unsupportedMediaType)
+        #expect(error?.message.contains("application/vnd.example.sbom.config+json") == true)
+    }
+}
