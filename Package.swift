@@ -33,10 +33,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(name: "LayerApply", dependencies: ["OCIImage", "LayerStream", "CShims"]),
+        .target(name: "Bundle", dependencies: ["OCIImage", "LayerApply"]),
         .target(
             name: "OCIUnpack",
             dependencies: [
-                "OCIImage", "Resolution", "LayerStream",
+                "OCIImage", "Resolution", "LayerStream", "LayerApply", "Bundle",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -5,7 +5,10 @@
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 dev_t CShims_makedev(uint32_t major, uint32_t minor) { return makedev(major, minor); }
@@ -32,3 +35,48 @@ int CShims_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, u
 }
 
 int CShims_errno(void) { return errno; }
+
+#include <signal.h>
+
+static volatile sig_atomic_t pending_signal = 0;
+
+static void record_signal(int signo) {
+    if (pending_signal == 0) {
+        pending_signal = signo;
+    }
+}
+
+int CShims_install_interrupt_handlers(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = record_signal;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
+    return 0;
+}
+
+int CShims_pending_interrupt(void) { return pending_signal; }
+
+void CShims_reset_interrupt_handlers(void) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+const int CShims_O_PATH = O_PATH;
+
+int CShims_fsetxattr(int fd, const char *name, const void *value, size_t size) {
+    return fsetxattr(fd, name, value, size, 0);
+}
+
+int CShims_lsetxattr(const char *path, const char *name, const void *value, size_t size) {
+    return lsetxattr(path, name, value, size, 0);
+}
+
+int CShims_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_EXCHANGE);
+}
+
+long CShims_lgetxattr(const char *path, const char *name, void *value, size_t size) {
+    return (long)lgetxattr(path, name, value, size);
+}

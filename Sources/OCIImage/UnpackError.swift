@@ -88,11 +88,17 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
+    /// The message followed by the context facts it does not already name, e.g.
+    /// `… [layer 2, blob sha256:…, media type …+zstd, entry etc/passwd]`.
     public var description: String {
-        if let underlying {
-            return "\(message) (\(underlying))"
+        var facts: [String] = []
+        if let layer = context.layerIndex, !message.contains("layer \(layer)") { facts.append("layer \(layer)") }
+        if let digest = context.digest, !message.contains(digest.description) { facts.append("blob \(digest)") }
+        if let mediaType = context.mediaType, !message.contains(mediaType.rawValue) {
+            facts.append("media type \(mediaType)")
         }
-        return message
+        if let path = context.path, !message.contains(path) { facts.append("entry \(path)") }
+        return facts.isEmpty ? message : "\(message) [\(facts.joined(separator: ", "))]"
     }
 
     /// Returns a copy with the layer index and other facts filled in where they were not yet known.

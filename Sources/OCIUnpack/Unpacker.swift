@@ -1,4 +1,5 @@
 import Logging
+@_exported import LayerApply
 @_exported import OCIImage
 @_exported import Resolution
 

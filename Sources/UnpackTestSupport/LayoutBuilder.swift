@@ -73,6 +73,12 @@ public final class LayoutBuilder {
         return Layer(descriptor: try blob(bytes, mediaType: type), diffID: Digest.of(tar))
     }
 
+    /// A layer whose blob bytes are given as they are (multi-member gzip, skippable frames, corrupt
+    /// streams), with the media type to declare and the diff_id of `tar`.
+    public func layer(tar: [UInt8], blob bytes: [UInt8], mediaType: MediaType) throws -> Layer {
+        Layer(descriptor: try blob(bytes, mediaType: mediaType), diffID: Digest.of(tar))
+    }
+
     public static func layerMediaType(_ compression: LayerCompression, style: LayerStyle) -> MediaType {
         switch (style, compression) {
         case (.oci, .none): .ociLayer

@@ -41,7 +41,7 @@ struct OCIUnpackCommand: ParsableCommand {
         commandName: "oci-unpack",
         abstract: "Unpack OCI images into runtime bundles, choosing platform and compression variant.",
         version: "0.1.0",
-        subcommands: [Inspect.self]
+        subcommands: [Unpack.self, Inspect.self]
     )
 }
 
@@ -74,6 +74,60 @@ struct Inspect: ParsableCommand {
             }
         } catch let error as UnpackError {
             throw CLIFailure(error: error, json: json).report()
+        }
+    }
+}
+
+struct Unpack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Unpack an image's layers, verified and in order, into BUNDLE/rootfs.",
+        discussion: """
+            The bundle is built in a hidden staging directory beside BUNDLE and renamed into place only \
+            when every layer verified and applied; on any error or on SIGINT/SIGTERM nothing is left.
+            """)
+
+    @OptionGroup var resolution: ResolutionOptions
+
+    @Flag(help: "Replace an existing non-empty BUNDLE (only after the new one is complete).")
+    var force = false
+
+    @Flag(name: .shortAndLong, help: "No progress output.")
+    var quiet = false
+
+    @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
+    var image: String
+
+    @Argument(help: "The bundle directory to create (BUNDLE/rootfs).")
+    var bundle: String
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            StreamLogHandler.standardError(label: label)
+        }
+        Interrupts.install()
+        let logger = resolution.makeLogger()
+        let unpacker = Unpacker(logger: logger)
+        let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
+        let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
+        var options = UnpackOptions(force: force, apply: ApplyOptions(warn: warn))
+        if let progress {
+            options.progress = { progress.update($0) }
+        }
+        let request = try resolution.request()
+        let outcome = Result { () throws(UnpackError) in
+            try unpacker.unpack(image, into: bundle, request: request, options: options)
+        }
+        progress?.finish()
+        switch outcome {
+        case .success(let result):
+            if !quiet {
+                let entries = result.entries.reduce(0, +)
+                print(
+                    "unpacked \(result.image.reference) (\(result.image.platform), manifest \(result.image.manifestDescriptor.digest)) into \(result.rootfs): \(result.image.layers.count) layers, \(entries) entries"
+                )
+            }
+        case .failure(let error):
+            throw CLIFailure(error: error, json: false).report()
         }
     }
 }

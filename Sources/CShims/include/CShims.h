@@ -19,7 +19,28 @@ extern const uint64_t CShims_RESOLVE_BENEATH;
 /// (ENOSYS on kernels older than 5.6).
 int CShims_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
+/// O_PATH, which Glibc's Swift overlay does not export (it needs _GNU_SOURCE).
+extern const int CShims_O_PATH;
+
+/// fsetxattr(2) and lsetxattr(2); <sys/xattr.h> is not part of the Glibc module.
+int CShims_fsetxattr(int fd, const char *name, const void *value, size_t size);
+int CShims_lsetxattr(const char *path, const char *name, const void *value, size_t size);
+
+/// lgetxattr(2): the value's length, or -1 with errno.
+long CShims_lgetxattr(const char *path, const char *name, void *value, size_t size);
+
+/// renameat2(2) with RENAME_EXCHANGE: swaps two paths atomically. Returns 0 or -1 with errno.
+int CShims_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
 /// The errno of the calling thread, read and written without Glibc's overlay.
 int CShims_errno(void);
+
+/// Installs SIGINT/SIGTERM handlers that only record the signal (async-signal-safe), so that the
+/// unpacker can stop between entries and clean up. Returns 0, or -1 with errno.
+int CShims_install_interrupt_handlers(void);
+/// The first recorded signal number, or 0.
+int CShims_pending_interrupt(void);
+/// Restores the default actions (used before re-raising a signal).
+void CShims_reset_interrupt_handlers(void);
 
 #endif

@@ -1,0 +1,97 @@
+import Foundation
+import Glibc
+import LayerApply
+import OCIImage
+
+/// A bundle under construction: a hidden staging directory beside the target, published by one
+/// rename only when everything succeeded, and removed on any failure.
+///
+/// Staging directories are named `.NAME.oci-unpack-PID-RANDOM`; those left by a process that no
+/// longer runs (killed with SIGKILL) are removed by the next run for the same target.
+public final class BundleStaging {
+    public let target: String
+    public let staging: String
+    public var rootfs: String { staging + "/rootfs" }
+    private var published = false
+
+    /// Checks the target and creates the staging directory with an empty `rootfs/`.
+    public init(target: String, force: Bool) throws(UnpackError) {
+        let trimmed = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
+        self.target = trimmed
+        let parent = (trimmed as NSString).deletingLastPathComponent.isEmpty ? "." : (trimmed as NSString).deletingLastPathComponent
+        let name = (trimmed as NSString).lastPathComponent
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw UnpackError(.invalidArgument, "bundle path \(target) does not name a directory to create")
+        }
+        switch fileStatus(parent) {
+        case .success(let st) where st.isDirectory: break
+        case .success: throw UnpackError(.notFound, "the parent of bundle \(trimmed) is not a directory", context: .init(path: parent))
+        case .failure(let error): throw error.unpackError("the parent of bundle \(trimmed) cannot be used", context: .init(path: parent))
+        }
+        if case .success(let st) = fileStatus(trimmed) {
+            guard st.isDirectory else {
+                throw UnpackError(.bundleExists, "bundle \(trimmed) exists and is not a directory", context: .init(path: trimmed))
+            }
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: trimmed)) ?? []
+            if !contents.isEmpty && !force {
+                throw UnpackError(
+                    .bundleExists, "bundle \(trimmed) exists and is not empty (use --force to replace it)",
+                    context: .init(path: trimmed))
+            }
+        }
+        Self.removeStale(parent: parent, name: name)
+        let random = String(UInt64.random(in: 0..<UInt64.max), radix: 36)
+        staging = "\(parent)/.\(name).oci-unpack-\(getpid())-\(random)"
+        guard mkdir(staging, 0o700) == 0 else {
+            throw SystemError(call: "mkdir", errno: errno, path: staging)
+                .unpackError("cannot create staging directory \(staging)", context: .init(path: staging))
+        }
+        guard mkdir(staging + "/rootfs", 0o755) == 0 else {
+            let error = SystemError(call: "mkdir", errno: errno, path: staging + "/rootfs")
+            discard()
+            throw error.unpackError("cannot create \(staging)/rootfs", context: .init(path: staging))
+        }
+    }
+
+    /// Moves the staging directory to the target: a rename when there is none, an atomic exchange
+    /// (then removal of the old one) when it exists.
+    public func publish() throws(UnpackError) {
+        if rename(staging, target) == 0 {
+            published = true
+            return
+        }
+        let renameError = errno
+        guard renameError == EEXIST || renameError == ENOTEMPTY else {
+            throw SystemError(call: "rename", errno: renameError, path: target)
+                .unpackError("cannot move the bundle into \(target)", context: .init(path: target))
+        }
+        do {
+            try exchangePaths(staging, target)
+        } catch {
+            throw error.unpackError("cannot replace bundle \(target)", context: .init(path: target))
+        }
+        published = true
+        // The staging path now holds the old bundle.
+        try? removeDirectoryTree(staging)
+    }
+
+    /// Removes the staging directory (after a failure).
+    public func discard() {
+        guard !published else { return }
+        try? removeDirectoryTree(staging)
+    }
+
+    deinit { discard() }
+
+    private static func removeStale(parent: String, name: String) {
+        let prefix = ".\(name).oci-unpack-"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for entry in entries where entry.hasPrefix(prefix) {
+            let rest = entry.dropFirst(prefix.count)
+            guard let pid = rest.split(separator: "-").first.flatMap({ Int32($0) }) else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                try? removeDirectoryTree("\(parent)/\(entry)")
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+import Glibc
+import LayerStream
+import OCIImage
+
+/// How entries are applied.
+public struct ApplyOptions: Sendable {
+    /// Restore uid/gid (lchown). Default: when running as root. Without it, ownership is skipped
+    /// with one warning per layer.
+    public var preserveOwnership: Bool
+    /// Use the userspace in-root resolver even where openat2 exists (tests).
+    public var forceUserspaceResolver: Bool
+    /// Receives warnings (skipped devices, unsupported xattrs, libarchive warnings).
+    public var warn: @Sendable (String) -> Void
+
+    public init(
+        preserveOwnership: Bool = geteuid() == 0, forceUserspaceResolver: Bool = false,
+        warn: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.preserveOwnership = preserveOwnership
+        self.forceUserspaceResolver = forceUserspaceResolver
+        self.warn = warn
+    }
+}
+
+/// Applies tar layers, in order, onto a root filesystem directory with the layer.md semantics:
+/// whiteouts and opaque markers hide only what lower layers made, an existing directory keeps its
+/// children when a directory entry lands on it, and any other collision replaces the old path.
+///
+/// Every path is resolved inside the root (see `RootDirectory`); the last component is never
+/// followed, and every metadata call works on an fd or with AT_SYMLINK_NOFOLLOW.
+public final class Applier {
+    public let root: RootDirectory
+    private let options: ApplyOptions
+    /// Called between entries; throws to stop (interrupts).
+    private let checkpoint: () throws(UnpackError) -> Void
+
+    public init(
+        rootPath: String, options: ApplyOptions = .init(),
+        checkpoint: @escaping () throws(UnpackError) -> Void = {}
+    ) throws(UnpackError) {
+        root = try RootDirectory(path: rootPath, forceUserspaceResolver: options.forceUserspaceResolver)
+        self.options = options
+        self.checkpoint = checkpoint
+    }
+
+    /// Applies every entry of `reader`; returns the number of entries. `onEntry` runs after each.
+    @discardableResult
+    public func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
+        var layer = LayerState()
+        var count = 0
+        while let entry = try reader.next() {
+            try checkpoint()
+            onEntry?()
+            count += 1
+            do {
+                try apply(entry, reader: reader, layer: &layer)
+            } catch let error as SystemError {
+                throw systemFailure(error, entry: entry)
+            } catch let error as UnpackError {
+                throw error.adding(path: entry.displayPath)
+            } catch {
+                throw UnpackError(.internal, "\(error)", context: .init(path: entry.displayPath))
+            }
+        }
+        do {
+            try finish(&layer)
+        } catch {
+            throw error.unpackError("restoring directory times failed")
+        }
+        return count
+    }
+
+    // MARK: - Per-layer state
+
+    private struct LayerState {
+        /// Non-directory paths this layer created: whiteouts of this layer never touch them.
+        var paths: Set<[UInt8]> = []
+        /// Directories this layer listed, and every ancestor of its paths: whiteouts descend into
+        /// them and remove only what lower layers put there.
+        var directories: Set<[UInt8]> = []
+        /// Directory times, set after all entries (children change a directory's mtime).
+        var directoryTimes: [(EntryPath, timespec, timespec)] = []
+        var warnedOwnership = false
+
+        mutating func record(_ path: EntryPath, isDirectory: Bool) {
+            if isDirectory {
+                directories.insert(path.key)
+            } else {
+                paths.insert(path.key)
+            }
+            var ancestor = path.parent
+            while !ancestor.isRoot {
+                guard directories.insert(ancestor.key).inserted else { break }
+                ancestor = ancestor.parent
+            }
+        }
+
+        func spares(_ key: [UInt8]) -> Bool { paths.contains(key) }
+        func holdsLayerContent(_ key: [UInt8]) -> Bool { directories.contains(key) }
+    }
+
+    // MARK: - Entries
+
+    private static let whiteoutPrefix = Array(".wh.".utf8)
+    private static let opaqueMarker = Array(".wh..wh..opq".utf8)
+    private static let aufsMetaPrefix = Array(".wh..wh.".utf8)
+
+    private func apply(_ entry: TarEntry, reader: TarReader, layer: inout LayerState) throws {
+        let path = EntryPath(cleaning: entry.path)
+        let name = path.name
+        if name.starts(with: Self.whiteoutPrefix) {
+            try applyWhiteout(path, entry: entry, layer: &layer)
+            return
+        }
+        if path.isRoot {
+            guard entry.kind == .directory else {
+                throw UnpackError(
+                    .unsafePath, "tar entry \(entry.displayPath) would replace the root directory",
+                    context: .init(path: entry.displayPath))
+            }
+            let dir = try OwnedFD(retryingSyscall("openat") { openat(root.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
+            try setMetadata(fd: dir.rawValue, entry: entry, layer: &layer)
+            layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
+            return
+        }
+        let parent = try root.openDirectory(path.parent, create: true)
+        switch entry.kind {
+        case .directory:
+            try makeDirectory(parent, name, entry: entry, layer: &layer)
+            layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
+        case .regular:
+            try Tree.remove(in: parent.rawValue, name)
+            try writeFile(parent, name, entry: entry, reader: reader, layer: &layer)
+        case .symlink:
+            try Tree.remove(in: parent.rawValue, name)
+            let rc = entry.linkTarget.withCString { target in name.withCString { symlinkat(target, parent.rawValue, $0) } }
+            if rc != 0 { throw SystemError(call: "symlinkat", errno: errno, path: entry.displayPath) }
+            try setMetadata(parent: parent, name, entry: entry, layer: &layer)
+        case .hardlink:
+            try makeHardlink(parent, name, entry: entry)
+        case .characterDevice, .blockDevice, .fifo:
+            try Tree.remove(in: parent.rawValue, name)
+            let type: mode_t = entry.kind == .fifo ? S_IFIFO : entry.kind == .blockDevice ? S_IFBLK : S_IFCHR
+            let device = entry.kind == .fifo ? 0 : CSys.makedev(entry.deviceMajor, entry.deviceMinor)
+            let rc = name.withCString { mknodat(parent.rawValue, $0, type | mode_t(entry.mode & 0o777), device) }
+            if rc != 0 {
+                if errno == EPERM && geteuid() != 0 {
+                    options.warn("skipping device \(entry.displayPath): creating devices needs root")
+                    return
+                }
+                throw SystemError(call: "mknodat", errno: errno, path: entry.displayPath)
+            }
+            try setMetadata(parent: parent, name, entry: entry, layer: &layer)
+        case .socket:
+            options.warn("skipping socket \(entry.displayPath): sockets cannot be unpacked")
+            return
+        }
+        layer.record(path, isDirectory: entry.kind == .directory)
+    }
+
+    private func makeDirectory(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, layer: inout LayerState) throws {
+        var st = stat()
+        let exists = name.withCString { fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+        if !exists || (st.st_mode & S_IFMT) != S_IFDIR {
+            // An existing directory keeps its children; anything else in the way is replaced.
+            if exists { try Tree.remove(in: parent.rawValue, name) }
+            if name.withCString({ mkdirat(parent.rawValue, $0, 0o700) }) != 0 {
+                throw SystemError(call: "mkdirat", errno: errno, path: entry.displayPath)
+            }
+        }
+        let fd = name.withCString { openat(parent.rawValue, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: entry.displayPath) }
+        let dir = OwnedFD(fd)
+        try setMetadata(fd: dir.rawValue, entry: entry, layer: &layer)
+    }
+
+    private func writeFile(
+        _ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, reader: TarReader, layer: inout LayerState
+    ) throws {
+        let fd = name.withCString { openat(parent.rawValue, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: entry.displayPath) }
+        let file = OwnedFD(fd)
+        var end: Int64 = 0
+        try reader.readData { (block, offset) throws(UnpackError) in
+            var written = 0
+            while written < block.count {
+                let n = pwrite(file.rawValue, block.baseAddress! + written, block.count - written, off_t(offset) + off_t(written))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw SystemError(call: "write", errno: errno, path: entry.displayPath)
+                        .unpackError("writing \(entry.displayPath) failed", context: .init(path: entry.displayPath))
+                }
+                written += n
+            }
+            end = max(end, offset + Int64(block.count))
+        }
+        if end < entry.size {
+            // A sparse file ending in a hole.
+            if ftruncate(file.rawValue, off_t(entry.size)) != 0 {
+                throw SystemError(call: "ftruncate", errno: errno, path: entry.displayPath)
+            }
+        }
+        try setMetadata(fd: file.rawValue, entry: entry, layer: &layer)
+        var times = [entry.atime ?? entry.mtime, entry.mtime]
+        if futimens(file.rawValue, &times) != 0 { throw SystemError(call: "futimens", errno: errno, path: entry.displayPath) }
+    }
+
+    private func makeHardlink(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry) throws {
+        let targetPath = EntryPath(cleaning: entry.linkTarget)
+        let targetDisplay = String(decoding: entry.linkTarget, as: UTF8.self)
+        guard !targetPath.isRoot else {
+            throw UnpackError(.unsafePath, "hardlink \(entry.displayPath) points at the root directory",
+                context: .init(path: entry.displayPath))
+        }
+        guard let targetParent = try root.openExistingDirectory(targetPath.parent) else {
+            throw UnpackError(.corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
+                context: .init(path: entry.displayPath))
+        }
+        var target = stat()
+        guard targetPath.name.withCString({ fstatat(targetParent.rawValue, $0, &target, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+            throw UnpackError(.corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
+                context: .init(path: entry.displayPath))
+        }
+        guard (target.st_mode & S_IFMT) != S_IFDIR else {
+            throw UnpackError(.corruptLayer, "hardlink \(entry.displayPath) points at directory \(targetDisplay)",
+                context: .init(path: entry.displayPath))
+        }
+        var existing = stat()
+        if name.withCString({ fstatat(parent.rawValue, $0, &existing, AT_SYMLINK_NOFOLLOW) }) == 0 {
+            if existing.st_ino == target.st_ino && existing.st_dev == target.st_dev { return }
+            try Tree.remove(in: parent.rawValue, name)
+        }
+        // Flags 0: a hardlink to a symlink links the symlink itself.
+        let rc = targetPath.name.withCString { t in name.withCString { linkat(targetParent.rawValue, t, parent.rawValue, $0, 0) } }
+        if rc != 0 { throw SystemError(call: "linkat", errno: errno, path: entry.displayPath) }
+    }
+
+    // MARK: - Whiteouts
+
+    private func applyWhiteout(_ path: EntryPath, entry: TarEntry, layer: inout LayerState) throws {
+        let name = path.name
+        if name == Self.opaqueMarker {
+            // Hide every child of the directory that came from lower layers, wherever the marker
+            // stands among this layer's entries.
+            let directory = path.parent
+            let dir = try root.openDirectory(directory, create: true)
+            layer.record(directory, isDirectory: true)
+            for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
+                try removeLower(in: dir, child, key: directory.appending(child).key, layer: layer)
+            }
+            return
+        }
+        if name.starts(with: Self.aufsMetaPrefix) {
+            options.warn("ignoring aufs metadata entry \(entry.displayPath)")
+            return
+        }
+        let hidden = Array(name.dropFirst(Self.whiteoutPrefix.count))
+        if hidden.isEmpty || hidden == Array(".".utf8) || hidden == Array("..".utf8) {
+            throw UnpackError(.unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
+        }
+        let target = path.parent.appending(hidden)
+        if layer.spares(target.key) { return }
+        guard let parent = try root.openExistingDirectory(path.parent) else {
+            return  // Nothing below a missing directory to hide.
+        }
+        try removeLower(in: parent, hidden, key: target.key, layer: layer)
+    }
+
+    /// Removes `name` unless this layer made it; a directory holding this layer's entries loses
+    /// only its lower-layer children.
+    private func removeLower(in parent: OwnedFD, _ name: [UInt8], key: [UInt8], layer: LayerState) throws {
+        if layer.spares(key) { return }
+        if layer.holdsLayerContent(key) {
+            let fd = name.withCString { openat(parent.rawValue, $0, CSys.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            if fd >= 0 {
+                let dir = OwnedFD(fd)
+                for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
+                    try removeLower(in: dir, child, key: key + [UInt8(ascii: "/")] + child, layer: layer)
+                }
+                return
+            }
+        }
+        try Tree.remove(in: parent.rawValue, name)
+    }
+
+    // MARK: - Metadata
+
+    /// Ownership, then mode (chown clears setuid/setgid), then xattrs (chown clears
+    /// security.capability), on an open fd.
+    private func setMetadata(fd: Int32, entry: TarEntry, layer: inout LayerState) throws {
+        if try ownershipAllowed(entry, layer: &layer) {
+            if fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) != 0 {
+                throw SystemError(call: "fchown", errno: errno, path: entry.displayPath)
+            }
+        }
+        if fchmod(fd, mode_t(entry.mode)) != 0 { throw SystemError(call: "fchmod", errno: errno, path: entry.displayPath) }
+        for (name, value) in entry.xattrs {
+            let rc = value.withUnsafeBytes { CSys.fsetxattr(fd, name, $0) }
+            if rc != 0 { try xattrFailed(name, entry: entry) }
+        }
+    }
+
+    /// The same for entries that cannot be opened (symlinks, devices, FIFOs): every call names the
+    /// entry relative to its parent and does not follow it.
+    private func setMetadata(parent: OwnedFD, _ name: [UInt8], entry: TarEntry, layer: inout LayerState) throws {
+        if try ownershipAllowed(entry, layer: &layer) {
+            let rc = name.withCString { fchownat(parent.rawValue, $0, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) }
+            if rc != 0 { throw SystemError(call: "lchown", errno: errno, path: entry.displayPath) }
+        }
+        if entry.kind != .symlink {
+            let rc = name.withCString { fchmodat(parent.rawValue, $0, mode_t(entry.mode), AT_SYMLINK_NOFOLLOW) }
+            if rc != 0 { throw SystemError(call: "fchmodat", errno: errno, path: entry.displayPath) }
+        }
+        if !entry.xattrs.isEmpty {
+            // lsetxattr has no *at form: name the entry through the parent's /proc fd link, which
+            // is a real directory, and lsetxattr does not follow the last component.
+            let procPath = Array("/proc/self/fd/\(parent.rawValue)/".utf8) + name
+            for (xattr, value) in entry.xattrs {
+                let rc = procPath.withCString { p in value.withUnsafeBytes { CSys.lsetxattr(p, xattr, $0) } }
+                if rc != 0 { try xattrFailed(xattr, entry: entry) }
+            }
+        }
+        var times = [entry.atime ?? entry.mtime, entry.mtime]
+        let rc = name.withCString { utimensat(parent.rawValue, $0, &times, AT_SYMLINK_NOFOLLOW) }
+        if rc != 0 { throw SystemError(call: "utimensat", errno: errno, path: entry.displayPath) }
+    }
+
+    private func ownershipAllowed(_ entry: TarEntry, layer: inout LayerState) throws -> Bool {
+        guard entry.uid >= 0, entry.uid < Int64(UInt32.max), entry.gid >= 0, entry.gid < Int64(UInt32.max) else {
+            throw UnpackError(.corruptLayer, "tar entry \(entry.displayPath) has invalid owner \(entry.uid):\(entry.gid)",
+                context: .init(path: entry.displayPath))
+        }
+        if options.preserveOwnership { return true }
+        if !layer.warnedOwnership {
+            layer.warnedOwnership = true
+            options.warn("not running as root: file ownership from the image is not restored")
+        }
+        return false
+    }
+
+    private func xattrFailed(_ name: String, entry: TarEntry) throws {
+        let e = errno
+        if e == ENOTSUP || e == EOPNOTSUPP || (e == EPERM && (geteuid() != 0 || entry.kind == .symlink)) {
+            options.warn("xattr \(name) on \(entry.displayPath) not restored: \(String(cString: strerror(e)))")
+            return
+        }
+        throw SystemError(call: "setxattr \(name)", errno: e, path: entry.displayPath)
+    }
+
+    private func finish(_ layer: inout LayerState) throws(SystemError) {
+        for (path, atime, mtime) in layer.directoryTimes.reversed() {
+            var times = [atime, mtime]
+            if path.isRoot {
+                if utimensat(root.fd.rawValue, ".", &times, 0) != 0 { throw SystemError(call: "utimensat", errno: errno, path: "/") }
+                continue
+            }
+            guard let parent = try root.openExistingDirectory(path.parent) else {
+                continue  // Removed later in the same layer.
+            }
+            let rc = path.name.withCString { utimensat(parent.rawValue, $0, &times, AT_SYMLINK_NOFOLLOW) }
+            if rc != 0 && errno != ENOENT { throw SystemError(call: "utimensat", errno: errno, path: path.description) }
+        }
+        layer.directoryTimes.removeAll()
+    }
+
+    private func systemFailure(_ error: SystemError, entry: TarEntry) -> UnpackError {
+        let context = UnpackError.Context(path: entry.displayPath)
+        switch error.errno {
+        case ELOOP:
+            return UnpackError(.unsafePath, "resolving tar entry \(entry.displayPath) met too many symlinks", context: context, underlying: error)
+        case ENOTDIR:
+            return UnpackError(.corruptLayer, "tar entry \(entry.displayPath): a parent is not a directory (\(error))", context: context, underlying: error)
+        case EXDEV:
+            return UnpackError(.unsafePath, "tar entry \(entry.displayPath) resolves outside the root filesystem", context: context, underlying: error)
+        default:
+            return error.unpackError("applying tar entry \(entry.displayPath) failed (\(error.call))", context: context)
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Glibc
+import OCIImage
+
+/// The root filesystem being built, held as a directory fd. Every path is resolved from this fd
+/// with symlinks interpreted inside it (as if it were `/`): openat2 with RESOLVE_IN_ROOT, or an
+/// equivalent component-by-component walk where openat2 is missing.
+public final class RootDirectory {
+    public let fd: OwnedFD
+    public let path: String
+    /// Whether to use openat2 (false forces the userspace resolver; tests use it to cover both).
+    public private(set) var useOpenat2: Bool
+    /// Symlinks followed in one resolution before ELOOP (the kernel's limit is 40 too).
+    public let maxSymlinks = 40
+
+    public init(path: String, forceUserspaceResolver: Bool = false) throws(UnpackError) {
+        self.path = path
+        do throws(SystemError) {
+            fd = try OwnedFD(retryingSyscall("open", path: path) { open(path, CSys.O_PATH | O_DIRECTORY | O_CLOEXEC) })
+        } catch {
+            throw error.unpackError("cannot open root filesystem \(path)", context: .init(path: path))
+        }
+        useOpenat2 = !forceUserspaceResolver
+        if useOpenat2 {
+            let probe = CSys.openat2(fd.rawValue, ".", flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC, resolve: CSys.resolveInRoot)
+            if probe >= 0 {
+                close(probe)
+            } else if errno == ENOSYS || errno == EPERM {
+                // No openat2 (kernel < 5.6, or a seccomp filter that refuses it).
+                useOpenat2 = false
+            }
+        }
+    }
+
+    /// Opens the directory at `path` (CSys.O_PATH), creating missing components as 0755 directories when
+    /// `create` is set. Symlinks on the way are followed inside the root.
+    public func openDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
+        if path.isRoot {
+            return try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+        }
+        if useOpenat2 {
+            do {
+                return try openat2Directory(path.key)
+            } catch where error.errno == ENOENT && create {
+                // Create the missing components one by one, each resolved again in the root.
+                var prefix = EntryPath(components: [])
+                var current = try openDirectory(prefix, create: false)
+                for component in path.components {
+                    prefix = prefix.appending(component)
+                    do {
+                        current = try openat2Directory(prefix.key)
+                    } catch where error.errno == ENOENT {
+                        try makeDirectory(current, component)
+                        current = try openat2Directory(prefix.key)
+                    }
+                }
+                return current
+            }
+        }
+        return try walk(path, create: create)
+    }
+
+    /// `openDirectory` without creating; `nil` when the directory (or a parent) does not exist or
+    /// is not a directory.
+    public func openExistingDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
+        do {
+            return try openDirectory(path, create: false)
+        } catch {
+            if error.errno == ENOENT || error.errno == ENOTDIR { return nil }
+            throw error
+        }
+    }
+
+    private func openat2Directory(_ key: [UInt8]) throws(SystemError) -> OwnedFD {
+        let display = String(decoding: key, as: UTF8.self)
+        let fd = try retryingSyscall("openat2", path: display) {
+            key.withCString { path in
+                CSys.openat2(
+                    self.fd.rawValue, path, flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC,
+                    resolve: CSys.resolveInRoot | CSys.resolveNoMagicLinks)
+            }
+        }
+        return OwnedFD(fd)
+    }
+
+    private func makeDirectory(_ parent: OwnedFD, _ name: [UInt8]) throws(SystemError) {
+        let rc = name.withCString { mkdirat(parent.rawValue, $0, 0o755) }
+        if rc != 0 && errno != EEXIST {
+            throw SystemError(call: "mkdirat", errno: errno, path: String(decoding: name, as: UTF8.self))
+        }
+    }
+
+    /// The userspace in-root resolver: one component at a time with O_NOFOLLOW; a symlink is read
+    /// and its target resolved from the root (absolute) or the current directory (relative), `..`
+    /// never climbing above the root.
+    private func walk(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
+        var stack: [OwnedFD] = [try openDirectory(EntryPath(components: []), create: false)]
+        var pending = Array(path.components.reversed())
+        var followed = 0
+        while let component = pending.popLast() {
+            if component == [UInt8(ascii: ".")] || component.isEmpty { continue }
+            if component == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                if stack.count > 1 { stack.removeLast() }
+                continue
+            }
+            let current = stack[stack.count - 1]
+            let display = String(decoding: component, as: UTF8.self)
+            var next = component.withCString { openat(current.rawValue, $0, CSys.O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+            if next < 0 && errno == ENOENT && create {
+                try makeDirectory(current, component)
+                next = component.withCString { openat(current.rawValue, $0, CSys.O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+            }
+            guard next >= 0 else { throw SystemError(call: "openat", errno: errno, path: display) }
+            let opened = OwnedFD(next)
+            let st = try opened.status()
+            if (st.st_mode & S_IFMT) == S_IFLNK {
+                followed += 1
+                guard followed <= maxSymlinks else { throw SystemError(call: "resolve", errno: ELOOP, path: display) }
+                let target = try readLink(current, component)
+                if target.first == UInt8(ascii: "/") { stack.removeSubrange(1...) }
+                let parts = target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
+                pending += parts.reversed()
+                continue
+            }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SystemError(call: "resolve", errno: ENOTDIR, path: display) }
+            stack.append(opened)
+        }
+        return stack[stack.count - 1]
+    }
+}
+
+/// readlinkat(2) of `name` in `directory`, as bytes.
+func readLink(_ directory: OwnedFD, _ name: [UInt8]) throws(SystemError) -> [UInt8] {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = name.withCString { cName in readlinkat(directory.rawValue, cName, &buffer, buffer.count) }
+    guard n >= 0 else { throw SystemError(call: "readlinkat", errno: errno, path: String(decoding: name, as: UTF8.self)) }
+    return buffer[0..<n].map { UInt8(bitPattern: $0) }
+}
+
+extension Array where Element == UInt8 {
+    /// Calls `body` with a NUL-terminated copy of these bytes.
+    func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
+        var copy = self
+        copy.append(0)
+        return copy.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                // Never nil: the copy holds at least the terminating NUL.
+                guard let base = chars.baseAddress else { preconditionFailure("empty C string buffer") }
+                return body(base)
+            }
+        }
+    }
+}

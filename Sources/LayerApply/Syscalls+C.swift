@@ -1,0 +1,79 @@
+internal import CShims
+import Glibc
+import OCIImage
+
+/// The few calls Swift cannot make directly (macros, a syscall without a glibc wrapper, signal
+/// handlers), through CShims.
+enum CSys {
+    static func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t { CShims_makedev(major, minor) }
+
+    static let O_PATH = CShims_O_PATH
+
+    static func fsetxattr(_ fd: Int32, _ name: String, _ value: UnsafeRawBufferPointer) -> Int32 {
+        CShims_fsetxattr(fd, name, value.baseAddress, value.count)
+    }
+
+    static func lsetxattr(_ path: UnsafePointer<CChar>, _ name: String, _ value: UnsafeRawBufferPointer) -> Int32 {
+        CShims_lsetxattr(path, name, value.baseAddress, value.count)
+    }
+
+    static let resolveInRoot = CShims_RESOLVE_IN_ROOT
+    static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
+
+    /// openat2(2); -1 with errno (ENOSYS before Linux 5.6).
+    static func openat2(_ dirfd: Int32, _ path: UnsafePointer<CChar>, flags: Int32, resolve: UInt64) -> Int32 {
+        CShims_openat2(dirfd, path, UInt64(UInt32(bitPattern: flags)), 0, resolve)
+    }
+}
+
+/// SIGINT/SIGTERM, recorded by a C handler and polled between entries so that an interrupted run
+/// can remove its staging directory before exiting.
+public enum Interrupts {
+    /// Installs the handlers (idempotent).
+    public static func install() {
+        _ = CShims_install_interrupt_handlers()
+    }
+
+    /// The signal received so far, or `nil`.
+    public static var pending: Int32? {
+        let signal = CShims_pending_interrupt()
+        return signal == 0 ? nil : signal
+    }
+
+    /// Throws `interrupted` when a signal arrived.
+    public static func check() throws(UnpackError) {
+        if let signal = pending {
+            throw UnpackError(.interrupted, "interrupted by signal \(signal)")
+        }
+    }
+
+    /// `check()` when `enabled`.
+    public static func checkIf(_ enabled: Bool) throws(UnpackError) {
+        if enabled { try check() }
+    }
+
+    /// Restores default handling and re-sends the pending signal to this process, so that the
+    /// parent sees death by signal after our cleanup.
+    public static func reraise() {
+        guard let signal = pending else { return }
+        CShims_reset_interrupt_handlers()
+        raise(signal)
+    }
+}
+
+/// Swaps two paths atomically (renameat2 RENAME_EXCHANGE): publishing a bundle over an existing one
+/// never leaves a moment without a complete bundle.
+public func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
+    if CShims_exchange(AT_FDCWD, a, AT_FDCWD, b) != 0 {
+        throw SystemError(call: "renameat2(RENAME_EXCHANGE)", errno: errno, path: b)
+    }
+}
+
+/// The value of extended attribute `name` of `path` (not following a final symlink), or `nil`
+/// when it is not set.
+public func extendedAttribute(_ path: String, _ name: String) -> [UInt8]? {
+    var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+    let n = buffer.withUnsafeMutableBytes { CShims_lgetxattr(path, name, $0.baseAddress, $0.count) }
+    guard n >= 0 else { return nil }
+    return Array(buffer[0..<Int(n)])
+}

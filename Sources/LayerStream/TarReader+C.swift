@@ -1,0 +1,176 @@
+internal import CArchive
+import Glibc
+import OCIImage
+
+/// Reads tar entries (ustar, pax, GNU) with libarchive from an uncompressed `ByteStream`.
+///
+/// Only the tar formats are enabled and no filters: decompression happened before. Every libarchive
+/// status is checked: FATAL (and a data read that stops short) is an error, WARN is reported
+/// through `onWarning`.
+public final class TarReader {
+    private let archive: OpaquePointer
+    private let context: ReadContext
+    private var finished = false
+    private let onWarning: (String) -> Void
+
+    public init(upstream: any ByteStream, bufferSize: Int = 256 * 1024, onWarning: @escaping (String) -> Void = { _ in })
+        throws(UnpackError)
+    {
+        guard let archive = archive_read_new() else {
+            throw UnpackError(.internal, "archive_read_new failed")
+        }
+        self.archive = archive
+        self.onWarning = onWarning
+        context = ReadContext(upstream: upstream, bufferSize: bufferSize)
+        archive_read_support_format_tar(archive)
+        let rc = archive_read_open(
+            archive, Unmanaged.passUnretained(context).toOpaque(), nil, tarReadCallback, nil)
+        guard rc == ARCHIVE_OK else {
+            throw failure("cannot start reading the tar stream")
+        }
+    }
+
+    deinit {
+        archive_read_free(archive)
+    }
+
+    /// The next entry, or `nil` after the end-of-archive marker.
+    public func next() throws(UnpackError) -> TarEntry? {
+        guard !finished else { return nil }
+        var entryPointer: OpaquePointer?
+        let rc = archive_read_next_header(archive, &entryPointer)
+        switch rc {
+        case ARCHIVE_EOF:
+            finished = true
+            return nil
+        case ARCHIVE_OK:
+            break
+        case ARCHIVE_WARN:
+            onWarning(errorString ?? "libarchive warning")
+        default:
+            throw failure("the tar stream is corrupt")
+        }
+        guard let entry = entryPointer else {
+            throw UnpackError(.corruptLayer, "libarchive returned no entry")
+        }
+        return try convert(entry)
+    }
+
+    /// Streams the current entry's data to `body` as (bytes, offset) blocks; gaps between blocks
+    /// are holes of a sparse file.
+    public func readData(_ body: (UnsafeRawBufferPointer, Int64) throws(UnpackError) -> Void) throws(UnpackError) {
+        while true {
+            var buffer: UnsafeRawPointer?
+            var size = 0
+            var offset: la_int64_t = 0
+            let rc = archive_read_data_block(archive, &buffer, &size, &offset)
+            switch rc {
+            case ARCHIVE_EOF:
+                return
+            case ARCHIVE_OK, ARCHIVE_WARN:
+                if rc == ARCHIVE_WARN { onWarning(errorString ?? "libarchive warning") }
+                if size > 0, let buffer {
+                    try body(UnsafeRawBufferPointer(start: buffer, count: size), offset)
+                }
+            default:
+                throw failure("reading entry data failed (truncated or corrupt tar stream)")
+            }
+        }
+    }
+
+    private var errorString: String? {
+        archive_error_string(archive).map { String(cString: $0) }
+    }
+
+    /// The stashed error of our read callback if there is one (a digest mismatch, a corrupt gzip
+    /// stream), else libarchive's own message.
+    private func failure(_ what: String) -> UnpackError {
+        if let stashed = context.error { return stashed }
+        return UnpackError(.corruptLayer, "\(what): \(errorString ?? "unknown libarchive error")")
+    }
+
+    private func convert(_ entry: OpaquePointer) throws(UnpackError) -> TarEntry {
+        guard let path = bytes(archive_entry_pathname_utf8(entry)) ?? bytes(archive_entry_pathname(entry)) else {
+            throw UnpackError(.corruptLayer, "a tar entry has no path name")
+        }
+        let hardlink = bytes(archive_entry_hardlink_utf8(entry)) ?? bytes(archive_entry_hardlink(entry))
+        let kind: TarEntry.Kind
+        var target: [UInt8] = []
+        if let hardlink {
+            kind = .hardlink
+            target = hardlink
+        } else {
+            switch archive_entry_filetype(entry) {
+            case S_IFREG: kind = .regular
+            case S_IFDIR: kind = .directory
+            case S_IFLNK:
+                kind = .symlink
+                target = bytes(archive_entry_symlink_utf8(entry)) ?? bytes(archive_entry_symlink(entry)) ?? []
+            case S_IFCHR: kind = .characterDevice
+            case S_IFBLK: kind = .blockDevice
+            case S_IFIFO: kind = .fifo
+            case S_IFSOCK: kind = .socket
+            default:
+                throw UnpackError(
+                    .corruptLayer, "tar entry \(String(decoding: path, as: UTF8.self)) has an unknown file type",
+                    context: .init(path: String(decoding: path, as: UTF8.self)))
+            }
+        }
+        var xattrs: [(String, [UInt8])] = []
+        if archive_entry_xattr_reset(entry) > 0 {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            while archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK {
+                guard let name else { continue }
+                let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                xattrs.append((String(cString: name), bytes))
+            }
+        }
+        return TarEntry(
+            path: path, kind: kind, linkTarget: target, mode: UInt32(archive_entry_perm(entry)) & 0o7777,
+            uid: archive_entry_uid(entry), gid: archive_entry_gid(entry), size: archive_entry_size(entry),
+            mtime: timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: archive_entry_mtime_nsec(entry)),
+            atime: archive_entry_atime_is_set(entry) != 0
+                ? timespec(tv_sec: archive_entry_atime(entry), tv_nsec: archive_entry_atime_nsec(entry)) : nil,
+            deviceMajor: UInt32(truncatingIfNeeded: archive_entry_rdevmajor(entry)),
+            deviceMinor: UInt32(truncatingIfNeeded: archive_entry_rdevminor(entry)), xattrs: xattrs)
+    }
+
+    private func bytes(_ pointer: UnsafePointer<CChar>?) -> [UInt8]? {
+        guard let pointer else { return nil }
+        let length = strlen(pointer)
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    }
+}
+
+/// What libarchive's read callback needs: the upstream stream, one reused buffer, and the Swift
+/// error that stopped it (rethrown after the libarchive call returns).
+private final class ReadContext {
+    let upstream: any ByteStream
+    let buffer: UnsafeMutableRawBufferPointer
+    var error: UnpackError?
+
+    init(upstream: any ByteStream, bufferSize: Int) {
+        self.upstream = upstream
+        buffer = .allocate(byteCount: bufferSize, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+}
+
+private func tarReadCallback(
+    _ archive: OpaquePointer?, _ clientData: UnsafeMutableRawPointer?,
+    _ out: UnsafeMutablePointer<UnsafeRawPointer?>?
+) -> la_ssize_t {
+    guard let clientData else { return -1 }
+    let context = Unmanaged<ReadContext>.fromOpaque(clientData).takeUnretainedValue()
+    do {
+        let n = try context.upstream.read(into: context.buffer)
+        out?.pointee = UnsafeRawPointer(context.buffer.baseAddress)
+        return la_ssize_t(n)
+    } catch {
+        context.error = error
+        return -1
+    }
+}

@@ -1,0 +1,199 @@
+import OCIImage
+
+/// The first stage of a layer: the blob file, checked against its descriptor. Its length must be
+/// exactly `size` and its content must hash to `digest`; both are checked as the bytes stream past,
+/// and the end of the stream is reported only once they hold.
+public final class BlobStream: ByteStream {
+    private let fd: OwnedFD
+    private let descriptor: Descriptor
+    private var digester: Digester
+    /// Bytes read so far (for progress reporting).
+    public private(set) var bytesRead: Int64 = 0
+
+    public init(fd: OwnedFD, descriptor: Descriptor) {
+        self.fd = fd
+        self.descriptor = descriptor
+        digester = Digester(descriptor.digest.algorithm)
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        // Never read past the declared size: a blob that grew is caught without reading it all.
+        let remaining = descriptor.size - bytesRead
+        let want = Int(min(Int64(buffer.count), max(remaining, 1)))
+        let n: Int
+        do {
+            n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+        } catch {
+            throw error.unpackError(
+                "reading blob \(descriptor.digest) failed",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        bytesRead += Int64(n)
+        if bytesRead > descriptor.size {
+            throw UnpackError(
+                .sizeMismatch, "blob \(descriptor.digest) is longer than its descriptor's size \(descriptor.size)",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        if n == 0 {
+            guard bytesRead == descriptor.size else {
+                throw UnpackError(
+                    .sizeMismatch,
+                    "blob \(descriptor.digest) ended after \(bytesRead) of \(descriptor.size) bytes",
+                    context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+            }
+            let actual = digester.finalize()
+            guard actual == descriptor.digest else {
+                throw UnpackError(
+                    .digestMismatch, "blob \(descriptor.digest) is corrupt: its content hashes to \(actual)",
+                    context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+            }
+            return 0
+        }
+        digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+}
+
+/// The uncompressed tar stream of a layer, hashed on the way and compared with the config's
+/// `rootfs.diff_ids[i]` when it ends.
+public final class DiffIDStream: ByteStream {
+    private let upstream: any ByteStream
+    private let expected: Digest
+    private var digester: Digester
+    private var verified = false
+    /// Uncompressed bytes so far.
+    public private(set) var bytesRead: Int64 = 0
+    /// Called with the running total; throws to stop (a decompression-bomb limit).
+    private let limit: Int64
+
+    public init(upstream: any ByteStream, diffID: Digest, limit: Int64 = .max) {
+        self.upstream = upstream
+        self.expected = diffID
+        self.limit = limit
+        digester = Digester(diffID.algorithm)
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        if verified { return 0 }
+        let n = try upstream.read(into: buffer)
+        if n == 0 {
+            let actual = digester.finalize()
+            guard actual == expected else {
+                throw UnpackError(
+                    .digestMismatch,
+                    "the uncompressed layer hashes to \(actual), but the config's diff_id is \(expected)",
+                    context: .init(digest: expected))
+            }
+            verified = true
+            return 0
+        }
+        bytesRead += Int64(n)
+        guard bytesRead <= limit else {
+            throw UnpackError(
+                .limitExceeded, "the uncompressed layer is larger than the \(limit)-byte limit")
+        }
+        digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+
+    /// Reads and hashes whatever is left (tar padding after the end-of-archive blocks), so the
+    /// diff_id covers the whole stream.
+    public func drain() throws(UnpackError) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer { scratch.deallocate() }
+        while try read(into: scratch) > 0 {}
+    }
+}
+
+/// A stream whose first bytes can be looked at before they are consumed.
+final class PeekStream: ByteStream {
+    private let upstream: any ByteStream
+    private var head: [UInt8] = []
+    private var headOffset = 0
+
+    init(upstream: any ByteStream) {
+        self.upstream = upstream
+    }
+
+    /// Up to `count` first bytes (fewer only when the stream is shorter).
+    func peek(_ count: Int) throws(UnpackError) -> [UInt8] {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
+        defer { scratch.deallocate() }
+        while head.count < count {
+            let n = try upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(count - head.count)]))
+            if n == 0 { break }
+            head += scratch[0..<n]
+        }
+        return Array(head.prefix(count))
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        if headOffset < head.count {
+            let n = min(buffer.count, head.count - headOffset)
+            head.withUnsafeBytes { src in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[headOffset..<(headOffset + n)]))
+            }
+            headOffset += n
+            return n
+        }
+        return try upstream.read(into: buffer)
+    }
+}
+
+/// What the first bytes of a stream say about its compression.
+public enum Magic: Equatable, Sendable, CustomStringConvertible {
+    case gzip
+    case zstd
+    case other
+
+    public init(_ head: [UInt8]) {
+        if head.count >= 2, head[0] == 0x1f, head[1] == 0x8b {
+            self = .gzip
+        } else if head.count >= 4, head[1] == 0xb5, head[2] == 0x2f, head[3] == 0xfd, head[0] == 0x28 {
+            self = .zstd
+        } else if head.count >= 4, head[0] & 0xf0 == 0x50, head[1] == 0x2a, head[2] == 0x4d, head[3] == 0x18 {
+            // A zstd skippable frame (0x184D2A50–5F, little-endian), as zstd:chunked begins.
+            self = .zstd
+        } else {
+            self = .other
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .gzip: "gzip magic 1f 8b"
+        case .zstd: "zstd magic 28 b5 2f fd"
+        case .other: "no compression magic"
+        }
+    }
+}
+
+/// Builds the decompression stage for a layer.
+///
+/// The media type chooses the decompressor and the stream's magic bytes must confirm it. When they
+/// disagree the layer is refused, naming both: decoding by magic would unpack something the image
+/// does not describe, and decoding by media type would produce garbage.
+public enum LayerDecoder {
+    public static func decompressing(
+        _ upstream: any ByteStream, compression: LayerCompression, mediaType: MediaType
+    ) throws(UnpackError) -> any ByteStream {
+        let peek = PeekStream(upstream: upstream)
+        let magic = Magic(try peek.peek(4))
+        let mismatch = { (found: Magic) in
+            UnpackError(
+                .corruptLayer,
+                "media type \(mediaType) says \(compression == .none ? "uncompressed" : compression.rawValue), but the blob starts with \(found)",
+                context: .init(mediaType: mediaType))
+        }
+        switch (compression, magic) {
+        case (.gzip, .gzip):
+            return try GzipDecompressor(upstream: peek)
+        case (.zstd, .zstd):
+            return try ZstdDecompressor(upstream: peek)
+        case (.none, .other):
+            return peek
+        case (_, let found):
+            throw mismatch(found)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Bundle
+import LayerApply
+import LayerStream
+import Logging
+
+/// Progress of one layer, reported between entries and when a layer ends.
+public struct UnpackProgress: Sendable {
+    public let layerIndex: Int
+    public let layerCount: Int
+    public let digest: Digest
+    /// Compressed bytes of the blob read so far, and its size.
+    public let bytesDone: Int64
+    public let bytesTotal: Int64
+    public let layerFinished: Bool
+}
+
+/// Options of `Unpacker.unpack`.
+public struct UnpackOptions: Sendable {
+    /// Replace an existing non-empty bundle (only after everything succeeded).
+    public var force: Bool
+    public var apply: ApplyOptions
+    public var progress: (@Sendable (UnpackProgress) -> Void)?
+    /// Stop between entries when SIGINT/SIGTERM arrived (after `Interrupts.install()`).
+    public var honourInterrupts: Bool
+
+    public init(
+        force: Bool = false, apply: ApplyOptions = .init(), progress: (@Sendable (UnpackProgress) -> Void)? = nil,
+        honourInterrupts: Bool = true
+    ) {
+        self.force = force
+        self.apply = apply
+        self.progress = progress
+        self.honourInterrupts = honourInterrupts
+    }
+}
+
+/// What `unpack` produced.
+public struct UnpackResult: Sendable {
+    public let image: ResolvedImage
+    public let bundle: String
+    public var rootfs: String { bundle + "/rootfs" }
+    /// Tar entries applied, per layer.
+    public let entries: [Int]
+}
+
+extension Unpacker {
+    /// Resolves `reference`, applies its layers in order onto `bundle/rootfs`, and publishes the
+    /// bundle only when every layer verified and applied; on any error nothing is left behind.
+    public func unpack(
+        _ reference: String, into bundle: String, request: ResolutionRequest, options: UnpackOptions = .init()
+    ) throws(UnpackError) -> UnpackResult {
+        let image = try resolve(reference, request: request)
+        // Every layer's media type is checked before any work starts.
+        for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "layer \(layer.index) (\(layer.descriptor.digest)) has media type \(layer.descriptor.mediaType), which cannot be unpacked",
+                context: .init(digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
+        }
+        let staging = try BundleStaging(target: bundle, force: options.force)
+        do throws(UnpackError) {
+            let checkpoint: () throws(UnpackError) -> Void =
+                options.honourInterrupts ? { () throws(UnpackError) in try Interrupts.check() } : {}
+            let applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
+            let layout = try OCILayout(path: try ImageReference(parsing: reference).layoutPath, limits: documentLimits)
+            var entries: [Int] = []
+            for layer in image.layers {
+                do throws(UnpackError) {
+                    entries.append(try apply(layer, of: image, from: layout, with: applier, options: options))
+                } catch {
+                    throw error.adding(
+                        layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
+                }
+            }
+            try Interrupts.checkIf(options.honourInterrupts)
+            try staging.publish()
+            logger.info(
+                "unpacked image",
+                metadata: ["bundle": "\(bundle)", "manifest": "\(image.manifestDescriptor.digest)", "layers": "\(image.layers.count)"])
+            return UnpackResult(image: image, bundle: staging.target, entries: entries)
+        } catch {
+            staging.discard()
+            throw error
+        }
+    }
+
+    /// One layer: blob → size/digest check → decompressor → diff_id check → tar reader → applier.
+    private func apply(
+        _ layer: ResolvedImage.Layer, of image: ResolvedImage, from layout: OCILayout, with applier: Applier,
+        options: UnpackOptions
+    ) throws(UnpackError) -> Int {
+        let descriptor = layer.descriptor
+        logger.debug("applying layer", metadata: ["index": "\(layer.index)", "digest": "\(descriptor.digest)", "compression": "\(layer.compression)"])
+        let blob = BlobStream(fd: try layout.openBlob(descriptor), descriptor: descriptor)
+        let decompressed = try LayerDecoder.decompressing(blob, compression: layer.compression, mediaType: descriptor.mediaType)
+        let tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID)
+        let logger = self.logger
+        let reader = try TarReader(upstream: tar) { warning in
+            logger.warning("layer \(layer.index): \(warning)")
+        }
+        let progress = options.progress
+        let count = try applier.apply(reader, onEntry: progress.map { report in
+            { report(UnpackProgress(layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
+                bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: false)) }
+        })
+        // The tar end marker may come before the end of the stream: hash the rest too, which also
+        // checks the blob's size and digest and the compressed stream's trailer.
+        try tar.drain()
+        progress?(UnpackProgress(layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
+            bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: true))
+        return count
+    }
+}

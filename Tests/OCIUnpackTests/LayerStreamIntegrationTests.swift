@@ -1,0 +1,205 @@
+import Foundation
+import LayerStream
+import OCIUnpack
+import Testing
+import UnpackTestSupport
+
+/// Decompression, verification and atomicity through the whole `unpack` pipeline.
+@Suite struct LayerPipelineTests {
+    static func tar(_ name: String, _ content: String = "content") -> TarBuilder {
+        var t = TarBuilder()
+        t.file(name, content)
+        return t
+    }
+
+    @Test func mixedCompressionInOneImage() throws {
+        let f = try UnpackFixture()
+        try f.image([(Self.tar("g", "gzip"), .gzip), (Self.tar("z", "zstd"), .zstd), (Self.tar("n", "none"), .none)])
+        let result = try f.unpack()
+        #expect(result.image.layers.map(\.compression) == [.gzip, .zstd, .none])
+        #expect(try f.read("g") == "gzip")
+        #expect(try f.read("z") == "zstd")
+        #expect(try f.read("n") == "none")
+    }
+
+    @Test func dockerMediaTypes() throws {
+        let f = try UnpackFixture()
+        let layers = [
+            try f.builder.layer(Self.tar("a").bytes(), compression: .gzip, style: .docker),
+            try f.builder.layer(Self.tar("b").bytes(), compression: .zstd, style: .docker),
+        ]
+        f.builder.tag(try f.builder.image(layers: layers, style: .docker), "latest")
+        try f.builder.write()
+        try f.unpack()
+        #expect(try f.snapshot().paths == [".", "a", "b"])
+    }
+
+    @Test func multiMemberGzipAndMultiFrameZstdWithSkippableFrame() throws {
+        let f = try UnpackFixture()
+        var big = TarBuilder()
+        for i in 0..<50 { big.file("file\(i)", String(repeating: "\(i)", count: 5000)) }
+        let tarA = big.bytes()
+        var other = TarBuilder()
+        other.file("z", String(repeating: "z", count: 100_000))
+        let tarB = other.bytes()
+        try f.image([
+            try f.builder.layer(tar: tarA, blob: GzipCompressor.compress(tarA, members: 4), mediaType: .ociLayerGzip),
+            try f.builder.layer(
+                tar: tarB, blob: ZstdCompressor.compress(tarB, frames: 3, skippablePayload: Array("toc".utf8)),
+                mediaType: .ociLayerZstd),
+        ])
+        try f.unpack()
+        #expect(try f.read("file49") == String(repeating: "49", count: 5000))
+        #expect(try f.read("z").count == 100_000)
+    }
+
+    @Test func blobDigestMismatchNamesLayer() throws {
+        let f = try UnpackFixture()
+        let good = try f.builder.layer(Self.tar("a").bytes(), compression: .gzip)
+        let tampered = GzipCompressor.compress(Self.tar("b").bytes())
+        var layer = try f.builder.layer(Self.tar("c").bytes(), compression: .gzip)
+        // Same size, other content: only the digest can tell.
+        let padded = Array((tampered + [UInt8](repeating: 0, count: 4096)).prefix(Int(layer.descriptor.size)))
+        try f.builder.overwriteBlob(layer.descriptor.digest, with: padded)
+        layer.descriptor.annotations = nil
+        try f.image([good, layer])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect([.digestMismatch, .corruptLayer].contains(error?.code))
+        #expect(error?.context.layerIndex == 1)
+        #expect(error?.context.digest == layer.descriptor.digest)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func digestMismatchOfAValidStreamIsDetectedAtTheEnd() throws {
+        // A blob that decompresses and applies cleanly but is not the one the manifest names.
+        let f = try UnpackFixture()
+        let tar = Self.tar("a", "original").bytes()
+        let layer = try f.builder.layer(tar, compression: .none)
+        let replacement = Self.tar("a", "replaced").bytes()
+        #expect(replacement.count == tar.count)
+        try f.builder.overwriteBlob(layer.descriptor.digest, with: replacement)
+        try f.image([layer])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .digestMismatch)
+        #expect(error?.message.contains("blob \(layer.descriptor.digest) is corrupt") == true)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func sizeMismatch() throws {
+        let f = try UnpackFixture()
+        var layer = try f.builder.layer(Self.tar("a").bytes(), compression: .gzip)
+        layer.descriptor.size -= 1
+        try f.image([layer])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .sizeMismatch)
+        #expect(error?.context.layerIndex == 0)
+    }
+
+    @Test func diffIDMismatch() throws {
+        let f = try UnpackFixture()
+        var layer = try f.builder.layer(Self.tar("a").bytes(), compression: .zstd)
+        layer.diffID = Digest.of(Array("something else".utf8))
+        try f.image([layer])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .digestMismatch)
+        #expect(error?.message.contains("the config's diff_id is \(layer.diffID)") == true)
+        #expect(error?.context.layerIndex == 0)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test(arguments: [LayerCompression.gzip, .zstd, .none])
+    func truncatedStreams(compression: LayerCompression) throws {
+        let f = try UnpackFixture()
+        var big = TarBuilder()
+        big.file("big", String(repeating: "abcdefgh", count: 50_000))
+        let tar = big.bytes()
+        let full: [UInt8] =
+            switch compression {
+            case .gzip: GzipCompressor.compress(tar)
+            case .zstd: ZstdCompressor.compress(tar)
+            case .none: tar
+            }
+        let cut = Array(full.prefix(full.count / 2))
+        try f.image([
+            try f.builder.layer(tar: tar, blob: cut, mediaType: LayoutBuilder.layerMediaType(compression, style: .oci))
+        ])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect([.corruptLayer, .digestMismatch].contains(error?.code), "\(String(describing: error))")
+        #expect(error?.context.layerIndex == 0)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test(arguments: [
+        (LayerCompression.gzip, MediaType.ociLayerZstd, "media type application/vnd.oci.image.layer.v1.tar+zstd says zstd, but the blob starts with gzip magic 1f 8b"),
+        (.zstd, .ociLayerGzip, "says gzip, but the blob starts with zstd magic"),
+        (.none, .ociLayerGzip, "says gzip, but the blob starts with no compression magic"),
+        (.gzip, .ociLayer, "says uncompressed, but the blob starts with gzip magic"),
+    ])
+    func mediaTypeAndMagicMustAgree(actual: LayerCompression, declared: MediaType, message: String) throws {
+        let f = try UnpackFixture()
+        let tar = Self.tar("a").bytes()
+        let bytes: [UInt8] =
+            switch actual {
+            case .gzip: GzipCompressor.compress(tar)
+            case .zstd: ZstdCompressor.compress(tar)
+            case .none: tar
+            }
+        try f.image([try f.builder.layer(tar: tar, blob: bytes, mediaType: declared)])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .corruptLayer)
+        #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func failingLastLayerLeavesNothing() throws {
+        let f = try UnpackFixture()
+        var bad = try f.builder.layer(Self.tar("last").bytes(), compression: .gzip)
+        bad.diffID = Digest.of([0])
+        try f.image([
+            try f.builder.layer(Self.tar("first").bytes(), compression: .gzip),
+            try f.builder.layer(Self.tar("second").bytes(), compression: .zstd), bad,
+        ])
+        #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func existingBundleIsRefusedUnlessForcedAndKeptOnFailure() throws {
+        let f = try UnpackFixture()
+        try f.image(Self.tar("new", "new"))
+        try FileManager.default.createDirectory(atPath: f.rootfs, withIntermediateDirectories: true)
+        try Data("old".utf8).write(to: URL(fileURLWithPath: f.rootfs + "/old"))
+        let refused = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(refused?.code == .bundleExists)
+        #expect(refused?.message.contains("use --force") == true)
+        // A forced run that fails leaves the old bundle as it was.
+        var bad = try f.builder.layer(Self.tar("x").bytes(), compression: .gzip)
+        bad.diffID = Digest.of([1])
+        try f.image([bad])
+        #expect(throws: UnpackError.self) { try f.unpack(force: true) }
+        #expect(try f.read("old") == "old")
+        #expect(try f.siblings() == ["bundle"])
+        // A forced run that succeeds replaces it whole.
+        try f.image(Self.tar("new", "new"))
+        try f.unpack(force: true)
+        #expect(try f.snapshot().paths == [".", "new"])
+        #expect(try f.siblings() == ["bundle"])
+    }
+
+    @Test func emptyExistingBundleIsUsed() throws {
+        let f = try UnpackFixture()
+        try f.image(Self.tar("a"))
+        try FileManager.default.createDirectory(atPath: f.bundle, withIntermediateDirectories: true)
+        try f.unpack()
+        #expect(try f.snapshot().paths == [".", "a"])
+    }
+
+    @Test func staleStagingFromAKilledRunIsRemoved() throws {
+        let f = try UnpackFixture()
+        try f.image(Self.tar("a"))
+        // PID 2^22+1 is above Linux's pid_max default range on these machines: not running.
+        let stale = f.tmp.path + "/.bundle.oci-unpack-4194305-abc"
+        try FileManager.default.createDirectory(atPath: stale + "/rootfs/half", withIntermediateDirectories: true)
+        try f.unpack()
+        #expect(try f.siblings() == ["bundle"])
+    }
+}
