@@ -18,19 +18,25 @@ public final class BundleStaging {
     public init(target: String, force: Bool) throws(UnpackError) {
         let trimmed = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         self.target = trimmed
-        let parent = (trimmed as NSString).deletingLastPathComponent.isEmpty ? "." : (trimmed as NSString).deletingLastPathComponent
+        let parent =
+            (trimmed as NSString).deletingLastPathComponent.isEmpty
+            ? "." : (trimmed as NSString).deletingLastPathComponent
         let name = (trimmed as NSString).lastPathComponent
         guard !name.isEmpty, name != ".", name != ".." else {
             throw UnpackError(.invalidArgument, "bundle path \(target) does not name a directory to create")
         }
         switch fileStatus(parent) {
         case .success(let st) where st.isDirectory: break
-        case .success: throw UnpackError(.notFound, "the parent of bundle \(trimmed) is not a directory", context: .init(path: parent))
-        case .failure(let error): throw error.unpackError("the parent of bundle \(trimmed) cannot be used", context: .init(path: parent))
+        case .success:
+            throw UnpackError(
+                .notFound, "the parent of bundle \(trimmed) is not a directory", context: .init(path: parent))
+        case .failure(let error):
+            throw error.unpackError("the parent of bundle \(trimmed) cannot be used", context: .init(path: parent))
         }
         if case .success(let st) = fileStatus(trimmed) {
             guard st.isDirectory else {
-                throw UnpackError(.bundleExists, "bundle \(trimmed) exists and is not a directory", context: .init(path: trimmed))
+                throw UnpackError(
+                    .bundleExists, "bundle \(trimmed) exists and is not a directory", context: .init(path: trimmed))
             }
             let contents = (try? FileManager.default.contentsOfDirectory(atPath: trimmed)) ?? []
             if !contents.isEmpty && !force {

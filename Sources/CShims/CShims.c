@@ -53,7 +53,13 @@ int CShims_install_interrupt_handlers(void) {
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGINT, &action, NULL) != 0) return -1;
     if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
-    return 0;
+    /* A parent may have started us with these blocked (some process launchers do): unblock them,
+       or an interrupted run could not clean up. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int CShims_pending_interrupt(void) { return pending_signal; }

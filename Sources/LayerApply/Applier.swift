@@ -80,6 +80,9 @@ public final class Applier {
         var directories: Set<[UInt8]> = []
         /// Directory times, set after all entries (children change a directory's mtime).
         var directoryTimes: [(EntryPath, timespec, timespec)] = []
+        /// The times of directories this layer changed without listing them, as they were before:
+        /// restored at the end so that the result does not depend on when it was unpacked.
+        var savedTimes: [[UInt8]: (EntryPath, timespec, timespec)] = [:]
         var warnedOwnership = false
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
@@ -92,6 +95,15 @@ public final class Applier {
             while !ancestor.isRoot {
                 guard directories.insert(ancestor.key).inserted else { break }
                 ancestor = ancestor.parent
+            }
+        }
+
+        /// Remembers the times of `directory` (open as `fd`) before its first change in this layer.
+        mutating func willModify(_ directory: EntryPath, fd: Int32) {
+            guard savedTimes[directory.key] == nil else { return }
+            var st = stat()
+            if fstat(fd, &st) == 0 {
+                savedTimes[directory.key] = (directory, st.st_atim, st.st_mtim)
             }
         }
 
@@ -118,12 +130,14 @@ public final class Applier {
                     .unsafePath, "tar entry \(entry.displayPath) would replace the root directory",
                     context: .init(path: entry.displayPath))
             }
-            let dir = try OwnedFD(retryingSyscall("openat") { openat(root.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
+            let dir = try OwnedFD(
+                retryingSyscall("openat") { openat(root.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
             try setMetadata(fd: dir.rawValue, entry: entry, layer: &layer)
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
             return
         }
         let parent = try root.openDirectory(path.parent, create: true)
+        layer.willModify(path.parent, fd: parent.rawValue)
         switch entry.kind {
         case .directory:
             try makeDirectory(parent, name, entry: entry, layer: &layer)
@@ -133,7 +147,9 @@ public final class Applier {
             try writeFile(parent, name, entry: entry, reader: reader, layer: &layer)
         case .symlink:
             try Tree.remove(in: parent.rawValue, name)
-            let rc = entry.linkTarget.withCString { target in name.withCString { symlinkat(target, parent.rawValue, $0) } }
+            let rc = entry.linkTarget.withCString { target in
+                name.withCString { symlinkat(target, parent.rawValue, $0) }
+            }
             if rc != 0 { throw SystemError(call: "symlinkat", errno: errno, path: entry.displayPath) }
             try setMetadata(parent: parent, name, entry: entry, layer: &layer)
         case .hardlink:
@@ -177,14 +193,18 @@ public final class Applier {
     private func writeFile(
         _ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, reader: TarReader, layer: inout LayerState
     ) throws {
-        let fd = name.withCString { openat(parent.rawValue, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        let fd = name.withCString {
+            openat(parent.rawValue, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: entry.displayPath) }
         let file = OwnedFD(fd)
         var end: Int64 = 0
         try reader.readData { (block, offset) throws(UnpackError) in
+            // readData hands over non-empty blocks only.
+            guard let base = block.baseAddress else { return }
             var written = 0
             while written < block.count {
-                let n = pwrite(file.rawValue, block.baseAddress! + written, block.count - written, off_t(offset) + off_t(written))
+                let n = pwrite(file.rawValue, base + written, block.count - written, off_t(offset) + off_t(written))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw SystemError(call: "write", errno: errno, path: entry.displayPath)
@@ -202,27 +222,34 @@ public final class Applier {
         }
         try setMetadata(fd: file.rawValue, entry: entry, layer: &layer)
         var times = [entry.atime ?? entry.mtime, entry.mtime]
-        if futimens(file.rawValue, &times) != 0 { throw SystemError(call: "futimens", errno: errno, path: entry.displayPath) }
+        if futimens(file.rawValue, &times) != 0 {
+            throw SystemError(call: "futimens", errno: errno, path: entry.displayPath)
+        }
     }
 
     private func makeHardlink(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry) throws {
         let targetPath = EntryPath(cleaning: entry.linkTarget)
         let targetDisplay = String(decoding: entry.linkTarget, as: UTF8.self)
         guard !targetPath.isRoot else {
-            throw UnpackError(.unsafePath, "hardlink \(entry.displayPath) points at the root directory",
+            throw UnpackError(
+                .unsafePath, "hardlink \(entry.displayPath) points at the root directory",
                 context: .init(path: entry.displayPath))
         }
         guard let targetParent = try root.openExistingDirectory(targetPath.parent) else {
-            throw UnpackError(.corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
+            throw UnpackError(
+                .corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
                 context: .init(path: entry.displayPath))
         }
         var target = stat()
-        guard targetPath.name.withCString({ fstatat(targetParent.rawValue, $0, &target, AT_SYMLINK_NOFOLLOW) }) == 0 else {
-            throw UnpackError(.corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
+        guard targetPath.name.withCString({ fstatat(targetParent.rawValue, $0, &target, AT_SYMLINK_NOFOLLOW) }) == 0
+        else {
+            throw UnpackError(
+                .corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
                 context: .init(path: entry.displayPath))
         }
         guard (target.st_mode & S_IFMT) != S_IFDIR else {
-            throw UnpackError(.corruptLayer, "hardlink \(entry.displayPath) points at directory \(targetDisplay)",
+            throw UnpackError(
+                .corruptLayer, "hardlink \(entry.displayPath) points at directory \(targetDisplay)",
                 context: .init(path: entry.displayPath))
         }
         var existing = stat()
@@ -231,7 +258,9 @@ public final class Applier {
             try Tree.remove(in: parent.rawValue, name)
         }
         // Flags 0: a hardlink to a symlink links the symlink itself.
-        let rc = targetPath.name.withCString { t in name.withCString { linkat(targetParent.rawValue, t, parent.rawValue, $0, 0) } }
+        let rc = targetPath.name.withCString { t in
+            name.withCString { linkat(targetParent.rawValue, t, parent.rawValue, $0, 0) }
+        }
         if rc != 0 { throw SystemError(call: "linkat", errno: errno, path: entry.displayPath) }
     }
 
@@ -244,9 +273,10 @@ public final class Applier {
             // stands among this layer's entries.
             let directory = path.parent
             let dir = try root.openDirectory(directory, create: true)
+            layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)
             for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
-                try removeLower(in: dir, child, key: directory.appending(child).key, layer: layer)
+                try removeLower(in: dir, directory.appending(child), layer: &layer)
             }
             return
         }
@@ -256,31 +286,37 @@ public final class Applier {
         }
         let hidden = Array(name.dropFirst(Self.whiteoutPrefix.count))
         if hidden.isEmpty || hidden == Array(".".utf8) || hidden == Array("..".utf8) {
-            throw UnpackError(.unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
+            throw UnpackError(
+                .unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
         }
         let target = path.parent.appending(hidden)
         if layer.spares(target.key) { return }
         guard let parent = try root.openExistingDirectory(path.parent) else {
             return  // Nothing below a missing directory to hide.
         }
-        try removeLower(in: parent, hidden, key: target.key, layer: layer)
+        layer.willModify(path.parent, fd: parent.rawValue)
+        try removeLower(in: parent, target, layer: &layer)
     }
 
     /// Removes `name` unless this layer made it; a directory holding this layer's entries loses
     /// only its lower-layer children.
-    private func removeLower(in parent: OwnedFD, _ name: [UInt8], key: [UInt8], layer: LayerState) throws {
+    private func removeLower(in parent: OwnedFD, _ path: EntryPath, layer: inout LayerState) throws {
+        let key = path.key
         if layer.spares(key) { return }
         if layer.holdsLayerContent(key) {
-            let fd = name.withCString { openat(parent.rawValue, $0, CSys.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+            let fd = path.name.withCString {
+                openat(parent.rawValue, $0, CSys.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
             if fd >= 0 {
                 let dir = OwnedFD(fd)
+                layer.willModify(path, fd: dir.rawValue)
                 for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
-                    try removeLower(in: dir, child, key: key + [UInt8(ascii: "/")] + child, layer: layer)
+                    try removeLower(in: dir, path.appending(child), layer: &layer)
                 }
                 return
             }
         }
-        try Tree.remove(in: parent.rawValue, name)
+        try Tree.remove(in: parent.rawValue, path.name)
     }
 
     // MARK: - Metadata
@@ -293,7 +329,9 @@ public final class Applier {
                 throw SystemError(call: "fchown", errno: errno, path: entry.displayPath)
             }
         }
-        if fchmod(fd, mode_t(entry.mode)) != 0 { throw SystemError(call: "fchmod", errno: errno, path: entry.displayPath) }
+        if fchmod(fd, mode_t(entry.mode)) != 0 {
+            throw SystemError(call: "fchmod", errno: errno, path: entry.displayPath)
+        }
         for (name, value) in entry.xattrs {
             let rc = value.withUnsafeBytes { CSys.fsetxattr(fd, name, $0) }
             if rc != 0 { try xattrFailed(name, entry: entry) }
@@ -304,7 +342,9 @@ public final class Applier {
     /// entry relative to its parent and does not follow it.
     private func setMetadata(parent: OwnedFD, _ name: [UInt8], entry: TarEntry, layer: inout LayerState) throws {
         if try ownershipAllowed(entry, layer: &layer) {
-            let rc = name.withCString { fchownat(parent.rawValue, $0, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) }
+            let rc = name.withCString {
+                fchownat(parent.rawValue, $0, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
+            }
             if rc != 0 { throw SystemError(call: "lchown", errno: errno, path: entry.displayPath) }
         }
         if entry.kind != .symlink {
@@ -327,7 +367,8 @@ public final class Applier {
 
     private func ownershipAllowed(_ entry: TarEntry, layer: inout LayerState) throws -> Bool {
         guard entry.uid >= 0, entry.uid < Int64(UInt32.max), entry.gid >= 0, entry.gid < Int64(UInt32.max) else {
-            throw UnpackError(.corruptLayer, "tar entry \(entry.displayPath) has invalid owner \(entry.uid):\(entry.gid)",
+            throw UnpackError(
+                .corruptLayer, "tar entry \(entry.displayPath) has invalid owner \(entry.uid):\(entry.gid)",
                 context: .init(path: entry.displayPath))
         }
         if options.preserveOwnership { return true }
@@ -348,30 +389,46 @@ public final class Applier {
     }
 
     private func finish(_ layer: inout LayerState) throws(SystemError) {
-        for (path, atime, mtime) in layer.directoryTimes.reversed() {
-            var times = [atime, mtime]
-            if path.isRoot {
-                if utimensat(root.fd.rawValue, ".", &times, 0) != 0 { throw SystemError(call: "utimensat", errno: errno, path: "/") }
-                continue
-            }
-            guard let parent = try root.openExistingDirectory(path.parent) else {
-                continue  // Removed later in the same layer.
-            }
-            let rc = path.name.withCString { utimensat(parent.rawValue, $0, &times, AT_SYMLINK_NOFOLLOW) }
-            if rc != 0 && errno != ENOENT { throw SystemError(call: "utimensat", errno: errno, path: path.description) }
+        let listed = Set(layer.directoryTimes.map { $0.0.key })
+        let restored = layer.savedTimes.values.filter { !listed.contains($0.0.key) }
+        for (path, atime, mtime) in restored.sorted(by: { $0.0.components.count > $1.0.components.count })
+            + layer.directoryTimes.reversed()
+        {
+            try setTimes(path, atime: atime, mtime: mtime)
         }
         layer.directoryTimes.removeAll()
+        layer.savedTimes.removeAll()
+    }
+
+    /// utimensat on a directory by its path in the root; one removed meanwhile is skipped.
+    private func setTimes(_ path: EntryPath, atime: timespec, mtime: timespec) throws(SystemError) {
+        var times = [atime, mtime]
+        if path.isRoot {
+            if utimensat(root.fd.rawValue, ".", &times, 0) != 0 {
+                throw SystemError(call: "utimensat", errno: errno, path: "/")
+            }
+            return
+        }
+        guard let parent = try root.openExistingDirectory(path.parent) else { return }
+        let rc = path.name.withCString { utimensat(parent.rawValue, $0, &times, AT_SYMLINK_NOFOLLOW) }
+        if rc != 0 && errno != ENOENT { throw SystemError(call: "utimensat", errno: errno, path: path.description) }
     }
 
     private func systemFailure(_ error: SystemError, entry: TarEntry) -> UnpackError {
         let context = UnpackError.Context(path: entry.displayPath)
         switch error.errno {
         case ELOOP:
-            return UnpackError(.unsafePath, "resolving tar entry \(entry.displayPath) met too many symlinks", context: context, underlying: error)
+            return UnpackError(
+                .unsafePath, "resolving tar entry \(entry.displayPath) met too many symlinks", context: context,
+                underlying: error)
         case ENOTDIR:
-            return UnpackError(.corruptLayer, "tar entry \(entry.displayPath): a parent is not a directory (\(error))", context: context, underlying: error)
+            return UnpackError(
+                .corruptLayer, "tar entry \(entry.displayPath): a parent is not a directory (\(error))",
+                context: context, underlying: error)
         case EXDEV:
-            return UnpackError(.unsafePath, "tar entry \(entry.displayPath) resolves outside the root filesystem", context: context, underlying: error)
+            return UnpackError(
+                .unsafePath, "tar entry \(entry.displayPath) resolves outside the root filesystem", context: context,
+                underlying: error)
         default:
             return error.unpackError("applying tar entry \(entry.displayPath) failed (\(error.call))", context: context)
         }

@@ -21,7 +21,8 @@ public final class RootDirectory {
         }
         useOpenat2 = !forceUserspaceResolver
         if useOpenat2 {
-            let probe = CSys.openat2(fd.rawValue, ".", flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC, resolve: CSys.resolveInRoot)
+            let probe = CSys.openat2(
+                fd.rawValue, ".", flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC, resolve: CSys.resolveInRoot)
             if probe >= 0 {
                 close(probe)
             } else if errno == ENOSYS || errno == EPERM {
@@ -40,7 +41,7 @@ public final class RootDirectory {
         if useOpenat2 {
             do {
                 return try openat2Directory(path.key)
-            } catch where error.errno == ENOENT && create {
+            } catch  where error.errno == ENOENT && create {
                 // Create the missing components one by one, each resolved again in the root.
                 var prefix = EntryPath(components: [])
                 var current = try openDirectory(prefix, create: false)
@@ -48,7 +49,7 @@ public final class RootDirectory {
                     prefix = prefix.appending(component)
                     do {
                         current = try openat2Directory(prefix.key)
-                    } catch where error.errno == ENOENT {
+                    } catch  where error.errno == ENOENT {
                         try makeDirectory(current, component)
                         current = try openat2Directory(prefix.key)
                     }
@@ -121,7 +122,9 @@ public final class RootDirectory {
                 pending += parts.reversed()
                 continue
             }
-            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SystemError(call: "resolve", errno: ENOTDIR, path: display) }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw SystemError(call: "resolve", errno: ENOTDIR, path: display)
+            }
             stack.append(opened)
         }
         return stack[stack.count - 1]
@@ -132,7 +135,9 @@ public final class RootDirectory {
 func readLink(_ directory: OwnedFD, _ name: [UInt8]) throws(SystemError) -> [UInt8] {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let n = name.withCString { cName in readlinkat(directory.rawValue, cName, &buffer, buffer.count) }
-    guard n >= 0 else { throw SystemError(call: "readlinkat", errno: errno, path: String(decoding: name, as: UTF8.self)) }
+    guard n >= 0 else {
+        throw SystemError(call: "readlinkat", errno: errno, path: String(decoding: name, as: UTF8.self))
+    }
     return buffer[0..<n].map { UInt8(bitPattern: $0) }
 }
 

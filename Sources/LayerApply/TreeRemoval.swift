@@ -6,7 +6,9 @@ enum Tree {
     /// The names in the directory `name` of `parent` (excluding `.` and `..`).
     static func children(of parent: Int32, _ name: [UInt8]) throws(SystemError) -> [[UInt8]] {
         let fd = name.withCString { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: String(decoding: name, as: UTF8.self)) }
+        guard fd >= 0 else {
+            throw SystemError(call: "openat", errno: errno, path: String(decoding: name, as: UTF8.self))
+        }
         return try children(ofOwned: fd)
     }
 
@@ -42,7 +44,9 @@ enum Tree {
         }
         if (st.st_mode & S_IFMT) == S_IFDIR {
             let fd = name.withCString { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-            guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: String(decoding: name, as: UTF8.self)) }
+            guard fd >= 0 else {
+                throw SystemError(call: "openat", errno: errno, path: String(decoding: name, as: UTF8.self))
+            }
             let dir = OwnedFD(fd)
             let dupFD = fcntl(dir.rawValue, F_DUPFD_CLOEXEC, 0)
             guard dupFD >= 0 else { throw SystemError(call: "fcntl", errno: errno) }
@@ -70,6 +74,7 @@ public func removeDirectoryTree(_ path: String) throws(SystemError) {
         parentPath = "."
         name = path
     }
-    let parent = try OwnedFD(retryingSyscall("open", path: parentPath) { open(parentPath, CSys.O_PATH | O_DIRECTORY | O_CLOEXEC) })
+    let parent = try OwnedFD(
+        retryingSyscall("open", path: parentPath) { open(parentPath, CSys.O_PATH | O_DIRECTORY | O_CLOEXEC) })
     try Tree.remove(in: parent.rawValue, Array(name.utf8))
 }

@@ -13,7 +13,9 @@ public final class TarReader {
     private var finished = false
     private let onWarning: (String) -> Void
 
-    public init(upstream: any ByteStream, bufferSize: Int = 256 * 1024, onWarning: @escaping (String) -> Void = { _ in })
+    public init(
+        upstream: any ByteStream, bufferSize: Int = 256 * 1024, onWarning: @escaping (String) -> Void = { _ in }
+    )
         throws(UnpackError)
     {
         guard let archive = archive_read_new() else {
@@ -38,7 +40,7 @@ public final class TarReader {
     public func next() throws(UnpackError) -> TarEntry? {
         guard !finished else { return nil }
         var entryPointer: OpaquePointer?
-        let rc = archive_read_next_header(archive, &entryPointer)
+        let rc = Self.inUTF8Locale { archive_read_next_header(archive, &entryPointer) }
         switch rc {
         case ARCHIVE_EOF:
             finished = true
@@ -77,6 +79,18 @@ public final class TarReader {
             }
         }
     }
+
+    /// libarchive converts pax's UTF-8 names to the current locale's charset: under the C locale a
+    /// non-ASCII name yields a warning and no locale name. Run its calls under C.UTF-8 on this thread
+    /// only (uselocale), leaving the process locale alone.
+    private static func inUTF8Locale<R>(_ body: () -> R) -> R {
+        guard let locale = utf8Locale.value else { return body() }
+        let previous = uselocale(locale)
+        defer { uselocale(previous) }
+        return body()
+    }
+
+    private static let utf8Locale = LocaleHandle()
 
     private var errorString: String? {
         archive_error_string(archive).map { String(cString: $0) }
@@ -140,7 +154,9 @@ public final class TarReader {
     private func bytes(_ pointer: UnsafePointer<CChar>?) -> [UInt8]? {
         guard let pointer else { return nil }
         let length = strlen(pointer)
-        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+            Array(UnsafeBufferPointer(start: $0, count: length))
+        }
     }
 }
 
@@ -172,5 +188,15 @@ private func tarReadCallback(
     } catch {
         context.error = error
         return -1
+    }
+}
+
+/// A C.UTF-8 locale object, created once and kept for the life of the process.
+private final class LocaleHandle: Sendable {
+    // A locale_t is immutable once made; sharing it across threads is what uselocale expects.
+    nonisolated(unsafe) let value: locale_t?
+
+    init() {
+        value = newlocale(1 << LC_CTYPE, "C.UTF-8", nil)
     }
 }

@@ -81,8 +81,7 @@ public final class DiffIDStream: ByteStream {
             guard actual == expected else {
                 throw UnpackError(
                     .digestMismatch,
-                    "the uncompressed layer hashes to \(actual), but the config's diff_id is \(expected)",
-                    context: .init(digest: expected))
+                    "the uncompressed layer hashes to \(actual), but the config's diff_id is \(expected)")
             }
             verified = true
             return 0

@@ -55,7 +55,8 @@ extension Unpacker {
             throw UnpackError(
                 .unsupportedMediaType,
                 "layer \(layer.index) (\(layer.descriptor.digest)) has media type \(layer.descriptor.mediaType), which cannot be unpacked",
-                context: .init(digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
+                context: .init(
+                    digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
         }
         let staging = try BundleStaging(target: bundle, force: options.force)
         do throws(UnpackError) {
@@ -76,7 +77,10 @@ extension Unpacker {
             try staging.publish()
             logger.info(
                 "unpacked image",
-                metadata: ["bundle": "\(bundle)", "manifest": "\(image.manifestDescriptor.digest)", "layers": "\(image.layers.count)"])
+                metadata: [
+                    "bundle": "\(bundle)", "manifest": "\(image.manifestDescriptor.digest)",
+                    "layers": "\(image.layers.count)",
+                ])
             return UnpackResult(image: image, bundle: staging.target, entries: entries)
         } catch {
             staging.discard()
@@ -90,24 +94,37 @@ extension Unpacker {
         options: UnpackOptions
     ) throws(UnpackError) -> Int {
         let descriptor = layer.descriptor
-        logger.debug("applying layer", metadata: ["index": "\(layer.index)", "digest": "\(descriptor.digest)", "compression": "\(layer.compression)"])
+        logger.debug(
+            "applying layer",
+            metadata: [
+                "index": "\(layer.index)", "digest": "\(descriptor.digest)", "compression": "\(layer.compression)",
+            ])
         let blob = BlobStream(fd: try layout.openBlob(descriptor), descriptor: descriptor)
-        let decompressed = try LayerDecoder.decompressing(blob, compression: layer.compression, mediaType: descriptor.mediaType)
+        let decompressed = try LayerDecoder.decompressing(
+            blob, compression: layer.compression, mediaType: descriptor.mediaType)
         let tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID)
         let logger = self.logger
         let reader = try TarReader(upstream: tar) { warning in
             logger.warning("layer \(layer.index): \(warning)")
         }
         let progress = options.progress
-        let count = try applier.apply(reader, onEntry: progress.map { report in
-            { report(UnpackProgress(layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
-                bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: false)) }
-        })
+        let count = try applier.apply(
+            reader,
+            onEntry: progress.map { report in
+                {
+                    report(
+                        UnpackProgress(
+                            layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
+                            bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: false))
+                }
+            })
         // The tar end marker may come before the end of the stream: hash the rest too, which also
         // checks the blob's size and digest and the compressed stream's trailer.
         try tar.drain()
-        progress?(UnpackProgress(layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
-            bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: true))
+        progress?(
+            UnpackProgress(
+                layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
+                bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: true))
         return count
     }
 }

@@ -1,5 +1,5 @@
-import Logging
 @_exported import LayerApply
+import Logging
 @_exported import OCIImage
 @_exported import Resolution
 

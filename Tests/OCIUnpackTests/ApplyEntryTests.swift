@@ -11,7 +11,10 @@ import UnpackTestSupport
         let f = try UnpackFixture()
         var t = TarBuilder()
         t.add(.init(path: "etc/", kind: .directory, mode: 0o750, uid: 7, gid: 8, mtime: 1_600_000_000))
-        t.add(.init(path: "etc/conf", kind: .file(content: Array("x=1\n".utf8)), mode: 0o640, uid: 1000, gid: 1001, mtime: 1_500_000_000))
+        t.add(
+            .init(
+                path: "etc/conf", kind: .file(content: Array("x=1\n".utf8)), mode: 0o640, uid: 1000, gid: 1001,
+                mtime: 1_500_000_000))
         t.add(.init(path: "usr/bin/su", kind: .file(content: Array("#!su".utf8)), mode: 0o4755))
         t.add(.init(path: "usr/bin/wall", kind: .file(content: Array("#!wall".utf8)), mode: 0o2755, gid: 5))
         t.add(.init(path: "tmp/", kind: .directory, mode: 0o1777))
@@ -57,11 +60,14 @@ import UnpackTestSupport
         t.add(.init(path: "dev/loop9", kind: .blockDevice(major: 7, minor: 9), mode: 0o660, gid: 6))
         // security.capability: cap_net_bind_service+ep, VFS_CAP_REVISION_2.
         let capability: [UInt8] = [0x01, 0, 0, 0x02, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-        t.add(.init(
-            path: "bin/ping", kind: .file(content: Array("ping".utf8)), mode: 0o755, uid: 0, gid: 0,
-            xattrs: ["security.capability": capability, "user.origin": Array("test".utf8)]))
-        t.add(.init(path: "bin/owned", kind: .file(content: []), mode: 0o4750, uid: 123, gid: 456,
-            xattrs: ["security.capability": capability]))
+        t.add(
+            .init(
+                path: "bin/ping", kind: .file(content: Array("ping".utf8)), mode: 0o755, uid: 0, gid: 0,
+                xattrs: ["security.capability": capability, "user.origin": Array("test".utf8)]))
+        t.add(
+            .init(
+                path: "bin/owned", kind: .file(content: []), mode: 0o4750, uid: 123, gid: 456,
+                xattrs: ["security.capability": capability]))
         try f.image(t)
         try f.unpack()
         let s = try f.snapshot()

@@ -130,7 +130,10 @@ import UnpackTestSupport
     }
 
     @Test(arguments: [
-        (LayerCompression.gzip, MediaType.ociLayerZstd, "media type application/vnd.oci.image.layer.v1.tar+zstd says zstd, but the blob starts with gzip magic 1f 8b"),
+        (
+            LayerCompression.gzip, MediaType.ociLayerZstd,
+            "media type application/vnd.oci.image.layer.v1.tar+zstd says zstd, but the blob starts with gzip magic 1f 8b"
+        ),
         (.zstd, .ociLayerGzip, "says gzip, but the blob starts with zstd magic"),
         (.none, .ociLayerGzip, "says gzip, but the blob starts with no compression magic"),
         (.gzip, .ociLayer, "says uncompressed, but the blob starts with gzip magic"),

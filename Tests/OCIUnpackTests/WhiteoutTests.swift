@@ -52,7 +52,9 @@ import UnpackTestSupport
         // The marker applies regardless of its position: same-layer entries survive, lower ones go,
         // including the lower children of a directory this layer also lists.
         #expect(
-            try g.snapshot().paths.filter { $0.hasPrefix("dir") } == ["dir", "dir/new-before-marker", "dir/sub", "dir/sub/new"])
+            try g.snapshot().paths.filter { $0.hasPrefix("dir") } == [
+                "dir", "dir/new-before-marker", "dir/sub", "dir/sub/new",
+            ])
     }
 
     @Test func nestedOpaque() throws {
@@ -64,7 +66,10 @@ import UnpackTestSupport
         upper.file("dir/sub/fresh", "fresh")
         try f.image(Self.base(), upper)
         try f.unpack()
-        #expect(try f.snapshot().paths.filter { $0.hasPrefix("dir") } == ["dir", "dir/a", "dir/c", "dir/sub", "dir/sub/fresh"])
+        #expect(
+            try f.snapshot().paths.filter { $0.hasPrefix("dir") } == [
+                "dir", "dir/a", "dir/c", "dir/sub", "dir/sub/fresh",
+            ])
     }
 
     @Test func whiteoutSparesSameLayerEntries() throws {

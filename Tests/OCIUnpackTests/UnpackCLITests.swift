@@ -1,0 +1,102 @@
+import Foundation
+import Glibc
+import OCIUnpack
+import Testing
+import UnpackTestSupport
+
+/// `oci-unpack unpack` as a process: exit codes, messages, signals.
+@Suite struct UnpackCLITests {
+    @Test func unpacksTheExampleShapedImageAndReports() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("hello", "world")
+        try f.image([(t, .zstd)])
+        let r = try Command.run(
+            Command.ociUnpack, ["unpack", "--platform", "linux/amd64", "oci:\(f.builder.path):latest", f.bundle])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("into \(f.rootfs): 1 layers, 1 entries"))
+        #expect(try f.read("hello") == "world")
+    }
+
+    @Test func errorsNameLayerAndExitWithTheirCode() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("a", "a")
+        var layer = try f.builder.layer(t.bytes(), compression: .gzip)
+        layer.diffID = Digest.of([9])
+        try f.image([layer])
+        let r = try Command.run(Command.ociUnpack, ["unpack", "--platform", "linux/amd64", f.builder.path, f.bundle])
+        #expect(r.status == UnpackError.Code.digestMismatch.exitCode)
+        #expect(r.stderr.contains("oci-unpack: error: the uncompressed layer hashes to"))
+        #expect(
+            r.stderr.contains(
+                "[layer 0, blob \(layer.descriptor.digest), media type application/vnd.oci.image.layer.v1.tar+gzip]"),
+            "\(r.stderr)")
+        #expect(try f.siblings().isEmpty)
+        // An existing bundle.
+        try FileManager.default.createDirectory(atPath: f.rootfs, withIntermediateDirectories: true)
+        let exists = try Command.run(Command.ociUnpack, ["unpack", f.builder.path, f.bundle])
+        #expect(exists.status == UnpackError.Code.bundleExists.exitCode)
+        #expect(exists.stderr.contains("exists and is not empty (use --force to replace it)"))
+    }
+
+    /// A layer big enough that a signal arrives while it is being applied.
+    static func slowImage(_ f: UnpackFixture) throws {
+        var t = TarBuilder()
+        for i in 0..<15_000 { t.file("d\(i % 100)/f\(i)", "\(i)") }
+        try f.image([(t, .gzip)])
+    }
+
+    func startUnpack(_ f: UnpackFixture) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Command.ociUnpack)
+        process.arguments = ["unpack", "-q", "--platform", "linux/amd64", f.builder.path, f.bundle]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// Waits until the staging directory holds something (the unpack is under way).
+    func waitForStaging(_ f: UnpackFixture) throws -> Bool {
+        for _ in 0..<400 {
+            if let staging = try f.siblings().first(where: { $0.hasPrefix(".bundle.oci-unpack-") }),
+                let entries = try? FileManager.default.contentsOfDirectory(atPath: "\(f.tmp.path)/\(staging)/rootfs"),
+                entries.count > 3
+            {
+                return true
+            }
+            usleep(5_000)
+        }
+        return false
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalInTheMiddleLeavesNothing(signal: Int32) throws {
+        let f = try UnpackFixture()
+        try Self.slowImage(f)
+        let process = try startUnpack(f)
+        let started = try waitForStaging(f)
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        try #require(started, "the unpack finished before it could be interrupted")
+        #expect(process.terminationStatus == UnpackError.Code.interrupted.exitCode)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func killDashNineLeavesNoCompleteBundleAndTheNextRunSucceeds() throws {
+        let f = try UnpackFixture()
+        try Self.slowImage(f)
+        let process = try startUnpack(f)
+        let started = try waitForStaging(f)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try #require(started, "the unpack finished before it could be killed")
+        #expect(!FileManager.default.fileExists(atPath: f.bundle), "a half bundle never sits at the target")
+        let again = try Command.run(
+            Command.ociUnpack, ["unpack", "-q", "--platform", "linux/amd64", f.builder.path, f.bundle])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try f.siblings() == ["bundle"], "the killed run's staging directory is cleaned up")
+        #expect(try f.read("d7/f14907") == "14907")
+    }
+}
