@@ -34,7 +34,13 @@ let package = Package(
             ]
         ),
         .target(name: "LayerApply", dependencies: ["OCIImage", "LayerStream", "CShims"]),
-        .target(name: "Bundle", dependencies: ["OCIImage", "LayerApply"]),
+        .target(
+            name: "Bundle",
+            dependencies: ["OCIImage", "LayerApply"],
+            // A link to bundle-templates/default.json, compiled into the binary so that an installed
+            // oci-unpack needs no data files.
+            resources: [.embedInCode("Templates/default.json")]
+        ),
         .target(
             name: "OCIUnpack",
             dependencies: [
@@ -50,7 +56,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "make-example", dependencies: ["OCIImage", "UnpackTestSupport"]),
+        .executableTarget(name: "make-example", dependencies: ["UnpackTestSupport"]),
         .target(
             name: "UnpackTestSupport",
             dependencies: [
@@ -62,6 +68,7 @@ let package = Package(
         .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "UnpackTestSupport"]),
         .testTarget(name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "UnpackTestSupport"]),
         .testTarget(name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackTestSupport"]),
+        .testTarget(name: "BundleTests", dependencies: ["Bundle", "OCIImage", "UnpackTestSupport"]),
         .testTarget(
             name: "OCIUnpackTests",
             dependencies: ["OCIUnpack", "OCIImage", "UnpackTestSupport"]

@@ -59,6 +59,27 @@ public final class BundleStaging {
         }
     }
 
+    /// Writes a file at the top of the bundle (`config.json`), mode 0644.
+    public func write(_ name: String, _ bytes: [UInt8]) throws(UnpackError) {
+        let path = "\(staging)/\(name)"
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw SystemError(call: "open", errno: errno, path: path).unpackError("cannot create \(path)")
+        }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in
+                Glibc.write(fd, raw.baseAddress.map { $0 + written }, bytes.count - written)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "write", errno: errno, path: path).unpackError("cannot write \(path)")
+            }
+            written += n
+        }
+    }
+
     /// Moves the staging directory to the target: a rename when there is none, an atomic exchange
     /// (then removal of the old one) when it exists.
     public func publish() throws(UnpackError) {

@@ -71,6 +71,85 @@ public final class RootDirectory {
         }
     }
 
+    /// Reads a regular file of the root filesystem, resolving every symlink (the last one too)
+    /// inside the root, so `/etc/passwd -> /etc/shadow` or `-> ../../host` stays in the rootfs.
+    /// `nil` when it does not exist; an error when it is not a regular file or exceeds `limit`.
+    public func readFile(_ path: EntryPath, limit: Int) throws(UnpackError) -> [UInt8]? {
+        let context = UnpackError.Context(path: path.description)
+        var current = path
+        var followed = 0
+        while true {
+            guard let parent = try openExistingDirectoryAsUnpackError(current.parent, context) else { return nil }
+            // O_NONBLOCK: a FIFO planted at the path must not hang us; O_NOFOLLOW: a symlink is
+            // resolved here, inside the root, never by the kernel against the host's root.
+            let fd = current.name.withCString {
+                openat(parent.rawValue, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+            }
+            if fd < 0 {
+                let e = errno
+                if e == ENOENT { return nil }
+                guard e == ELOOP else {
+                    throw SystemError(call: "openat", errno: e, path: path.description)
+                        .unpackError("cannot read \(path) in the root filesystem", context: context)
+                }
+                followed += 1
+                guard followed <= maxSymlinks else {
+                    throw UnpackError(.unsafePath, "\(path) in the root filesystem is a symlink loop", context: context)
+                }
+                let target: [UInt8]
+                do {
+                    target = try readLink(parent, current.name)
+                } catch {
+                    throw error.unpackError("cannot read the symlink \(current)", context: context)
+                }
+                let base = target.first == UInt8(ascii: "/") ? EntryPath(components: []) : current.parent
+                current = EntryPath(cleaning: base.key + [UInt8(ascii: "/")] + target)
+                continue
+            }
+            let file = OwnedFD(fd)
+            let st: stat
+            do {
+                st = try file.status()
+            } catch {
+                throw error.unpackError("cannot read \(path) in the root filesystem", context: context)
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw UnpackError(.unsafePath, "\(path) in the root filesystem is not a regular file", context: context)
+            }
+            guard st.st_size <= limit else {
+                throw UnpackError(
+                    .limitExceeded,
+                    "\(path) in the root filesystem is \(st.st_size) bytes, over the \(limit)-byte limit",
+                    context: context)
+            }
+            do {
+                guard let bytes = try file.readAll(limit: limit) else {
+                    throw UnpackError(
+                        .limitExceeded, "\(path) in the root filesystem is over the \(limit)-byte limit",
+                        context: context)
+                }
+                return bytes
+            } catch let error as SystemError {
+                throw error.unpackError("cannot read \(path) in the root filesystem", context: context)
+            } catch let error as UnpackError {
+                throw error
+            } catch {
+                throw UnpackError(.internal, "\(error)", context: context)
+            }
+        }
+    }
+
+    private func openExistingDirectoryAsUnpackError(_ path: EntryPath, _ context: UnpackError.Context)
+        throws(UnpackError)
+        -> OwnedFD?
+    {
+        do {
+            return try openExistingDirectory(path)
+        } catch {
+            throw error.unpackError("cannot open \(path) in the root filesystem", context: context)
+        }
+    }
+
     private func openat2Directory(_ key: [UInt8]) throws(SystemError) -> OwnedFD {
         let display = String(decoding: key, as: UTF8.self)
         let fd = try retryingSyscall("openat2", path: display) {

@@ -1,4 +1,4 @@
-import Bundle
+@_exported import Bundle
 import LayerApply
 import LayerStream
 import Logging
@@ -22,15 +22,25 @@ public struct UnpackOptions: Sendable {
     public var progress: (@Sendable (UnpackProgress) -> Void)?
     /// Stop between entries when SIGINT/SIGTERM arrived (after `Interrupts.install()`).
     public var honourInterrupts: Bool
+    /// The runtime-spec template for `config.json`; `nil`: the built-in bundle-templates/default.json.
+    public var template: JSONValue?
+    /// Command-line changes to the converted configuration.
+    public var overrides: ConfigOverrides
+    /// Largest `/etc/passwd` or `/etc/group` read from the rootfs for user lookup.
+    public var maxUserDatabaseBytes: Int
 
     public init(
         force: Bool = false, apply: ApplyOptions = .init(), progress: (@Sendable (UnpackProgress) -> Void)? = nil,
-        honourInterrupts: Bool = true
+        honourInterrupts: Bool = true, template: JSONValue? = nil, overrides: ConfigOverrides = .init(),
+        maxUserDatabaseBytes: Int = 4 << 20
     ) {
         self.force = force
         self.apply = apply
         self.progress = progress
         self.honourInterrupts = honourInterrupts
+        self.template = template
+        self.overrides = overrides
+        self.maxUserDatabaseBytes = maxUserDatabaseBytes
     }
 }
 
@@ -58,6 +68,19 @@ extension Unpacker {
                 context: .init(
                     digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
         }
+        // What can be refused without unpacking is refused first.
+        try RuntimeConfig.precheck(image: image.config)
+        if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
+            options.apply.warn(
+                "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"
+            )
+        }
+        let template: JSONValue
+        if let given = options.template {
+            template = given
+        } else {
+            template = try RuntimeConfig.defaultTemplate()
+        }
         let staging = try BundleStaging(target: bundle, force: options.force)
         do throws(UnpackError) {
             let checkpoint: () throws(UnpackError) -> Void =
@@ -74,6 +97,7 @@ extension Unpacker {
                 }
             }
             try Interrupts.checkIf(options.honourInterrupts)
+            try writeConfig(image: image, template: template, root: applier.root, staging: staging, options: options)
             try staging.publish()
             logger.info(
                 "unpacked image",
@@ -86,6 +110,19 @@ extension Unpacker {
             staging.discard()
             throw error
         }
+    }
+
+    /// `config.json`, with users looked up in the new rootfs through the in-root resolver.
+    private func writeConfig(
+        image: ResolvedImage, template: JSONValue, root: RootDirectory, staging: BundleStaging, options: UnpackOptions
+    ) throws(UnpackError) {
+        let users = UserDatabase(
+            passwd: try root.readFile(
+                EntryPath(cleaning: Array("etc/passwd".utf8)), limit: options.maxUserDatabaseBytes),
+            group: try root.readFile(EntryPath(cleaning: Array("etc/group".utf8)), limit: options.maxUserDatabaseBytes))
+        let config = try RuntimeConfig.make(
+            template: template, image: image.config, users: users, overrides: options.overrides)
+        try staging.write("config.json", RuntimeConfig.encode(config))
     }
 
     /// One layer: blob → size/digest check → decompressor → diff_id check → tar reader → applier.

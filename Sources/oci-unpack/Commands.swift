@@ -80,7 +80,7 @@ struct Inspect: ParsableCommand {
 
 struct Unpack: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Unpack an image's layers, verified and in order, into BUNDLE/rootfs.",
+        abstract: "Unpack an image into an OCI runtime bundle: BUNDLE/config.json and BUNDLE/rootfs.",
         discussion: """
             The bundle is built in a hidden staging directory beside BUNDLE and renamed into place only \
             when every layer verified and applied; on any error or on SIGINT/SIGTERM nothing is left.
@@ -94,11 +94,35 @@ struct Unpack: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress output.")
     var quiet = false
 
+    @Option(help: "A runtime-spec template for config.json (default: bundle-templates/default.json, built in).")
+    var template: String?
+
+    @Option(name: .customLong("env"), help: "NAME=VALUE to add to the environment (repeatable).")
+    var env: [String] = []
+
+    @Option(help: "Run as this user instead of the image's User (uid, name, uid:gid, name:group).")
+    var user: String?
+
+    @Option(name: .customLong("workdir"), help: "Working directory instead of the image's WorkingDir.")
+    var workingDir: String?
+
+    @Option(help: "Entrypoint instead of the image's (repeat for each argument).")
+    var entrypoint: [String] = []
+
     @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
     var image: String
 
-    @Argument(help: "The bundle directory to create (BUNDLE/rootfs).")
+    @Argument(help: "The bundle directory to create (BUNDLE/config.json and BUNDLE/rootfs).")
     var bundle: String
+
+    @Argument(parsing: .postTerminator, help: "After --: the command, replacing the image's Cmd.")
+    var command: [String] = []
+
+    func validate() throws {
+        for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
+            throw ValidationError("--env \"\(entry)\" is not NAME=VALUE")
+        }
+    }
 
     func run() throws {
         LoggingSystem.bootstrap { label in
@@ -110,12 +134,17 @@ struct Unpack: ParsableCommand {
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
         var options = UnpackOptions(force: force, apply: ApplyOptions(warn: warn))
+        options.overrides = ConfigOverrides(
+            env: env, user: user, workingDir: workingDir, args: command.isEmpty ? nil : command,
+            entrypoint: entrypoint.isEmpty ? nil : entrypoint)
         if let progress {
             options.progress = { progress.update($0) }
         }
+        let templatePath = template
         let request = try resolution.request()
-        let outcome = Result { () throws(UnpackError) in
-            try unpacker.unpack(image, into: bundle, request: request, options: options)
+        let outcome = Result { () throws(UnpackError) -> UnpackResult in
+            if let templatePath { options.template = try RuntimeConfig.template(at: templatePath) }
+            return try unpacker.unpack(image, into: bundle, request: request, options: options)
         }
         progress?.finish()
         switch outcome {
@@ -123,7 +152,7 @@ struct Unpack: ParsableCommand {
             if !quiet {
                 let entries = result.entries.reduce(0, +)
                 print(
-                    "unpacked \(result.image.reference) (\(result.image.platform), manifest \(result.image.manifestDescriptor.digest)) into \(result.rootfs): \(result.image.layers.count) layers, \(entries) entries"
+                    "unpacked \(result.image.reference) (\(result.image.platform), manifest \(result.image.manifestDescriptor.digest)) into \(result.bundle): \(result.image.layers.count) layers, \(entries) entries, config.json"
                 )
             }
         case .failure(let error):

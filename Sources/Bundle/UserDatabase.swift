@@ -1,0 +1,119 @@
+import OCIImage
+
+/// `/etc/passwd` and `/etc/group` of the root filesystem, parsed.
+public struct UserDatabase: Sendable {
+    public struct User: Sendable, Equatable {
+        public let name: String
+        public let uid: UInt32
+        public let gid: UInt32
+        public let home: String
+    }
+
+    public struct Group: Sendable, Equatable {
+        public let name: String
+        public let gid: UInt32
+        public let members: [String]
+    }
+
+    public let users: [User]
+    public let groups: [Group]
+
+    /// Parses the files' contents (either may be absent). Malformed lines are skipped, as libc does.
+    public init(passwd: [UInt8]?, group: [UInt8]?) {
+        func lines(_ bytes: [UInt8]?) -> [[Substring]] {
+            guard let bytes else { return [] }
+            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
+                let trimmed = line.trimmingPrefix(while: { $0 == " " || $0 == "\t" })
+                if trimmed.isEmpty || trimmed.hasPrefix("#") { return nil }
+                return line.split(separator: ":", omittingEmptySubsequences: false)
+            }
+        }
+        users = lines(passwd).compactMap { f in
+            guard f.count >= 7, !f[0].isEmpty, let uid = UInt32(f[2]), let gid = UInt32(f[3]) else { return nil }
+            return User(name: String(f[0]), uid: uid, gid: gid, home: String(f[5]))
+        }
+        groups = lines(group).compactMap { f in
+            guard f.count >= 4, !f[0].isEmpty, let gid = UInt32(f[2]) else { return nil }
+            let members = f[3].split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            return Group(name: String(f[0]), gid: gid, members: members)
+        }
+    }
+
+    public func user(named name: String) -> User? { users.first { $0.name == name } }
+    public func user(uid: UInt32) -> User? { users.first { $0.uid == uid } }
+    public func group(named name: String) -> Group? { groups.first { $0.name == name } }
+
+    /// What `User` of an image config means here.
+    public struct Resolved: Sendable, Equatable {
+        public let uid: UInt32
+        public let gid: UInt32
+        public let additionalGids: [UInt32]
+        /// The passwd entry's home directory, when the user has one.
+        public let home: String?
+
+        public init(uid: UInt32, gid: UInt32, additionalGids: [UInt32], home: String?) {
+            self.uid = uid
+            self.gid = gid
+            self.additionalGids = additionalGids
+            self.home = home
+        }
+    }
+
+    /// Resolves `uid`, `name`, `uid:gid`, `name:group`, `uid:group` or `name:gid` (empty: root).
+    /// Names must exist; a numeric uid need not. Supplementary groups come from `/etc/group` only
+    /// when no group was given.
+    public func resolve(_ spec: String) throws(UnpackError) -> Resolved {
+        let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let userPart = parts[0]
+        let groupPart = parts.count == 2 ? parts[1] : nil
+        if groupPart?.isEmpty == true || (userPart.isEmpty && groupPart != nil) {
+            throw UnpackError(.invalidImage, "invalid User \"\(spec.truncatedForMessage)\" in the image config")
+        }
+        let entry: User?
+        let uid: UInt32
+        if userPart.isEmpty {
+            uid = 0
+            entry = user(uid: 0)
+        } else if let numeric = UInt32(userPart) {
+            uid = numeric
+            entry = user(uid: numeric)
+        } else {
+            guard let named = user(named: userPart) else {
+                throw UnpackError(
+                    .notFound,
+                    "user \"\(userPart.truncatedForMessage)\" (from the image's User \"\(spec.truncatedForMessage)\") is not in the image's /etc/passwd",
+                    context: .init(path: "/etc/passwd"))
+            }
+            uid = named.uid
+            entry = named
+        }
+        let gid: UInt32
+        var additional: [UInt32] = []
+        if let groupPart {
+            if let numeric = UInt32(groupPart) {
+                gid = numeric
+            } else if let named = group(named: groupPart) {
+                gid = named.gid
+            } else {
+                throw UnpackError(
+                    .notFound,
+                    "group \"\(groupPart.truncatedForMessage)\" (from the image's User \"\(spec.truncatedForMessage)\") is not in the image's /etc/group",
+                    context: .init(path: "/etc/group"))
+            }
+        } else {
+            gid = entry?.gid ?? 0
+            if let name = entry?.name {
+                for group in groups where group.members.contains(name) && group.gid != gid {
+                    if !additional.contains(group.gid) { additional.append(group.gid) }
+                }
+            }
+        }
+        return Resolved(uid: uid, gid: gid, additionalGids: additional, home: entry?.home)
+    }
+}
+
+extension String {
+    fileprivate var trimmingSpaces: String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import OCIUnpack
+import Testing
+import UnpackTestSupport
+
+/// config.json as `unpack` writes it: users looked up inside the new rootfs only.
+@Suite struct BundleConfigTests {
+    func image(_ f: UnpackFixture, user: String, _ build: (inout TarBuilder) -> Void) throws {
+        var t = TarBuilder()
+        build(&t)
+        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
+        f.builder.indexEntries = []
+        f.builder.tag(
+            try f.builder.image(layers: [layer], execution: .init(user: user, cmd: ["/bin/true"])), "latest")
+        try f.builder.write()
+    }
+
+    func config(_ f: UnpackFixture) throws -> JSONValue {
+        try JSONDecoder().decode(
+            JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: f.bundle + "/config.json")))
+    }
+
+    @Test func usersComeFromTheRootfs() throws {
+        let f = try UnpackFixture()
+        try image(f, user: "web") { t in
+            t.file("etc/passwd", "web:x:33:44::/var/www:/bin/sh\n")
+            t.file("etc/group", "www:x:44:\nextra:x:45:web\n")
+        }
+        try f.unpack()
+        let process = try #require(try config(f)["process"])
+        #expect(process["user"]?["uid"] == .int(33))
+        #expect(process["user"]?["gid"] == .int(44))
+        #expect(process["user"]?["additionalGids"] == .array([.int(45)]))
+        #expect(process["env"]?.arrayValue?.contains(.string("HOME=/var/www")) == true)
+        #expect(try config(f)["root"]?["path"] == .string("rootfs"))
+    }
+
+    @Test func passwdSymlinkedOutOfTheRootIsResolvedInside() throws {
+        // CVE-2024-9676: /etc/passwd -> /etc/host-passwd must mean the rootfs's file, and
+        // ../../../../etc/passwd must not climb to the host's.
+        let f = try UnpackFixture()
+        try image(f, user: "inside") { t in
+            t.file("etc/host-passwd", "inside:x:7:8::/:/bin/sh\n")
+            t.symlink("etc/passwd", to: "/etc/host-passwd")
+        }
+        try f.unpack()
+        #expect(try config(f)["process"]?["user"]?["uid"] == .int(7))
+
+        let g = try UnpackFixture()
+        // "daemon" exists in the host's /etc/passwd, never in this image.
+        try image(g, user: "daemon") { t in
+            t.symlink("etc/passwd", to: "../../../../../../../../etc/passwd")
+        }
+        let error = #expect(throws: UnpackError.self) { try g.unpack() }
+        #expect(error?.code == .unsafePath)
+        #expect(error?.message.contains("/etc/passwd in the root filesystem is a symlink loop") == true)
+        #expect(try g.siblings().isEmpty)
+    }
+
+    @Test func unknownUserLeavesNoBundle() throws {
+        let f = try UnpackFixture()
+        try image(f, user: "ghost") { t in t.file("etc/passwd", "root:x:0:0::/root:/bin/sh\n") }
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .notFound)
+        #expect(error?.message.contains("user \"ghost\"") == true)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func fifoAsPasswdDoesNotHang() throws {
+        let f = try UnpackFixture()
+        try image(f, user: "x") { t in t.add(.init(path: "etc/passwd", kind: .fifo)) }
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .unsafePath)
+        #expect(error?.message.contains("/etc/passwd in the root filesystem is not a regular file") == true)
+    }
+
+    @Test func nonLinuxImageIsRefusedBeforeUnpacking() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("x", "x")
+        let windows = Platform(os: "windows", architecture: "amd64")
+        f.builder.tag(
+            try f.builder.image(layers: [try f.builder.layer(t.bytes(), compression: .gzip)], platform: windows),
+            "latest")
+        try f.builder.write()
+        let error = #expect(throws: UnpackError.self) {
+            try Unpacker().unpack(
+                "oci:\(f.builder.path):latest", into: f.bundle, request: ResolutionRequest(platform: windows),
+                options: UnpackOptions(honourInterrupts: false))
+        }
+        #expect(error?.code == .unsupportedMediaType)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func templateOptionIsUsed() throws {
+        let f = try UnpackFixture()
+        try image(f, user: "") { t in t.file("a", "a") }
+        let template = f.tmp.path + "/template.json"
+        try Data(#"{"ociVersion":"1.0.2","process":{"terminal":true},"hostname":"custom"}"#.utf8)
+            .write(to: URL(fileURLWithPath: template))
+        let r = try Command.run(
+            Command.ociUnpack,
+            ["unpack", "-q", "--platform", "linux/amd64", "--template", template, f.builder.path, f.bundle])
+        #expect(r.status == 0, "\(r.stderr)")
+        let config = try config(f)
+        #expect(config["hostname"] == .string("custom"))
+        #expect(config["process"]?["terminal"] == .bool(true))
+        #expect(config["process"]?["args"] == .strings(["/bin/true"]))
+    }
+}
