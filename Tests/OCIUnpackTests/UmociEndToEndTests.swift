@@ -49,6 +49,7 @@ struct UmociEndToEndTests {
         ln -s /etc $R/etc-link
         ln $R/usr/bin/su $R/usr/bin/su-hard
         umoci repack --image $L:t b3
+        umoci config --image $L:t --config.cmd /bin/sh
         umoci unpack --image $L:t reference >/dev/null
         skopeo copy --quiet --dest-compress --dest-compress-format zstd oci:$L:t oci:zstd-layout:t
         cp -n zstd-layout/blobs/sha256/* $L/blobs/sha256/
