@@ -11,11 +11,14 @@ public struct ApplyOptions: Sendable {
     public var forceUserspaceResolver: Bool
     /// Receives warnings (skipped devices, unsupported xattrs, libarchive warnings).
     public var warn: @Sendable (String) -> Void
+    /// Entry count, path and xattr limits (the others are enforced by the pipeline).
+    public var limits: UnpackLimits
 
     public init(
         preserveOwnership: Bool = geteuid() == 0, forceUserspaceResolver: Bool = false,
-        warn: @escaping @Sendable (String) -> Void = { _ in }
+        warn: @escaping @Sendable (String) -> Void = { _ in }, limits: UnpackLimits = .init()
     ) {
+        self.limits = limits
         self.preserveOwnership = preserveOwnership
         self.forceUserspaceResolver = forceUserspaceResolver
         self.warn = warn
@@ -33,6 +36,16 @@ public final class Applier {
     private let options: ApplyOptions
     /// Called between entries; throws to stop (interrupts).
     private let checkpoint: () throws(UnpackError) -> Void
+
+    /// Work counters, for tests that prove crafted layers cannot make the work superlinear.
+    public struct Statistics: Sendable, Equatable {
+        /// Directories listed to apply whiteouts and opaque markers.
+        public var directoryListings = 0
+        /// Entries applied.
+        public var entries = 0
+    }
+
+    public private(set) var statistics = Statistics()
 
     public init(
         rootPath: String, options: ApplyOptions = .init(),
@@ -52,6 +65,8 @@ public final class Applier {
             try checkpoint()
             onEntry?()
             count += 1
+            statistics.entries += 1
+            try check(entry, count: count)
             do {
                 try apply(entry, reader: reader, layer: &layer)
             } catch let error as SystemError {
@@ -84,6 +99,10 @@ public final class Applier {
         /// restored at the end so that the result does not depend on when it was unpacked.
         var savedTimes: [[UInt8]: (EntryPath, timespec, timespec)] = [:]
         var warnedOwnership = false
+        /// Directories of this layer whose lower-layer children are already gone (an opaque marker
+        /// or a whiteout processed them): further markers for them have nothing to do, which keeps
+        /// crafted layers (thousands of markers for one directory) linear.
+        var cleaned: Set<[UInt8]> = []
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
@@ -112,6 +131,38 @@ public final class Applier {
     }
 
     // MARK: - Entries
+
+    private func check(_ entry: TarEntry, count: Int) throws(UnpackError) {
+        let limits = options.limits
+        let context = UnpackError.Context(path: String(entry.displayPath.prefix(200)))
+        guard count <= limits.maxEntriesPerLayer else {
+            throw UnpackError(
+                .limitExceeded,
+                "the layer has more than \(limits.maxEntriesPerLayer) entries (limit entries-per-layer)",
+                context: context)
+        }
+        guard entry.path.count <= limits.maxPathBytes, entry.linkTarget.count <= limits.maxPathBytes else {
+            throw UnpackError(
+                .limitExceeded,
+                "tar entry \(context.path ?? "") has a path or link target longer than \(limits.maxPathBytes) bytes (limit path-bytes)",
+                context: context)
+        }
+        var depth = 0
+        for byte in entry.path where byte == UInt8(ascii: "/") { depth += 1 }
+        guard depth < limits.maxPathDepth else {
+            throw UnpackError(
+                .limitExceeded,
+                "tar entry \(context.path ?? "") is nested deeper than \(limits.maxPathDepth) directories (limit path-depth)",
+                context: context)
+        }
+        let xattrBytes = entry.xattrs.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+        guard xattrBytes <= limits.maxXattrBytesPerEntry else {
+            throw UnpackError(
+                .limitExceeded,
+                "tar entry \(context.path ?? "") carries \(xattrBytes) bytes of xattrs, over the \(limits.maxXattrBytesPerEntry)-byte limit (limit xattr-bytes-per-entry)",
+                context: context)
+        }
+    }
 
     private static let whiteoutPrefix = Array(".wh.".utf8)
     private static let opaqueMarker = Array(".wh..wh..opq".utf8)
@@ -272,9 +323,11 @@ public final class Applier {
             // Hide every child of the directory that came from lower layers, wherever the marker
             // stands among this layer's entries.
             let directory = path.parent
+            guard layer.cleaned.insert(directory.key).inserted else { return }
             let dir = try root.openDirectory(directory, create: true)
             layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)
+            statistics.directoryListings += 1
             for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
                 try removeLower(in: dir, directory.appending(child), layer: &layer)
             }
@@ -309,7 +362,9 @@ public final class Applier {
             }
             if fd >= 0 {
                 let dir = OwnedFD(fd)
+                guard layer.cleaned.insert(key).inserted else { return }
                 layer.willModify(path, fd: dir.rawValue)
+                statistics.directoryListings += 1
                 for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
                     try removeLower(in: dir, path.appending(child), layer: &layer)
                 }

@@ -32,8 +32,8 @@ public final class RootDirectory {
         }
     }
 
-    /// Opens the directory at `path` (CSys.O_PATH), creating missing components as 0755 directories when
-    /// `create` is set. Symlinks on the way are followed inside the root.
+    /// Opens the directory at `path` (O_PATH), creating missing components as 0755 directories
+    /// when `create` is set. Symlinks on the way are followed inside the root.
     public func openDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
         if path.isRoot {
             return try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
@@ -42,19 +42,9 @@ public final class RootDirectory {
             do {
                 return try openat2Directory(path.key)
             } catch  where error.errno == ENOENT && create {
-                // Create the missing components one by one, each resolved again in the root.
-                var prefix = EntryPath(components: [])
-                var current = try openDirectory(prefix, create: false)
-                for component in path.components {
-                    prefix = prefix.appending(component)
-                    do {
-                        current = try openat2Directory(prefix.key)
-                    } catch  where error.errno == ENOENT {
-                        try makeDirectory(current, component)
-                        current = try openat2Directory(prefix.key)
-                    }
-                }
-                return current
+                // Something is missing, perhaps behind a dangling symlink: the userspace walk
+                // creates each missing directory where the path (symlinks resolved in the root) leads.
+                return try walk(path, create: true)
             }
         }
         return try walk(path, create: create)

@@ -63,13 +63,20 @@ public final class DiffIDStream: ByteStream {
     private var verified = false
     /// Uncompressed bytes so far.
     public private(set) var bytesRead: Int64 = 0
-    /// Called with the running total; throws to stop (a decompression-bomb limit).
+    /// The most uncompressed bytes allowed (decompression bombs), and what to say past it.
     private let limit: Int64
+    private let limitExceeded: @Sendable (Int64) -> UnpackError
 
-    public init(upstream: any ByteStream, diffID: Digest, limit: Int64 = .max) {
+    public init(
+        upstream: any ByteStream, diffID: Digest, limit: Int64 = .max,
+        limitExceeded: @escaping @Sendable (Int64) -> UnpackError = { limit in
+            UnpackError(.limitExceeded, "the uncompressed layer is larger than the \(limit)-byte limit")
+        }
+    ) {
         self.upstream = upstream
         self.expected = diffID
         self.limit = limit
+        self.limitExceeded = limitExceeded
         digester = Digester(diffID.algorithm)
     }
 
@@ -87,10 +94,7 @@ public final class DiffIDStream: ByteStream {
             return 0
         }
         bytesRead += Int64(n)
-        guard bytesRead <= limit else {
-            throw UnpackError(
-                .limitExceeded, "the uncompressed layer is larger than the \(limit)-byte limit")
-        }
+        guard bytesRead <= limit else { throw limitExceeded(limit) }
         digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
     }

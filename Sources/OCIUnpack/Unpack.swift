@@ -26,13 +26,11 @@ public struct UnpackOptions: Sendable {
     public var template: JSONValue?
     /// Command-line changes to the converted configuration.
     public var overrides: ConfigOverrides
-    /// Largest `/etc/passwd` or `/etc/group` read from the rootfs for user lookup.
-    public var maxUserDatabaseBytes: Int
 
     public init(
         force: Bool = false, apply: ApplyOptions = .init(), progress: (@Sendable (UnpackProgress) -> Void)? = nil,
         honourInterrupts: Bool = true, template: JSONValue? = nil, overrides: ConfigOverrides = .init(),
-        maxUserDatabaseBytes: Int = 4 << 20
+        limits: UnpackLimits = .init()
     ) {
         self.force = force
         self.apply = apply
@@ -40,7 +38,13 @@ public struct UnpackOptions: Sendable {
         self.honourInterrupts = honourInterrupts
         self.template = template
         self.overrides = overrides
-        self.maxUserDatabaseBytes = maxUserDatabaseBytes
+        self.apply.limits = limits
+    }
+
+    /// The resource limits (kept in `apply`, which enforces most of them).
+    public var limits: UnpackLimits {
+        get { apply.limits }
+        set { apply.limits = newValue }
     }
 }
 
@@ -88,9 +92,14 @@ extension Unpacker {
             let applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
             let layout = try OCILayout(path: try ImageReference(parsing: reference).layoutPath, limits: documentLimits)
             var entries: [Int] = []
+            var uncompressed: Int64 = 0
             for layer in image.layers {
                 do throws(UnpackError) {
-                    entries.append(try apply(layer, of: image, from: layout, with: applier, options: options))
+                    let (count, bytes) = try apply(
+                        layer, of: image, from: layout, with: applier, options: options, uncompressedSoFar: uncompressed
+                    )
+                    entries.append(count)
+                    uncompressed += bytes
                 } catch {
                     throw error.adding(
                         layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
@@ -118,8 +127,9 @@ extension Unpacker {
     ) throws(UnpackError) {
         let users = UserDatabase(
             passwd: try root.readFile(
-                EntryPath(cleaning: Array("etc/passwd".utf8)), limit: options.maxUserDatabaseBytes),
-            group: try root.readFile(EntryPath(cleaning: Array("etc/group".utf8)), limit: options.maxUserDatabaseBytes))
+                EntryPath(cleaning: Array("etc/passwd".utf8)), limit: options.limits.maxUserDatabaseBytes),
+            group: try root.readFile(
+                EntryPath(cleaning: Array("etc/group".utf8)), limit: options.limits.maxUserDatabaseBytes))
         let config = try RuntimeConfig.make(
             template: template, image: image.config, users: users, overrides: options.overrides)
         try staging.write("config.json", RuntimeConfig.encode(config))
@@ -128,8 +138,8 @@ extension Unpacker {
     /// One layer: blob → size/digest check → decompressor → diff_id check → tar reader → applier.
     private func apply(
         _ layer: ResolvedImage.Layer, of image: ResolvedImage, from layout: OCILayout, with applier: Applier,
-        options: UnpackOptions
-    ) throws(UnpackError) -> Int {
+        options: UnpackOptions, uncompressedSoFar: Int64
+    ) throws(UnpackError) -> (entries: Int, uncompressedBytes: Int64) {
         let descriptor = layer.descriptor
         logger.debug(
             "applying layer",
@@ -139,7 +149,26 @@ extension Unpacker {
         let blob = BlobStream(fd: try layout.openBlob(descriptor), descriptor: descriptor)
         let decompressed = try LayerDecoder.decompressing(
             blob, compression: layer.compression, mediaType: descriptor.mediaType)
-        let tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID)
+        let limits = options.limits
+        let remaining = limits.maxUncompressedBytes - uncompressedSoFar
+        let (ratioProduct, overflow) = limits.maxExpansionRatio.multipliedReportingOverflow(by: max(descriptor.size, 1))
+        let ratioCap = max(limits.expansionRatioFloorBytes, overflow ? .max : ratioProduct)
+        let tar: DiffIDStream
+        if remaining <= ratioCap {
+            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, limit: remaining) { _ in
+                UnpackError(
+                    .limitExceeded,
+                    "the image is larger than \(limits.maxUncompressedBytes) bytes uncompressed (limit uncompressed-bytes)"
+                )
+            }
+        } else {
+            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, limit: ratioCap) { _ in
+                UnpackError(
+                    .limitExceeded,
+                    "the layer expands to more than \(limits.maxExpansionRatio) times its \(descriptor.size) compressed bytes (limit expansion-ratio; a decompression bomb?)"
+                )
+            }
+        }
         let logger = self.logger
         let reader = try TarReader(upstream: tar) { warning in
             logger.warning("layer \(layer.index): \(warning)")
@@ -162,6 +191,6 @@ extension Unpacker {
             UnpackProgress(
                 layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
                 bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: true))
-        return count
+        return (count, tar.bytesRead)
     }
 }

@@ -109,6 +109,11 @@ struct Unpack: ParsableCommand {
     @Option(help: "Entrypoint instead of the image's (repeat for each argument).")
     var entrypoint: [String] = []
 
+    @Option(
+        name: .customLong("limit"),
+        help: "NAME=VALUE: change a resource limit (repeatable; see README, \"Limits\").")
+    var limitAssignments: [String] = []
+
     @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
     var image: String
 
@@ -134,6 +139,13 @@ struct Unpack: ParsableCommand {
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
         var options = UnpackOptions(force: force, apply: ApplyOptions(warn: warn))
+        for assignment in limitAssignments {
+            do {
+                try options.limits.set(assignment)
+            } catch {
+                throw CLIFailure(error: error, json: false).report()
+            }
+        }
         options.overrides = ConfigOverrides(
             env: env, user: user, workingDir: workingDir, args: command.isEmpty ? nil : command,
             entrypoint: entrypoint.isEmpty ? nil : entrypoint)

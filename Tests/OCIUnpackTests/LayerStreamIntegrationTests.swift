@@ -206,3 +206,54 @@ import UnpackTestSupport
         #expect(try f.siblings() == ["bundle"])
     }
 }
+
+/// Broken images through `unpack`: each fails with its code, names the culprit, leaves nothing.
+@Suite struct BrokenImageTests {
+    static func fixture() throws -> (UnpackFixture, LayoutBuilder.Layer, Descriptor) {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("a", "a")
+        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
+        let manifest = try f.builder.image(layers: [layer])
+        f.builder.tag(manifest, "latest")
+        try f.builder.write()
+        return (f, layer, manifest)
+    }
+
+    @Test func missingLayerBlob() throws {
+        let (f, layer, _) = try Self.fixture()
+        try f.builder.removeBlob(layer.descriptor.digest)
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .notFound)
+        #expect(error?.message.contains("layer 0 blob \(layer.descriptor.digest) is missing") == true)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func invalidConfigJSON() throws {
+        let (f, _, manifest) = try Self.fixture()
+        let layout = try OCILayout(path: f.builder.path)
+        let config = try layout.manifest(manifest).config
+        let broken = Array("{\"os\": \"linux\", \"architecture\": 5}".utf8)
+        // Keep the size so that only the content is wrong: the digest check comes first.
+        try f.builder.overwriteBlob(
+            config.digest,
+            with: Array((broken + [UInt8](repeating: 0x20, count: Int(config.size))).prefix(Int(config.size))))
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .digestMismatch)
+        #expect(error?.context.digest == config.digest)
+    }
+
+    @Test func validDigestButInvalidDocument() throws {
+        let f = try UnpackFixture()
+        let config = try f.builder.blob(Array("{\"os\": \"linux\"}".utf8), mediaType: .ociConfig)
+        let manifest = try f.builder.json(Manifest(config: config, layers: []), mediaType: .ociManifest)
+        f.builder.tag(manifest, "latest")
+        try f.builder.write()
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .invalidImage)
+        #expect(
+            error?.message.contains(
+                "config \(config.digest) is not a valid image configuration: missing field \"architecture\"") == true)
+        #expect(try f.siblings().isEmpty)
+    }
+}
