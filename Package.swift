@@ -76,6 +76,19 @@ let package = Package(
     ]
 )
 
+// libFuzzer targets, built only by hack/fuzz (OCI_UNPACK_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer):
+// without the fuzzer runtime they have no main.
+if Context.environment["OCI_UNPACK_FUZZ"] == "1" {
+    for name in ["fuzz-reference", "fuzz-documents", "fuzz-tar"] {
+        package.products.append(.executable(name: name, targets: [name]))
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: ["FuzzTargets"], path: "Sources/FuzzEntry/\(name)"))
+    }
+}
+package.targets.append(
+    .target(name: "FuzzTargets", dependencies: ["OCIImage", "Resolution", "LayerStream", "LayerApply"]))
+
 // One set of Swift settings for every Swift target (as swift-log does).
 for target in package.targets where target.type != .system && target.name != "CShims" {
     var settings = target.swiftSettings ?? []

@@ -28,14 +28,16 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses with an injectable directory check (tests).
     public init(parsing string: String, isDirectory: (String) -> Bool) throws(UnpackError) {
-        var rest = Substring(string)
-        if rest.hasPrefix("oci:") { rest = rest.dropFirst(4) }
+        // Unicode scalars, not Characters: a path may begin with a combining mark, which would
+        // merge with the colon before it into one Character and hide it.
+        var rest = Substring.UnicodeScalarView(string.unicodeScalars)
+        if rest.starts(with: "oci:".unicodeScalars) { rest = rest.dropFirst(4) }
         guard !rest.isEmpty else {
             throw UnpackError(
                 .invalidArgument, "empty image reference \"\(string)\": expected oci:PATH[:TAG] or PATH@sha256:HEX")
         }
         if let at = rest.lastIndex(of: "@"), rest[rest.index(after: at)...].contains(":") {
-            let digestText = String(rest[rest.index(after: at)...])
+            let digestText = String(String.UnicodeScalarView(rest[rest.index(after: at)...]))
             let digest: Digest
             do {
                 digest = try Digest(parsing: digestText)
@@ -44,7 +46,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
                     .invalidArgument,
                     "invalid digest in image reference \"\(string.truncatedForMessage)\": \(error.message)")
             }
-            let path = String(rest[..<at])
+            let path = String(String.UnicodeScalarView(rest[..<at]))
             guard !path.isEmpty else {
                 throw UnpackError(
                     .invalidArgument, "image reference \"\(string.truncatedForMessage)\" names no layout directory")
@@ -52,10 +54,10 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             self.init(layoutPath: path, selector: .digest(digest))
             return
         }
-        let whole = String(rest)
+        let whole = String(String.UnicodeScalarView(rest))
         if let colon = rest.lastIndex(of: ":") {
-            let path = String(rest[..<colon])
-            let tag = String(rest[rest.index(after: colon)...])
+            let path = String(String.UnicodeScalarView(rest[..<colon]))
+            let tag = String(String.UnicodeScalarView(rest[rest.index(after: colon)...]))
             let tagLooksValid = !tag.isEmpty && !tag.contains("/") && !path.isEmpty
             if tagLooksValid && !(isDirectory(whole) && !isDirectory(path)) {
                 self.init(layoutPath: path, selector: .tag(tag))

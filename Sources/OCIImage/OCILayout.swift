@@ -264,7 +264,7 @@ public struct OCILayout: Sendable {
     /// Decodes a manifest or index and checks that it is what the descriptor said it is: the
     /// embedded `mediaType` (when present) must equal the descriptor's, and an index must not carry
     /// `config`/`layers` nor a manifest `manifests` (CVE-2021-41190).
-    static func decodeDocument<T: Decodable>(
+    public static func decodeDocument<T: Decodable>(
         _ type: T.Type, from bytes: [UInt8], expected: MediaType, where place: String
     ) throws(UnpackError) -> T {
         let data = Data(bytes)

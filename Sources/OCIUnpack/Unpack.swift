@@ -90,7 +90,7 @@ extension Unpacker {
             let checkpoint: () throws(UnpackError) -> Void =
                 options.honourInterrupts ? { () throws(UnpackError) in try Interrupts.check() } : {}
             let applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
-            let layout = try OCILayout(path: try ImageReference(parsing: reference).layoutPath, limits: documentLimits)
+            let layout = image.layout
             var entries: [Int] = []
             var uncompressed: Int64 = 0
             for layer in image.layers {

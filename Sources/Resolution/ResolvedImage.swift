@@ -72,7 +72,9 @@ public struct ResolvedImage: Sendable, Encodable {
     }
 
     public let reference: String
-    public let layoutPath: String
+    /// The layout the image was resolved in (its blobs are read from there).
+    public let layout: OCILayout
+    public var layoutPath: String { layout.path }
     public let request: ResolutionRequest
     public let steps: [Step]
     public let candidates: [Candidate]

@@ -88,7 +88,7 @@ public struct Resolver: Sendable {
                 diffID: config.rootfs.diffIDs[i])
         }
         return ResolvedImage(
-            reference: reference.description, layoutPath: layout.path, request: request, steps: walk.steps,
+            reference: reference.description, layout: layout, request: request, steps: walk.steps,
             candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
             config: config, layers: layers)
     }

@@ -30,6 +30,16 @@ import Testing
         #expect(ref.selector == .only)
     }
 
+    /// Found by fuzz-reference: a path starting with a combining mark merged with the colon before
+    /// it into one Character, so the printed reference did not parse back.
+    @Test func combiningMarkAfterColonRoundTrips() throws {
+        let ref = try ImageReference(parsing: "\u{656}dir:tag", isDirectory: { _ in false })
+        #expect(ref.layoutPath == "\u{656}dir")
+        #expect(ref.selector == .tag("tag"))
+        let again = try ImageReference(parsing: ref.description, isDirectory: { _ in false })
+        #expect(again == ref)
+    }
+
     @Test(arguments: ["", "oci:", "oci:/x@sha256:short", "oci:@sha256:" + String(repeating: "c", count: 64), "/x:"])
     func rejectsMalformed(text: String) {
         let error = #expect(throws: UnpackError.self) { try ImageReference(parsing: text, isDirectory: { _ in false }) }

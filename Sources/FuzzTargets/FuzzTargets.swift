@@ -1,0 +1,100 @@
+import Foundation
+import Glibc
+import LayerApply
+import LayerStream
+import OCIImage
+import Resolution
+
+/// Fuzz targets, kept in an ordinary library so that every build type-checks them; hack/fuzz links
+/// each into a libFuzzer binary. Each returns normally for any input: a crash, a sanitizer report
+/// or a failed containment check (`fatalError`) is a finding.
+
+/// Image references, platform strings, digests and compression lists.
+public enum FuzzReference {
+    public static func run(_ data: UnsafeBufferPointer<UInt8>) {
+        let text = String(decoding: data, as: UTF8.self)
+        if let reference = try? ImageReference(parsing: text, isDirectory: { $0.count % 2 == 0 }) {
+            // Whatever parses must print back to something that parses to the same value.
+            guard let again = try? ImageReference(parsing: reference.description, isDirectory: { $0.count % 2 == 0 }),
+                again.selector == reference.selector
+            else { fatalError("reference \(reference) does not round-trip") }
+        }
+        if let platform = try? Platform(parsing: text) {
+            guard platform == platform.normalized, platform.matchRank(of: platform) == 0 else {
+                fatalError("platform \(platform) is not normalised or does not match itself")
+            }
+        }
+        if let digest = try? Digest(parsing: text) {
+            guard digest.description == text else { fatalError("digest \(digest) does not round-trip") }
+            guard !digest.encoded.contains("/"), !digest.encoded.contains(".") else {
+                fatalError("unsafe digest \(digest)")
+            }
+        }
+        _ = try? ResolutionRequest.parseCompressionPreference(text)
+    }
+}
+
+/// Index, manifest and config JSON, through the same checks the layout applies.
+public enum FuzzDocuments {
+    public static func run(_ data: UnsafeBufferPointer<UInt8>) {
+        let bytes = Array(data)
+        for type in [MediaType.ociIndex, .dockerManifestList] {
+            _ = try? OCILayout.decodeDocument(Index.self, from: bytes, expected: type, where: "fuzz")
+        }
+        for type in [MediaType.ociManifest, .dockerManifest] {
+            _ = try? OCILayout.decodeDocument(Manifest.self, from: bytes, expected: type, where: "fuzz")
+        }
+        if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)) {
+            _ = config.platform.normalized
+        }
+    }
+}
+
+/// An arbitrary tar stream applied onto a fresh root, twice (so the second application meets what
+/// the first made), with a canary beside the root that must stay untouched.
+public enum FuzzTar {
+    nonisolated(unsafe) private static var workspace: String?
+
+    public static func run(_ data: UnsafeBufferPointer<UInt8>) {
+        let base = prepareWorkspace()
+        let root = base + "/root"
+        mkdir(root, 0o755)
+        defer { checkCanary(base) }
+        defer { try? removeDirectoryTree(root) }
+        guard
+            let applier = try? Applier(
+                rootPath: root, options: ApplyOptions(limits: UnpackLimits(maxEntriesPerLayer: 10_000)))
+        else {
+            fatalError("cannot open \(root)")
+        }
+        let bytes = Array(data)
+        for _ in 0..<2 {
+            guard let reader = try? TarReader(upstream: MemoryStream(bytes)) else { break }
+            _ = try? applier.apply(reader)
+        }
+    }
+
+    private static func prepareWorkspace() -> String {
+        if let workspace { return workspace }
+        let base = "/tmp/oci-unpack-fuzz-\(getpid())"
+        mkdir(base, 0o755)
+        mkdir(base + "/canary", 0o755)
+        _ = FileManager.default.createFile(atPath: base + "/canary/file", contents: Data("canary".utf8))
+        workspace = base
+        return base
+    }
+
+    private static func checkCanary(_ base: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: base))?.sorted() ?? []
+        guard names == ["canary"] else { fatalError("something was created beside the root: \(names)") }
+        let canary = (try? FileManager.default.contentsOfDirectory(atPath: base + "/canary")) ?? []
+        guard canary == ["file"], FileManager.default.contents(atPath: base + "/canary/file") == Data("canary".utf8)
+        else {
+            fatalError("the canary changed: \(canary)")
+        }
+        var st = stat()
+        guard lstat(base + "/canary/file", &st) == 0, st.st_nlink == 1, st.st_mode & 0o7777 == 0o644 else {
+            fatalError("the canary's metadata changed")
+        }
+    }
+}
