@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
         .target(name: "CShims"),
 
         .target(
@@ -29,7 +30,7 @@ let package = Package(
         .target(
             name: "LayerStream",
             dependencies: [
-                "OCIImage", "CArchive", "CZstd", "CZlib",
+                "OCIImage", "CArchive", "CZstd", "CZlib", "CIsal",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -31,6 +31,7 @@ SHORT = {
     "oci-unpack-tar": "oci-unpack (tar layer)",
 }
 DESCRIPTION = {
+    "tiny": "one small file, one gzip layer: the fixed cost of a run",
     "debian-gzip": "debootstrap minbase bookworm + a layer of whiteouts/additions/hardlinks; gzip, gzip",
     "debian-zstd": "the same image; zstd, zstd",
     "debian-mixed": "the same image; gzip base, zstd second layer",
@@ -56,17 +57,18 @@ def main():
     meta = dict(r[:2] for r in read_tsv(os.path.join(results, "meta.tsv"), header=False) if len(r) >= 2)
     runs = {}  # (workload, tool) -> list of (wall, rss_kib)
     order = []
-    for w, tool, rnd, wall, _e, rss in read_tsv(os.path.join(results, "runs.tsv")):
+    for w, tool, rnd, wall, _e, rss, us, sy in read_tsv(os.path.join(results, "runs.tsv")):
         if (w, tool) not in runs:
             runs[(w, tool)] = []
             order.append((w, tool))
-        runs[(w, tool)].append((float(wall), int(rss)))
+        runs[(w, tool)].append((float(wall), int(rss), float(us) + float(sy)))
     workloads = []
     winfo = {}
-    for w, metapath, tag in read_tsv(os.path.join(results, "workloads.tsv"), header=False):
+    for w, metapath, tag, wload in read_tsv(os.path.join(results, "workloads.tsv"), header=False):
         layers = json.load(open(metapath))[tag]
         workloads.append(w)
         winfo[w] = {
+            "load": wload,
             "layers": layers,
             "tar_mib": sum(l["tar_size"] for l in layers) / 1048576,
             "blob_mib": sum(l["size"] for l in layers) / 1048576,
@@ -77,6 +79,10 @@ def main():
     def med(w, tool):
         r = runs.get((w, tool))
         return statistics.median(x[0] for x in r) if r else None
+
+    def cpu(w, tool):
+        r = runs.get((w, tool))
+        return statistics.median(x[2] for x in r) if r else None
 
     def rss_mib(w, tool):
         r = runs.get((w, tool))
@@ -118,7 +124,8 @@ def main():
     p("  read into the page cache before each workload, so every run reads its input from memory.")
     p("- Time is wall-clock time of the whole command (bash `$EPOCHREALTIME` around `/usr/bin/time`,")
     p("  microsecond resolution; `/usr/bin/time -f %e` agrees but only has 10 ms resolution).")
-    p("  Tables show the median over the rounds, and the min-max range.")
+    p("  Tables show the median over the rounds, and the min-max range. CPU s is the median of user+sys")
+    p("  time (`%U + %S`, the command and all its child processes).")
     p("- Peak RSS is `/usr/bin/time -f %M` (the largest value over the rounds). For oci-unpack, umoci and")
     p("  `tar -x` it is that process's. A pipeline runs as `bash -c 'set -o pipefail; DEC -dc BLOB | tar -x -C OUT'`")
     p("  and `%M` is then the largest RSS of any single process in it (bash, the decompressor or tar), not")
@@ -135,31 +142,31 @@ def main():
     p("")
     p("## Workloads")
     p("")
-    p("| workload | content | layers | uncompressed MiB | compressed MiB | tar entries |")
-    p("|---|---|---|---:|---:|---:|")
+    p("| workload | content | layers | uncompressed MiB | compressed MiB | tar entries | load avg at start |")
+    p("|---|---|---|---:|---:|---:|---|")
     for w in workloads:
         i = winfo[w]
         comp = "+".join(l["compression"] for l in i["layers"])
         p(
             f"| {w} | {DESCRIPTION.get(w, '')} | {len(i['layers'])} ({comp}) | {i['tar_mib']:.1f} | "
-            f"{i['blob_mib']:.1f} | {i['entries']:,} |"
+            f"{i['blob_mib']:.1f} | {i['entries']:,} | {i['load']} |"
         )
     p("")
     p("## Results")
     p("")
     main_table = []
-    main_table.append("| workload | tool | median s | min–max s | peak RSS MiB | oci-unpack / tool |")
-    main_table.append("|---|---|---:|---:|---:|---:|")
+    main_table.append("| workload | tool | median s | min–max s | CPU s | peak RSS MiB | oci-unpack / tool |")
+    main_table.append("|---|---|---:|---:|---:|---:|---:|")
     for w in workloads:
         for (ww, tool) in order:
             if ww != w:
                 continue
             r = runs[(w, tool)]
             walls = [x[0] for x in r]
-            rt = ratio(w, tool) if tool != "oci-unpack" else None
+            rt = ratio(w, tool) if tool not in ("oci-unpack", "oci-unpack-tar") else None
             main_table.append(
                 f"| {w} | {LABEL.get(tool, tool)} | {statistics.median(walls):.3f} | "
-                f"{min(walls):.3f}–{max(walls):.3f} | {rss_mib(w, tool):.1f} | "
+                f"{min(walls):.3f}–{max(walls):.3f} | {cpu(w, tool):.2f} | {rss_mib(w, tool):.1f} | "
                 + (f"{rt:.2f}" if rt is not None else "") + " |"
             )
     out.extend(main_table)
@@ -186,6 +193,16 @@ def main():
     ratio_target("gzip image: oci-unpack ≤ 1.15 × igzip\\|tar", "files-20k", "igzip-tar", 1.15)
     ratio_target("zstd image: oci-unpack ≤ 1.15 × zstd\\|tar", "debian-zstd", "zstd-tar", 1.15)
     ratio_target("20k small files (gzip image): oci-unpack ≤ 1.2 × tar -x (uncompressed tar)", "files-20k", "tar-x", 1.2)
+    a, b = med("files-20k", "oci-unpack-tar"), med("files-20k", "tar-x")
+    if a is not None and b:
+        targets.append(
+            (
+                "(same, oci-unpack on the uncompressed layer) ≤ 1.2 × tar -x",
+                "files-20k",
+                f"{a / b:.2f} ({a:.3f} s / {b:.3f} s)",
+                verdict(a / b <= 1.2),
+            )
+        )
     rss = [(rss_mib(w, "oci-unpack"), w) for w in workloads if (w, "oci-unpack") in runs]
     rss += [(rss_mib(w, "oci-unpack-tar"), w + " (tar layer)") for w in workloads if (w, "oci-unpack-tar") in runs]
     if rss:
@@ -228,40 +245,76 @@ def main():
         p("")
 
     # ---------------------------------------------------------------- scaling
+    loads = [float(meta["load_start"].split()[0]), float(meta["load_end"].split()[0])]
+    loads += [float(winfo[w]["load"].split()[0]) for w in workloads]
+    if max(loads) > 0.5:
+        p(f"**Note:** the machine was not idle during this run (1-minute load average up to {max(loads):.2f} on")
+        p(f"{meta['nproc']} CPUs, see the workloads table): wall times include waiting for the CPU, which hurts")
+        p("oci-unpack (one thread) and the two-process pipelines differently. The CPU s column is less")
+        p("affected. Rerun on an idle machine for numbers to quote.")
+        p("")
+
     p("## Scaling")
     p("")
-    p("Median seconds divided by the layer's uncompressed size (MiB) and by its tar entries (thousands).")
-    p("The spread is max/min − 1 over the sizes of one series; the fixed cost of starting the process,")
-    p("resolving the image and writing config.json weighs most on the smallest size.")
+    p("Median seconds divided by the layer's uncompressed size (MiB) and by its tar entries (thousands);")
+    p("the bytes-* series is judged by s/MiB, the files-* series by s/1k entries. The spread is")
+    p("max/min − 1 over the sizes of one series. CPU is user+sys time; wall time also contains waiting")
+    p("for the CPU when the machine is busy, CPU time much less so.")
     p("")
     scaling_table = [
-        "| workload | uncompressed MiB | entries | oci-unpack s | s/MiB | s/1k entries | igzip\\|tar s/MiB | igzip\\|tar s/1k entries | tar -x s/1k entries |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | uncompressed MiB | entries | oci-unpack s | s/MiB | s/1k entries | CPU s/MiB | CPU s/1k entries "
+        "| igzip\\|tar s/MiB | igzip\\|tar s/1k entries | tar -x s/1k entries |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
-    def f6(x):
+    def f4(x):
         return f"{x:.4f}" if x is not None else ""
+
+    def per(v, d):
+        return v / d if v is not None else None
 
     for w in [w for w in workloads if w.startswith(("bytes-", "files-"))]:
         i = winfo[w]
-        o = med(w, "oci-unpack")
-        g = med(w, "igzip-tar")
-        t = med(w, "tar-x")
-        k = i["entries"] / 1000
+        mib, k = i["tar_mib"], i["entries"] / 1000
+        o, c, g, t = med(w, "oci-unpack"), cpu(w, "oci-unpack"), med(w, "igzip-tar"), med(w, "tar-x")
         scaling_table.append(
-            f"| {w} | {i['tar_mib']:.1f} | {i['entries']:,} | {o:.3f} | {f6(o / i['tar_mib'])} | {f6(o / k)} | "
-            f"{f6(g / i['tar_mib'] if g else None)} | {f6(g / k if g else None)} | {f6(t / k if t else None)} |"
+            f"| {w} | {mib:.1f} | {i['entries']:,} | {o:.3f} | {f4(per(o, mib))} | {f4(per(o, k))} | "
+            f"{f4(per(c, mib))} | {f4(per(c, k))} | {f4(per(g, mib))} | {f4(per(g, k))} | {f4(per(t, k))} |"
         )
     out.extend(scaling_table)
     p("")
-    for label, spread, ws in (("s/MiB", bytes_spread, bytes_ws), ("s/1k entries", files_spread, files_ws)):
-        if spread is not None:
-            p(f"- oci-unpack {label} over {', '.join(ws)}: spread {spread:.1f} % (limit {SPREAD_LIMIT:.0f} %).")
-    for prefix, unit, label in (("bytes-", lambda w: winfo[w]["tar_mib"], "s/MiB"), ("files-", lambda w: winfo[w]["entries"] / 1000, "s/1k entries")):
-        ws = [w for w in workloads if w.startswith(prefix) and (w, "igzip-tar") in runs]
-        if len(ws) >= 2:
-            per = [med(w, "igzip-tar") / unit(w) for w in ws]
-            p(f"- for comparison, igzip|tar {label} over {', '.join(ws)}: spread {(max(per) / min(per) - 1) * 100:.1f} %.")
+    series = (
+        ("bytes-", lambda w: winfo[w]["tar_mib"], "s/MiB"),
+        ("files-", lambda w: winfo[w]["entries"] / 1000, "s/1k entries"),
+    )
+    fixed = med("tiny", "oci-unpack")
+    if fixed is not None:
+        p(f"- Fixed cost of one oci-unpack run (workload `tiny`): {fixed:.3f} s wall. Informational only — with it")
+        p("  subtracted from every size (the targets above use the raw numbers):")
+        for prefix, unit, label in series:
+            ws = [w for w in workloads if w.startswith(prefix) and (w, "oci-unpack") in runs]
+            if len(ws) >= 2:
+                vals = [max(med(w, "oci-unpack") - fixed, 1e-9) / unit(w) for w in ws]
+                p(
+                    f"  - oci-unpack {label} over {', '.join(ws)}: "
+                    + ", ".join(f"{v:.4f}" for v in vals)
+                    + f"; spread {(max(vals) / min(vals) - 1) * 100:.1f} %."
+                )
+    for prefix, unit, label in series:
+        for what, tool, fn in (
+            ("oci-unpack wall", "oci-unpack", med),
+            ("oci-unpack CPU", "oci-unpack", cpu),
+            ("igzip|tar wall (reference)", "igzip-tar", med),
+            ("tar -x wall (reference)", "tar-x", med),
+        ):
+            ws = [w for w in workloads if w.startswith(prefix) and (w, tool) in runs]
+            if len(ws) < 2:
+                continue
+            vals = [fn(w, tool) / unit(w) for w in ws]
+            p(
+                f"- {what} {label} over {', '.join(ws)}: spread {(max(vals) / min(vals) - 1) * 100:.1f} %"
+                + (f" (limit {SPREAD_LIMIT:.0f} %)." if what == "oci-unpack wall" else ".")
+            )
     p("")
 
     # ---------------------------------------------------------------- checks
@@ -282,12 +335,12 @@ def main():
     # ---------------------------------------------------------------- raw
     p("## Raw runs")
     p("")
-    p("<details><summary>every timed run (wall seconds, /usr/bin/time %e, max RSS KiB)</summary>")
+    p("<details><summary>every timed run</summary>")
     p("")
-    p("| workload | tool | round | wall s | %e | max RSS KiB |")
-    p("|---|---|---:|---:|---:|---:|")
-    for w, tool, rnd, wall, e, rss_k in read_tsv(os.path.join(results, "runs.tsv")):
-        p(f"| {w} | {tool} | {rnd} | {wall} | {e} | {rss_k} |")
+    p("| workload | tool | round | wall s | %e | max RSS KiB | user s | sys s |")
+    p("|---|---|---:|---:|---:|---:|---:|---:|")
+    for row in read_tsv(os.path.join(results, "runs.tsv")):
+        p("| " + " | ".join(row) + " |")
     p("")
     p("</details>")
     p("")

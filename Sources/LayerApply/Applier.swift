@@ -103,6 +103,8 @@ public final class Applier {
         /// or a whiteout processed them): further markers for them have nothing to do, which keeps
         /// crafted layers (thousands of markers for one directory) linear.
         var cleaned: Set<[UInt8]> = []
+        /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
+        var cachedParent: (path: EntryPath, fd: OwnedFD)?
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
@@ -187,36 +189,22 @@ public final class Applier {
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
             return
         }
-        let parent = try root.openDirectory(path.parent, create: true)
-        layer.willModify(path.parent, fd: parent.rawValue)
+        let parent = try parentDirectory(of: path, layer: &layer)
         switch entry.kind {
         case .directory:
             try makeDirectory(parent, name, entry: entry, layer: &layer)
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
         case .regular:
-            try Tree.remove(in: parent.rawValue, name)
             try writeFile(parent, name, entry: entry, reader: reader, layer: &layer)
         case .symlink:
-            try Tree.remove(in: parent.rawValue, name)
-            let rc = entry.linkTarget.withCString { target in
-                name.withCString { symlinkat(target, parent.rawValue, $0) }
+            try createReplacing(parent, name, call: "symlinkat", entry: entry) { name in
+                entry.linkTarget.withCString { target in symlinkat(target, parent.rawValue, name) }
             }
-            if rc != 0 { throw SystemError(call: "symlinkat", errno: errno, path: entry.displayPath) }
             try setMetadata(parent: parent, name, entry: entry, layer: &layer)
         case .hardlink:
             try makeHardlink(parent, name, entry: entry)
         case .characterDevice, .blockDevice, .fifo:
-            try Tree.remove(in: parent.rawValue, name)
-            let type: mode_t = entry.kind == .fifo ? S_IFIFO : entry.kind == .blockDevice ? S_IFBLK : S_IFCHR
-            let device = entry.kind == .fifo ? 0 : CSys.makedev(entry.deviceMajor, entry.deviceMinor)
-            let rc = name.withCString { mknodat(parent.rawValue, $0, type | mode_t(entry.mode & 0o777), device) }
-            if rc != 0 {
-                if errno == EPERM && geteuid() != 0 {
-                    options.warn("skipping device \(entry.displayPath): creating devices needs root")
-                    return
-                }
-                throw SystemError(call: "mknodat", errno: errno, path: entry.displayPath)
-            }
+            guard try makeNode(parent, name, entry: entry) else { return }
             try setMetadata(parent: parent, name, entry: entry, layer: &layer)
         case .socket:
             options.warn("skipping socket \(entry.displayPath): sockets cannot be unpacked")
@@ -225,14 +213,57 @@ public final class Applier {
         layer.record(path, isDirectory: entry.kind == .directory)
     }
 
+    /// The entry's parent directory, from the one-entry cache when consecutive entries share it
+    /// (the common case: a tar lists a directory's files together). The cached fd stays right
+    /// because any entry that could replace that directory or an ancestor has another parent and
+    /// so replaces the cache first; whiteouts, which remove elsewhere, clear it.
+    private func parentDirectory(of path: EntryPath, layer: inout LayerState) throws(SystemError) -> OwnedFD {
+        let parentPath = path.parent
+        if let cached = layer.cachedParent, cached.path == parentPath { return cached.fd }
+        let fd = try root.openDirectory(parentPath, create: true)
+        layer.willModify(parentPath, fd: fd.rawValue)
+        layer.cachedParent = (parentPath, fd)
+        return fd
+    }
+
+    /// Runs `create` (an *at call that fails with EEXIST when the name is taken); when the name is
+    /// taken, removes what is there (the link itself, or a whole tree) and tries once more. Trying
+    /// first saves a stat per entry on the common path, where nothing is in the way.
+    private func createReplacing(
+        _ parent: OwnedFD, _ name: [UInt8], call: String, entry: TarEntry, _ create: (UnsafePointer<CChar>) -> Int32
+    ) throws(SystemError) {
+        if name.withCString(create) == 0 { return }
+        guard errno == EEXIST else { throw SystemError(call: call, errno: errno, path: entry.displayPath) }
+        try Tree.remove(in: parent.rawValue, name)
+        if name.withCString(create) != 0 { throw SystemError(call: call, errno: errno, path: entry.displayPath) }
+    }
+
+    /// A device node or FIFO; `false` when skipped (devices need root).
+    private func makeNode(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry) throws(SystemError) -> Bool {
+        let type: mode_t = entry.kind == .fifo ? S_IFIFO : entry.kind == .blockDevice ? S_IFBLK : S_IFCHR
+        let device = entry.kind == .fifo ? 0 : CSys.makedev(entry.deviceMajor, entry.deviceMinor)
+        do {
+            try createReplacing(parent, name, call: "mknodat", entry: entry) { name in
+                mknodat(parent.rawValue, name, type | mode_t(entry.mode & 0o777), device)
+            }
+            return true
+        } catch {
+            guard error.errno == EPERM && geteuid() != 0 else { throw error }
+            options.warn("skipping device \(entry.displayPath): creating devices needs root")
+            return false
+        }
+    }
+
     private func makeDirectory(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, layer: inout LayerState) throws {
-        var st = stat()
-        let exists = name.withCString { fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
-        if !exists || (st.st_mode & S_IFMT) != S_IFDIR {
+        if name.withCString({ mkdirat(parent.rawValue, $0, 0o700) }) != 0 {
+            guard errno == EEXIST else { throw SystemError(call: "mkdirat", errno: errno, path: entry.displayPath) }
             // An existing directory keeps its children; anything else in the way is replaced.
-            if exists { try Tree.remove(in: parent.rawValue, name) }
-            if name.withCString({ mkdirat(parent.rawValue, $0, 0o700) }) != 0 {
-                throw SystemError(call: "mkdirat", errno: errno, path: entry.displayPath)
+            var st = stat()
+            let isDirectory =
+                name.withCString { fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+                && (st.st_mode & S_IFMT) == S_IFDIR
+            if !isDirectory {
+                try createReplacing(parent, name, call: "mkdirat", entry: entry) { mkdirat(parent.rawValue, $0, 0o700) }
             }
         }
         let fd = name.withCString { openat(parent.rawValue, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
@@ -244,10 +275,11 @@ public final class Applier {
     private func writeFile(
         _ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, reader: TarReader, layer: inout LayerState
     ) throws {
-        let fd = name.withCString {
-            openat(parent.rawValue, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        var fd: Int32 = -1
+        try createReplacing(parent, name, call: "openat", entry: entry) { name in
+            fd = openat(parent.rawValue, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            return fd >= 0 ? 0 : -1
         }
-        guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: entry.displayPath) }
         let file = OwnedFD(fd)
         var end: Int64 = 0
         try reader.readData { (block, offset) throws(UnpackError) in
@@ -318,6 +350,8 @@ public final class Applier {
     // MARK: - Whiteouts
 
     private func applyWhiteout(_ path: EntryPath, entry: TarEntry, layer: inout LayerState) throws {
+        // Removals below other directories may take the cached parent with them.
+        layer.cachedParent = nil
         let name = path.name
         if name == Self.opaqueMarker {
             // Hide every child of the directory that came from lower layers, wherever the marker

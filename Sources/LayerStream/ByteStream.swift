@@ -42,3 +42,13 @@ extension ByteStream {
         }
     }
 }
+
+extension ByteStream {
+    /// Reads whatever is left and throws it away (tar padding after the end-of-archive blocks), so
+    /// that every stage verifies the whole stream.
+    public func drain() throws(UnpackError) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer { scratch.deallocate() }
+        while try read(into: scratch) > 0 {}
+    }
+}

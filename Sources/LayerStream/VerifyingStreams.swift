@@ -1,4 +1,5 @@
 import OCIImage
+import Synchronization
 
 /// The first stage of a layer: the blob file, checked against its descriptor. Its length must be
 /// exactly `size` and its content must hash to `digest`; both are checked as the bytes stream past,
@@ -7,8 +8,12 @@ public final class BlobStream: ByteStream {
     private let fd: OwnedFD
     private let descriptor: Descriptor
     private var digester: Digester
-    /// Bytes read so far (for progress reporting).
-    public private(set) var bytesRead: Int64 = 0
+    private var count: Int64 = 0
+    /// Published copy of `count` for progress reporting from another thread.
+    private let published = Atomic<Int64>(0)
+
+    /// Bytes read so far; safe to read from any thread (progress reporting).
+    public var bytesRead: Int64 { published.load(ordering: .relaxed) }
 
     public init(fd: OwnedFD, descriptor: Descriptor) {
         self.fd = fd
@@ -18,7 +23,7 @@ public final class BlobStream: ByteStream {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         // Never read past the declared size: a blob that grew is caught without reading it all.
-        let remaining = descriptor.size - bytesRead
+        let remaining = descriptor.size - count
         let want = Int(min(Int64(buffer.count), max(remaining, 1)))
         let n: Int
         do {
@@ -28,17 +33,18 @@ public final class BlobStream: ByteStream {
                 "reading blob \(descriptor.digest) failed",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
-        bytesRead += Int64(n)
-        if bytesRead > descriptor.size {
+        count += Int64(n)
+        published.store(count, ordering: .relaxed)
+        if count > descriptor.size {
             throw UnpackError(
                 .sizeMismatch, "blob \(descriptor.digest) is longer than its descriptor's size \(descriptor.size)",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
         if n == 0 {
-            guard bytesRead == descriptor.size else {
+            guard count == descriptor.size else {
                 throw UnpackError(
                     .sizeMismatch,
-                    "blob \(descriptor.digest) ended after \(bytesRead) of \(descriptor.size) bytes",
+                    "blob \(descriptor.digest) ended after \(count) of \(descriptor.size) bytes",
                     context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
             }
             let actual = digester.finalize()
@@ -97,14 +103,6 @@ public final class DiffIDStream: ByteStream {
         guard bytesRead <= limit else { throw limitExceeded(limit) }
         digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
-    }
-
-    /// Reads and hashes whatever is left (tar padding after the end-of-archive blocks), so the
-    /// diff_id covers the whole stream.
-    public func drain() throws(UnpackError) {
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-        defer { scratch.deallocate() }
-        while try read(into: scratch) > 0 {}
     }
 }
 
@@ -177,8 +175,17 @@ public enum Magic: Equatable, Sendable, CustomStringConvertible {
 /// disagree the layer is refused, naming both: decoding by magic would unpack something the image
 /// does not describe, and decoding by media type would produce garbage.
 public enum LayerDecoder {
+    /// Which gzip implementation to use.
+    public enum GzipImplementation: String, Sendable, CaseIterable {
+        /// ISA-L's inflate (the default: several times faster).
+        case isal
+        /// zlib, the reference implementation.
+        case zlib
+    }
+
     public static func decompressing(
-        _ upstream: any ByteStream, compression: LayerCompression, mediaType: MediaType
+        _ upstream: any ByteStream, compression: LayerCompression, mediaType: MediaType,
+        gzip: GzipImplementation = .isal
     ) throws(UnpackError) -> any ByteStream {
         let peek = PeekStream(upstream: upstream)
         let magic = Magic(try peek.peek(4))
@@ -190,7 +197,10 @@ public enum LayerDecoder {
         }
         switch (compression, magic) {
         case (.gzip, .gzip):
-            return try GzipDecompressor(upstream: peek)
+            switch gzip {
+            case .isal: return IsalGzipDecompressor(upstream: peek)
+            case .zlib: return try GzipDecompressor(upstream: peek)
+            }
         case (.zstd, .zstd):
             return try ZstdDecompressor(upstream: peek)
         case (.none, .other):

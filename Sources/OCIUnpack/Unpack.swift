@@ -22,6 +22,10 @@ public struct UnpackOptions: Sendable {
     public var progress: (@Sendable (UnpackProgress) -> Void)?
     /// Stop between entries when SIGINT/SIGTERM arrived (after `Interrupts.install()`).
     public var honourInterrupts: Bool
+    /// The gzip implementation (ISA-L by default; zlib is the reference).
+    public var gzip: LayerDecoder.GzipImplementation = .isal
+    /// Decompress and hash on a second thread, ahead of tar parsing and application.
+    public var prefetch = true
     /// The runtime-spec template for `config.json`; `nil`: the built-in bundle-templates/default.json.
     public var template: JSONValue?
     /// Command-line changes to the converted configuration.
@@ -170,7 +174,10 @@ extension Unpacker {
             }
         }
         let logger = self.logger
-        let reader = try TarReader(upstream: tar) { warning in
+        // Blob reading, both digests and decompression on one thread; tar parsing and the applier
+        // on this one.
+        let source: any ByteStream = options.prefetch ? PrefetchStream(upstream: tar) : tar
+        let reader = try TarReader(upstream: source) { warning in
             logger.warning("layer \(layer.index): \(warning)")
         }
         let progress = options.progress
@@ -186,7 +193,7 @@ extension Unpacker {
             })
         // The tar end marker may come before the end of the stream: hash the rest too, which also
         // checks the blob's size and digest and the compressed stream's trailer.
-        try tar.drain()
+        try source.drain()
         progress?(
             UnpackProgress(
                 layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,

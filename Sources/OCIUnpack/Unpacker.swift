@@ -1,4 +1,5 @@
 @_exported import LayerApply
+@_exported import LayerStream
 import Logging
 @_exported import OCIImage
 @_exported import Resolution

@@ -109,6 +109,9 @@ struct Unpack: ParsableCommand {
     @Option(help: "Entrypoint instead of the image's (repeat for each argument).")
     var entrypoint: [String] = []
 
+    @Option(name: .customLong("gzip-decoder"), help: "isal (default, fast) or zlib (the reference implementation).")
+    var gzipDecoder: String = "isal"
+
     @Option(
         name: .customLong("limit"),
         help: "NAME=VALUE: change a resource limit (repeatable; see README, \"Limits\").")
@@ -124,6 +127,9 @@ struct Unpack: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
+        guard LayerDecoder.GzipImplementation(rawValue: gzipDecoder) != nil else {
+            throw ValidationError("--gzip-decoder must be isal or zlib, not \"\(gzipDecoder)\"")
+        }
         for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
             throw ValidationError("--env \"\(entry)\" is not NAME=VALUE")
         }
@@ -139,6 +145,7 @@ struct Unpack: ParsableCommand {
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
         var options = UnpackOptions(force: force, apply: ApplyOptions(warn: warn))
+        options.gzip = LayerDecoder.GzipImplementation(rawValue: gzipDecoder) ?? .isal
         for assignment in limitAssignments {
             do {
                 try options.limits.set(assignment)

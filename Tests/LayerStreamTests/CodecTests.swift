@@ -5,11 +5,71 @@ import Testing
 @Suite struct CodecTests {
     static let sample: [UInt8] = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 / 7) }
 
-    @Test(arguments: [1, 3])
-    func gzipRoundTripWithMembers(members: Int) throws {
+    static func gunzip(_ implementation: LayerDecoder.GzipImplementation, _ bytes: [UInt8]) throws(UnpackError)
+        -> any ByteStream
+    {
+        switch implementation {
+        case .isal: IsalGzipDecompressor(upstream: MemoryStream(bytes))
+        case .zlib: try GzipDecompressor(upstream: MemoryStream(bytes))
+        }
+    }
+
+    @Test(arguments: LayerDecoder.GzipImplementation.allCases, [1, 3, 40])
+    func gzipRoundTripWithMembers(implementation: LayerDecoder.GzipImplementation, members: Int) throws {
         let compressed = GzipCompressor.compress(Self.sample, members: members)
-        let out = try GzipDecompressor(upstream: MemoryStream(compressed)).readAll()
+        let out = try Self.gunzip(implementation, compressed).readAll()
         #expect(out == Self.sample)
+    }
+
+    @Test(arguments: LayerDecoder.GzipImplementation.allCases)
+    func gzipErrors(implementation: LayerDecoder.GzipImplementation) throws {
+        let compressed = GzipCompressor.compress(Self.sample, members: 2)
+        let truncated = #expect(throws: UnpackError.self) {
+            _ = try Self.gunzip(implementation, Array(compressed.dropLast(100))).readAll()
+        }
+        #expect(truncated?.code == .corruptLayer)
+        #expect(truncated?.message.contains("truncated") == true, "\(String(describing: truncated))")
+        let trailing = #expect(throws: UnpackError.self) {
+            _ = try Self.gunzip(implementation, compressed + Array("garbage".utf8)).readAll()
+        }
+        #expect(trailing?.message.contains("trailing data") == true, "\(String(describing: trailing))")
+        var flipped = compressed
+        flipped[flipped.count - 6] ^= 0xff  // the last member's CRC-32
+        let checksum = #expect(throws: UnpackError.self) { _ = try Self.gunzip(implementation, flipped).readAll() }
+        #expect(checksum?.code == .corruptLayer)
+        let empty = try Self.gunzip(implementation, []).readAll()
+        #expect(empty.isEmpty)
+    }
+
+    @Test func prefetchDeliversTheStreamAndItsErrorInPlace() throws {
+        let compressed = ZstdCompressor.compress(Self.sample, frames: 3)
+        let whole = try PrefetchStream(upstream: ZstdDecompressor(upstream: MemoryStream(compressed)), bufferSize: 4096, depth: 2)
+            .readAll()
+        #expect(whole == Self.sample)
+        let broken = PrefetchStream(
+            upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096, depth: 3)
+        var received: [UInt8] = []
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000, alignment: 1)
+        defer { scratch.deallocate() }
+        let error = #expect(throws: UnpackError.self) {
+            while true {
+                let n = try broken.read(into: scratch)
+                if n == 0 { break }
+                received += scratch[0..<n]
+            }
+        }
+        #expect(error?.message.contains("truncated") == true)
+        #expect(received.count > 150_000, "the data before the error arrives first")
+        #expect(Array(Self.sample.prefix(received.count)) == received)
+    }
+
+    @Test func droppingAPrefetchStreamEarlyStopsItsThread() throws {
+        for _ in 0..<20 {
+            let stream = PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2)
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 10, alignment: 1)
+            _ = try stream.read(into: scratch)
+            scratch.deallocate()
+        }
     }
 
     @Test(arguments: [1, 4])
@@ -19,15 +79,6 @@ import Testing
         #expect(out == Self.sample)
     }
 
-    @Test func truncatedGzipIsCorrupt() throws {
-        let compressed = GzipCompressor.compress(Self.sample)
-        let error = #expect(throws: UnpackError.self) {
-            _ = try GzipDecompressor(upstream: MemoryStream(Array(compressed.dropLast(100)))).readAll()
-        }
-        #expect(error?.code == .corruptLayer)
-        #expect(error?.message.contains("truncated") == true)
-    }
-
     @Test func truncatedZstdIsCorrupt() throws {
         let compressed = ZstdCompressor.compress(Self.sample)
         let error = #expect(throws: UnpackError.self) {
@@ -35,15 +86,6 @@ import Testing
         }
         #expect(error?.code == .corruptLayer)
         #expect(error?.message.contains("truncated") == true)
-    }
-
-    @Test func gzipTrailingGarbageIsCorrupt() throws {
-        let compressed = GzipCompressor.compress(Self.sample) + Array("garbage".utf8)
-        let error = #expect(throws: UnpackError.self) {
-            _ = try GzipDecompressor(upstream: MemoryStream(compressed)).readAll()
-        }
-        #expect(error?.code == .corruptLayer)
-        #expect(error?.message.contains("trailing data") == true)
     }
 
     @Test func zstdGarbageIsCorrupt() throws {

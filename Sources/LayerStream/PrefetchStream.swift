@@ -1,0 +1,141 @@
+import Foundation
+import OCIImage
+
+/// Runs an upstream stage (blob read, digest, decompression, diff_id hashing) on its own thread,
+/// a few buffers ahead of the consumer (tar parsing and the applier), so that the two halves of a
+/// layer's work use both cores. The queue is bounded: memory does not grow with the layer.
+///
+/// An upstream error is delivered to the consumer at the point in the stream where it happened.
+/// Dropping the stream stops the producer and waits for it.
+public final class PrefetchStream: ByteStream {
+    /// The upstream chain and the buffers in flight are handed between the two threads under
+    /// `condition`; `upstream` itself is touched only by the producer thread once it has started.
+    private final class Shared: @unchecked Sendable {
+        let condition = NSCondition()
+        var free: [UnsafeMutableRawBufferPointer] = []
+        var filled: [(UnsafeMutableRawBufferPointer, Int)] = []
+        var filledHead = 0
+        var ended = false
+        var error: UnpackError?
+        var cancelled = false
+        var exited = false
+        let upstream: any ByteStream
+
+        init(upstream: any ByteStream) { self.upstream = upstream }
+    }
+
+    private let shared: Shared
+    private var buffers: [UnsafeMutableRawBufferPointer] = []
+    /// The buffer being consumed, its length and the read offset.
+    private var current: (buffer: UnsafeMutableRawBufferPointer, count: Int, offset: Int)?
+    private var delivered = false
+
+    public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4) {
+        shared = Shared(upstream: upstream)
+        for _ in 0..<max(depth, 2) {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
+            buffers.append(buffer)
+            shared.free.append(buffer)
+        }
+        let shared = self.shared
+        let thread = Thread { Self.produce(shared) }
+        thread.name = "oci-unpack layer reader"
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    deinit {
+        shared.condition.lock()
+        shared.cancelled = true
+        shared.condition.broadcast()
+        while !shared.exited { shared.condition.wait() }
+        shared.condition.unlock()
+        for buffer in buffers { buffer.deallocate() }
+    }
+
+    private static func produce(_ s: Shared) {
+        defer {
+            s.condition.lock()
+            s.exited = true
+            s.condition.broadcast()
+            s.condition.unlock()
+        }
+        while true {
+            s.condition.lock()
+            while s.free.isEmpty && !s.cancelled { s.condition.wait() }
+            if s.cancelled {
+                s.condition.unlock()
+                return
+            }
+            let buffer = s.free.removeLast()
+            s.condition.unlock()
+
+            var count = 0
+            var failure: UnpackError?
+            do {
+                // Fill the buffer (decompressors may return less per call) to keep hand-offs rare.
+                while count < buffer.count {
+                    let n = try s.upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[count...]))
+                    if n == 0 { break }
+                    count += n
+                }
+            } catch {
+                failure = error
+            }
+
+            s.condition.lock()
+            if count > 0 { s.filled.append((buffer, count)) } else { s.free.append(buffer) }
+            if let failure { s.error = failure }
+            let done = failure != nil || count < buffer.count
+            if done { s.ended = true }
+            s.condition.broadcast()
+            s.condition.unlock()
+            if done { return }
+        }
+    }
+
+    public func read(into destination: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        guard destination.count > 0 else { return 0 }
+        if current == nil {
+            guard let next = try take() else { return 0 }
+            current = (next.0, next.1, 0)
+        }
+        guard var chunk = current else { return 0 }
+        let n = min(destination.count, chunk.count - chunk.offset)
+        destination.copyMemory(
+            from: UnsafeRawBufferPointer(rebasing: chunk.buffer[chunk.offset..<(chunk.offset + n)]))
+        chunk.offset += n
+        if chunk.offset == chunk.count {
+            give(chunk.buffer)
+            current = nil
+        } else {
+            current = chunk
+        }
+        return n
+    }
+
+    /// The next filled buffer; `nil` at the end; the upstream's error where it happened.
+    private func take() throws(UnpackError) -> (UnsafeMutableRawBufferPointer, Int)? {
+        shared.condition.lock()
+        defer { shared.condition.unlock() }
+        while shared.filledHead == shared.filled.count && !shared.ended { shared.condition.wait() }
+        if shared.filledHead < shared.filled.count {
+            let next = shared.filled[shared.filledHead]
+            shared.filledHead += 1
+            if shared.filledHead == shared.filled.count {
+                shared.filled.removeAll(keepingCapacity: true)
+                shared.filledHead = 0
+            }
+            return next
+        }
+        if let error = shared.error { throw error }
+        return nil
+    }
+
+    private func give(_ buffer: UnsafeMutableRawBufferPointer) {
+        shared.condition.lock()
+        shared.free.append(buffer)
+        shared.condition.signal()
+        shared.condition.unlock()
+    }
+}
