@@ -89,54 +89,56 @@ public final class Applier {
 
     private struct LayerState {
         /// Non-directory paths this layer created: whiteouts of this layer never touch them.
-        var paths: Set<[UInt8]> = []
+        var paths: Set<PathKey> = []
         /// Directories this layer listed, and every ancestor of its paths: whiteouts descend into
         /// them and remove only what lower layers put there.
-        var directories: Set<[UInt8]> = []
+        var directories: Set<PathKey> = []
         /// Directory times, set after all entries (children change a directory's mtime).
         var directoryTimes: [(EntryPath, timespec, timespec)] = []
         /// The times of directories this layer changed without listing them, as they were before:
         /// restored at the end so that the result does not depend on when it was unpacked.
-        var savedTimes: [[UInt8]: (EntryPath, timespec, timespec)] = [:]
+        var savedTimes: [PathKey: (EntryPath, timespec, timespec)] = [:]
         var warnedOwnership = false
         /// Directories of this layer whose lower-layer children are already gone (an opaque marker
         /// or a whiteout processed them): further markers for them have nothing to do, which keeps
         /// crafted layers (thousands of markers for one directory) linear.
-        var cleaned: Set<[UInt8]> = []
+        var cleaned: Set<PathKey> = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
         var cachedParent: (path: EntryPath, fd: OwnedFD)?
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
-                directories.insert(path.key)
+                directories.insert(PathKey(path.key))
             } else {
-                paths.insert(path.key)
+                paths.insert(PathKey(path.key))
             }
             var ancestor = path.parent
             while !ancestor.isRoot {
-                guard directories.insert(ancestor.key).inserted else { break }
+                guard directories.insert(PathKey(ancestor.key)).inserted else { break }
                 ancestor = ancestor.parent
             }
         }
 
         /// Remembers the times of `directory` (open as `fd`) before its first change in this layer.
         mutating func willModify(_ directory: EntryPath, fd: Int32) {
-            guard savedTimes[directory.key] == nil else { return }
+            let key = PathKey(directory.key)
+            guard savedTimes[key] == nil else { return }
             var st = stat()
             if fstat(fd, &st) == 0 {
-                savedTimes[directory.key] = (directory, st.st_atim, st.st_mtim)
+                savedTimes[key] = (directory, st.st_atim, st.st_mtim)
             }
         }
 
-        func spares(_ key: [UInt8]) -> Bool { paths.contains(key) }
-        func holdsLayerContent(_ key: [UInt8]) -> Bool { directories.contains(key) }
+        func spares(_ key: [UInt8]) -> Bool { paths.contains(PathKey(key)) }
+        func holdsLayerContent(_ key: [UInt8]) -> Bool { directories.contains(PathKey(key)) }
     }
 
     // MARK: - Entries
 
     private func check(_ entry: TarEntry, count: Int) throws(UnpackError) {
         let limits = options.limits
-        let context = UnpackError.Context(path: String(entry.displayPath.prefix(200)))
+        // Built only when a limit is exceeded: this runs for every entry.
+        var context: UnpackError.Context { UnpackError.Context(path: String(entry.displayPath.prefix(200))) }
         guard count <= limits.maxEntriesPerLayer else {
             throw UnpackError(
                 .limitExceeded,
@@ -357,7 +359,7 @@ public final class Applier {
             // Hide every child of the directory that came from lower layers, wherever the marker
             // stands among this layer's entries.
             let directory = path.parent
-            guard layer.cleaned.insert(directory.key).inserted else { return }
+            guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
             let dir = try root.openDirectory(directory, create: true)
             layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)
@@ -396,7 +398,7 @@ public final class Applier {
             }
             if fd >= 0 {
                 let dir = OwnedFD(fd)
-                guard layer.cleaned.insert(key).inserted else { return }
+                guard layer.cleaned.insert(PathKey(key)).inserted else { return }
                 layer.willModify(path, fd: dir.rawValue)
                 statistics.directoryListings += 1
                 for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
@@ -478,8 +480,8 @@ public final class Applier {
     }
 
     private func finish(_ layer: inout LayerState) throws(SystemError) {
-        let listed = Set(layer.directoryTimes.map { $0.0.key })
-        let restored = layer.savedTimes.values.filter { !listed.contains($0.0.key) }
+        let listed = Set(layer.directoryTimes.map { PathKey($0.0.key) })
+        let restored = layer.savedTimes.values.filter { !listed.contains(PathKey($0.0.key)) }
         for (path, atime, mtime) in restored.sorted(by: { $0.0.components.count > $1.0.components.count })
             + layer.directoryTimes.reversed()
         {

@@ -42,3 +42,15 @@ public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "/" + String(decoding: key, as: UTF8.self) }
 }
+
+/// A path's bytes as a set or dictionary key, hashed in one call instead of byte by byte (the
+/// per-layer sets see every entry, so this is on the hot path).
+struct PathKey: Hashable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}

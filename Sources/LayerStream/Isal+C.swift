@@ -48,7 +48,8 @@ public final class IsalGzipDecompressor: ByteStream {
                 state.pointee.crc_flag = UInt32(ISAL_GZIP)
                 state.pointee.next_in = nextIn
                 state.pointee.avail_in = availIn
-                state.pointee.next_out = out.assumingMemoryBound(to: UInt8.self) + (buffer.count - Int(state.pointee.avail_out))
+                state.pointee.next_out =
+                    out.assumingMemoryBound(to: UInt8.self) + (buffer.count - Int(state.pointee.avail_out))
             }
             if state.pointee.avail_in == 0 && !inputEnd {
                 try refill()
@@ -59,7 +60,8 @@ public final class IsalGzipDecompressor: ByteStream {
             let rc = isal_inflate(state)
             guard rc == ISAL_DECOMP_OK else { throw corrupt(rc) }
             let progressed = state.pointee.avail_out != before || state.pointee.avail_in != consumedBefore
-            if !progressed && state.pointee.avail_in == 0 && inputEnd && state.pointee.block_state != ISAL_BLOCK_FINISH {
+            if !progressed && state.pointee.avail_in == 0 && inputEnd && state.pointee.block_state != ISAL_BLOCK_FINISH
+            {
                 if memberStarted {
                     throw UnpackError(.corruptLayer, "gzip stream is truncated (ends inside a member)")
                 }

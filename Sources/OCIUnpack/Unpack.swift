@@ -153,20 +153,29 @@ extension Unpacker {
         let blob = BlobStream(fd: try layout.openBlob(descriptor), descriptor: descriptor)
         let decompressed = try LayerDecoder.decompressing(
             blob, compression: layer.compression, mediaType: descriptor.mediaType)
+        // An uncompressed layer's diff_id is its blob's digest: the bytes are hashed once, by
+        // the blob stage, and a differing diff_id is refused before anything is read.
+        let sameBytes = layer.compression == .none && layer.diffID.algorithm == descriptor.digest.algorithm
+        if sameBytes && layer.diffID != descriptor.digest {
+            throw UnpackError(
+                .digestMismatch,
+                "the uncompressed layer's diff_id \(layer.diffID) differs from its blob digest \(descriptor.digest)")
+        }
         let limits = options.limits
         let remaining = limits.maxUncompressedBytes - uncompressedSoFar
         let (ratioProduct, overflow) = limits.maxExpansionRatio.multipliedReportingOverflow(by: max(descriptor.size, 1))
         let ratioCap = max(limits.expansionRatioFloorBytes, overflow ? .max : ratioProduct)
         let tar: DiffIDStream
         if remaining <= ratioCap {
-            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, limit: remaining) { _ in
+            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: !sameBytes, limit: remaining) {
+                _ in
                 UnpackError(
                     .limitExceeded,
                     "the image is larger than \(limits.maxUncompressedBytes) bytes uncompressed (limit uncompressed-bytes)"
                 )
             }
         } else {
-            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, limit: ratioCap) { _ in
+            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: !sameBytes, limit: ratioCap) { _ in
                 UnpackError(
                     .limitExceeded,
                     "the layer expands to more than \(limits.maxExpansionRatio) times its \(descriptor.size) compressed bytes (limit expansion-ratio; a decompression bomb?)"

@@ -43,11 +43,14 @@ import Testing
 
     @Test func prefetchDeliversTheStreamAndItsErrorInPlace() throws {
         let compressed = ZstdCompressor.compress(Self.sample, frames: 3)
-        let whole = try PrefetchStream(upstream: ZstdDecompressor(upstream: MemoryStream(compressed)), bufferSize: 4096, depth: 2)
-            .readAll()
+        let whole = try PrefetchStream(
+            upstream: ZstdDecompressor(upstream: MemoryStream(compressed)), bufferSize: 4096, depth: 2
+        )
+        .readAll()
         #expect(whole == Self.sample)
         let broken = PrefetchStream(
-            upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096, depth: 3)
+            upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096,
+            depth: 3)
         var received: [UInt8] = []
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000, alignment: 1)
         defer { scratch.deallocate() }

@@ -107,6 +107,17 @@ import UnpackTestSupport
         #expect(try f.siblings().isEmpty)
     }
 
+    @Test func uncompressedLayerWhoseDiffIDIsNotItsDigest() throws {
+        let f = try UnpackFixture()
+        var layer = try f.builder.layer(Self.tar("a").bytes(), compression: .none)
+        layer.diffID = Digest.of(Array("other".utf8))
+        try f.image([layer])
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .digestMismatch)
+        #expect(error?.message.contains("differs from its blob digest \(layer.descriptor.digest)") == true)
+        #expect(try f.siblings().isEmpty)
+    }
+
     @Test(arguments: [LayerCompression.gzip, .zstd, .none])
     func truncatedStreams(compression: LayerCompression) throws {
         let f = try UnpackFixture()
