@@ -250,7 +250,7 @@ def main():
     if max(loads) > 0.5:
         p(f"**Note:** the machine was not idle during this run (1-minute load average up to {max(loads):.2f} on")
         p(f"{meta['nproc']} CPUs, see the workloads table): wall times include waiting for the CPU, which hurts")
-        p("oci-unpack (one thread) and the two-process pipelines differently. The CPU s column is less")
+        p("oci-unpack (two threads) and the two-process pipelines differently. The CPU s column is less")
         p("affected. Rerun on an idle machine for numbers to quote.")
         p("")
 
