@@ -13,11 +13,13 @@ public final class BundleStaging {
     public let staging: String
     public var rootfs: String { staging + "/rootfs" }
     private var published = false
+    private let force: Bool
 
     /// Checks the target and creates the staging directory with an empty `rootfs/`.
     public init(target: String, force: Bool) throws(UnpackError) {
         let trimmed = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         self.target = trimmed
+        self.force = force
         let parent =
             (trimmed as NSString).deletingLastPathComponent.isEmpty
             ? "." : (trimmed as NSString).deletingLastPathComponent
@@ -88,6 +90,12 @@ public final class BundleStaging {
             return
         }
         let renameError = errno
+        if (renameError == EEXIST || renameError == ENOTEMPTY) && !force {
+            // Filled by someone else (another run) since we checked: never replace it unasked.
+            throw UnpackError(
+                .bundleExists, "bundle \(target) was filled while unpacking (use --force to replace it)",
+                context: .init(path: target))
+        }
         guard renameError == EEXIST || renameError == ENOTEMPTY else {
             throw SystemError(call: "rename", errno: renameError, path: target)
                 .unpackError("cannot move the bundle into \(target)", context: .init(path: target))

@@ -46,6 +46,8 @@ public final class Applier {
     }
 
     public private(set) var statistics = Statistics()
+    /// Whether the current entry removed something in its way (then the parent cache is dropped).
+    private var replaced = false
 
     public init(
         rootPath: String, options: ApplyOptions = .init(),
@@ -72,7 +74,9 @@ public final class Applier {
             } catch let error as SystemError {
                 throw systemFailure(error, entry: entry)
             } catch let error as UnpackError {
-                throw error.adding(path: entry.displayPath)
+                // An error carrying a digest came from the layer stream (the reader thread), not
+                // from this entry: naming the entry would point at the wrong culprit.
+                throw error.context.digest == nil ? error.adding(path: entry.displayPath) : error
             } catch {
                 throw UnpackError(.internal, "\(error)", context: .init(path: entry.displayPath))
             }
@@ -192,6 +196,7 @@ public final class Applier {
             return
         }
         let parent = try parentDirectory(of: path, layer: &layer)
+        replaced = false
         switch entry.kind {
         case .directory:
             try makeDirectory(parent, name, entry: entry, layer: &layer)
@@ -213,6 +218,11 @@ public final class Applier {
             return
         }
         layer.record(path, isDirectory: entry.kind == .directory)
+        if entry.kind == .directory || entry.kind == .symlink || replaced {
+            // A new directory or symlink, or a replaced path, can change where a path through a
+            // symlink resolves: look the next parent up afresh.
+            layer.cachedParent = nil
+        }
     }
 
     /// The entry's parent directory, from the one-entry cache when consecutive entries share it
@@ -237,6 +247,7 @@ public final class Applier {
         if name.withCString(create) == 0 { return }
         guard errno == EEXIST else { throw SystemError(call: call, errno: errno, path: entry.displayPath) }
         try Tree.remove(in: parent.rawValue, name)
+        replaced = true
         if name.withCString(create) != 0 { throw SystemError(call: call, errno: errno, path: entry.displayPath) }
     }
 
@@ -285,6 +296,8 @@ public final class Applier {
         let file = OwnedFD(fd)
         var end: Int64 = 0
         try reader.readData { (block, offset) throws(UnpackError) in
+            // A single file can be gigabytes: let a signal stop it between blocks.
+            try checkpoint()
             // readData hands over non-empty blocks only.
             guard let base = block.baseAddress else { return }
             var written = 0
@@ -341,6 +354,7 @@ public final class Applier {
         if name.withCString({ fstatat(parent.rawValue, $0, &existing, AT_SYMLINK_NOFOLLOW) }) == 0 {
             if existing.st_ino == target.st_ino && existing.st_dev == target.st_dev { return }
             try Tree.remove(in: parent.rawValue, name)
+            replaced = true
         }
         // Flags 0: a hardlink to a symlink links the symlink itself.
         let rc = targetPath.name.withCString { t in

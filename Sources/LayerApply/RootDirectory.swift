@@ -70,18 +70,24 @@ public final class RootDirectory {
         var followed = 0
         while true {
             guard let parent = try openExistingDirectoryAsUnpackError(current.parent, context) else { return nil }
-            // O_NONBLOCK: a FIFO planted at the path must not hang us; O_NOFOLLOW: a symlink is
-            // resolved here, inside the root, never by the kernel against the host's root.
-            let fd = current.name.withCString {
-                openat(parent.rawValue, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+            // O_PATH | O_NOFOLLOW runs no device driver, does not block on a FIFO and gives the
+            // symlink itself, which is then resolved here, inside the root, never by the kernel
+            // against the host's root. Only a regular file is reopened for reading.
+            let handle = current.name.withCString {
+                openat(parent.rawValue, $0, CSys.O_PATH | O_NOFOLLOW | O_CLOEXEC)
             }
-            if fd < 0 {
-                let e = errno
-                if e == ENOENT { return nil }
-                guard e == ELOOP else {
-                    throw SystemError(call: "openat", errno: e, path: path.description)
-                        .unpackError("cannot read \(path) in the root filesystem", context: context)
-                }
+            if handle < 0 {
+                if errno == ENOENT { return nil }
+                throw SystemError(call: "openat", errno: errno, path: path.description)
+                    .unpackError("cannot read \(path) in the root filesystem", context: context)
+            }
+            let found: stat
+            do {
+                found = try OwnedFD(handle).status()
+            } catch {
+                throw error.unpackError("cannot read \(path) in the root filesystem", context: context)
+            }
+            if (found.st_mode & S_IFMT) == S_IFLNK {
                 followed += 1
                 guard followed <= maxSymlinks else {
                     throw UnpackError(.unsafePath, "\(path) in the root filesystem is a symlink loop", context: context)
@@ -95,6 +101,16 @@ public final class RootDirectory {
                 let base = target.first == UInt8(ascii: "/") ? EntryPath(components: []) : current.parent
                 current = EntryPath(cleaning: base.key + [UInt8(ascii: "/")] + target)
                 continue
+            }
+            guard (found.st_mode & S_IFMT) == S_IFREG else {
+                throw UnpackError(.unsafePath, "\(path) in the root filesystem is not a regular file", context: context)
+            }
+            let fd = current.name.withCString {
+                openat(parent.rawValue, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+            }
+            guard fd >= 0 else {
+                throw SystemError(call: "openat", errno: errno, path: path.description)
+                    .unpackError("cannot read \(path) in the root filesystem", context: context)
             }
             let file = OwnedFD(fd)
             let st: stat
@@ -142,14 +158,18 @@ public final class RootDirectory {
 
     private func openat2Directory(_ key: [UInt8]) throws(SystemError) -> OwnedFD {
         let display = String(decoding: key, as: UTF8.self)
-        let fd = try retryingSyscall("openat2", path: display) {
-            key.withCString { path in
+        // EAGAIN: a rename elsewhere on the system raced a ".." step of RESOLVE_IN_ROOT; retry,
+        // then let the userspace walk answer.
+        for _ in 0..<8 {
+            let fd = key.withCString { path in
                 CSys.openat2(
                     self.fd.rawValue, path, flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC,
                     resolve: CSys.resolveInRoot | CSys.resolveNoMagicLinks)
             }
+            if fd >= 0 { return OwnedFD(fd) }
+            if errno != EAGAIN && errno != EINTR { throw SystemError(call: "openat2", errno: errno, path: display) }
         }
-        return OwnedFD(fd)
+        return try walk(EntryPath(cleaning: key), create: false)
     }
 
     private func makeDirectory(_ parent: OwnedFD, _ name: [UInt8]) throws(SystemError) {

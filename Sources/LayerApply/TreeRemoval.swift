@@ -27,7 +27,12 @@ enum Tree {
                 if errno != 0 { throw SystemError(call: "readdir", errno: errno) }
                 return names
             }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+            // d_name is read in place, up to its NUL: a dirent record is only as long as its name,
+            // so copying the whole struct would read past it (AddressSanitizer found this).
+            let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name) ?? 19
+            let namePointer = UnsafeRawPointer(entry).advanced(by: offset)
+            let length = strlen(namePointer.assumingMemoryBound(to: CChar.self))
+            let name = Array(UnsafeRawBufferPointer(start: namePointer, count: length))
             if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
             names.append(name)
         }

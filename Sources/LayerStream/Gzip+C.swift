@@ -17,7 +17,7 @@ public final class GzipDecompressor: ByteStream {
         // 15 + 16: a gzip wrapper, not zlib or raw deflate.
         let rc = inflateInit2_(&stream, 15 + 16, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard rc == Z_OK else {
-            input.deallocate()
+            // deinit frees `input` (and calls inflateEnd, harmless on a stream that failed to init).
             throw UnpackError(.internal, "zlib inflateInit2 failed (\(rc))")
         }
     }

@@ -82,11 +82,11 @@ public struct OCILayout: Sendable {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
         let fd: OwnedFD
         do {
-            fd = try OwnedFD.openForReading(blobPath(descriptor.digest))
-            let st = try fd.status()
-            guard st.isRegularFile else {
+            guard let opened = try OwnedFD.openRegularFile(blobPath(descriptor.digest)) else {
                 throw UnpackError(.invalidImage, "blob \(descriptor.digest) is not a regular file", context: context)
             }
+            fd = opened
+            let st = try fd.status()
             guard Int64(st.st_size) == descriptor.size else {
                 throw UnpackError(
                     .sizeMismatch,
@@ -310,7 +310,9 @@ public struct OCILayout: Sendable {
 
     private static func readSmallFile(_ path: String, limit: Int, what: String) throws(UnpackError) -> [UInt8] {
         do {
-            let fd = try OwnedFD.openForReading(path)
+            guard let fd = try OwnedFD.openRegularFile(path) else {
+                throw UnpackError(.invalidImage, "\(path) is not a regular file", context: .init(path: path))
+            }
             guard let bytes = try fd.readAll(limit: limit) else {
                 throw UnpackError(.limitExceeded, "\(path) is larger than \(limit) bytes", context: .init(path: path))
             }

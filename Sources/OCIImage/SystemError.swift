@@ -59,6 +59,18 @@ public final class OwnedFD: Sendable {
         return OwnedFD(fd)
     }
 
+    /// Opens `path` for reading only if it is a regular file: it is first opened with O_PATH
+    /// (which runs no driver and does not block on a FIFO), checked with fstat, and only then
+    /// reopened for reading through /proc/self/fd. `nil` when it is not a regular file.
+    public static func openRegularFile(_ path: String, at directory: Int32 = AT_FDCWD, noFollow: Bool = false)
+        throws(SystemError) -> OwnedFD?
+    {
+        let flags = O_PATH_VALUE | O_CLOEXEC | (noFollow ? O_NOFOLLOW : 0)
+        let handle = try OwnedFD(retryingSyscall("open", path: path) { openat(directory, path, flags) })
+        guard try handle.status().isRegularFile else { return nil }
+        return try openForReading("/proc/self/fd/\(handle.rawValue)")
+    }
+
     deinit { close(rawValue) }
 
     public func status() throws(SystemError) -> stat {
@@ -101,3 +113,6 @@ extension stat {
     public var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
     public var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
 }
+
+/// O_PATH (010000000 on Linux): Glibc's Swift overlay does not export it (it needs _GNU_SOURCE).
+public let O_PATH_VALUE: Int32 = 0o10000000

@@ -152,7 +152,7 @@ extension Unpacker {
             ])
         let blob = BlobStream(fd: try layout.openBlob(descriptor), descriptor: descriptor)
         let decompressed = try LayerDecoder.decompressing(
-            blob, compression: layer.compression, mediaType: descriptor.mediaType)
+            blob, compression: layer.compression, mediaType: descriptor.mediaType, gzip: options.gzip)
         // An uncompressed layer's diff_id is its blob's digest: the bytes are hashed once, by
         // the blob stage, and a differing diff_id is refused before anything is read.
         let sameBytes = layer.compression == .none && layer.diffID.algorithm == descriptor.digest.algorithm

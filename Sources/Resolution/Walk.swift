@@ -41,10 +41,13 @@ struct Walk {
         }
     }
 
+    /// Manifests considered at most (each may be read and decoded): bounds the work a hostile
+    /// index can ask for.
+    static let maxCandidates = 4096
+
     let layout: OCILayout
     var candidates: [Candidate] = []
     var steps: [ResolvedImage.Step] = []
-    private var visitedIndexes: Set<Digest> = []
 
     init(layout: OCILayout) {
         self.layout = layout
@@ -57,6 +60,12 @@ struct Walk {
             if let how {
                 steps.append(.init(digest: descriptor.digest, mediaType: descriptor.mediaType, selectedBy: how))
             }
+            guard candidates.count < Self.maxCandidates else {
+                throw UnpackError(
+                    .limitExceeded,
+                    "the image's indexes list more than \(Self.maxCandidates) manifests",
+                    context: .init(digest: path.last))
+            }
             candidates.append(Candidate(descriptor: descriptor, indexPath: path, position: candidates.count))
             return
         }
@@ -66,7 +75,9 @@ struct Walk {
                 "indexes nest deeper than \(layout.limits.maxIndexDepth) levels at \(descriptor.digest)",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
-        guard visitedIndexes.insert(descriptor.digest).inserted else {
+        // A cycle is an index on its own path; the same index reached twice by different paths is
+        // legitimate (but its entries are bounded by maxCandidates).
+        guard !path.contains(descriptor.digest) else {
             throw UnpackError(
                 .invalidImage, "index \(descriptor.digest) refers to itself (a cycle of indexes)",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))

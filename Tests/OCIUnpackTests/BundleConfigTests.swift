@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import LayerStream
 import OCIUnpack
 import Testing
 import UnpackTestSupport
@@ -106,5 +108,71 @@ import UnpackTestSupport
         #expect(config["hostname"] == .string("custom"))
         #expect(config["process"]?["terminal"] == .bool(true))
         #expect(config["process"]?["args"] == .strings(["/bin/true"]))
+    }
+}
+
+/// Review findings turned into tests.
+@Suite struct ReviewRegressionTests {
+    @Test(.enabled(if: isRoot, "mknod needs root"))
+    func deviceNodeAsPasswdIsNeverOpened() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.add(.init(path: "etc/passwd", kind: .characterDevice(major: 1, minor: 3), mode: 0o644))
+        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
+        f.builder.tag(try f.builder.image(layers: [layer], execution: .init(user: "x", cmd: ["/bin/true"])), "latest")
+        try f.builder.write()
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .unsafePath)
+        #expect(error?.message.contains("/etc/passwd in the root filesystem is not a regular file") == true)
+    }
+
+    @Test func bundleFilledDuringUnpackIsNotReplacedWithoutForce() throws {
+        let tmp = try TemporaryDirectory()
+        let target = tmp.path + "/bundle"
+        let staging = try BundleStaging(target: target, force: false)
+        try FileManager.default.createDirectory(atPath: target + "/rootfs", withIntermediateDirectories: true)
+        let error = #expect(throws: UnpackError.self) { try staging.publish() }
+        #expect(error?.code == .bundleExists)
+        #expect(FileManager.default.fileExists(atPath: target + "/rootfs"))
+        staging.discard()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["bundle"])
+    }
+
+    @Test func layoutBlobThatIsAFIFOFailsWithoutHanging() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("a", "a")
+        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
+        let manifest = try f.builder.image(layers: [layer])
+        f.builder.tag(manifest, "latest")
+        try f.builder.write()
+        let config = try OCILayout(path: f.builder.path).manifest(manifest).config
+        try f.builder.removeBlob(config.digest)
+        #expect(mkfifo(f.builder.path + "/blobs/sha256/" + config.digest.encoded, 0o644) == 0)
+        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains("is not a regular file") == true)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test(arguments: [LayerDecoder.GzipImplementation.isal, .zlib])
+    func gzipImplementationIsTheOneAskedFor(implementation: LayerDecoder.GzipImplementation) throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("a", String(repeating: "a", count: 10_000))
+        let tar = t.bytes()
+        var gz = GzipCompressor.compress(tar)
+        gz[gz.count - 6] ^= 0xff  // the CRC-32: the two implementations word this differently
+        try f.image([try f.builder.layer(tar: tar, blob: gz, mediaType: .ociLayerGzip)])
+        var options = UnpackOptions(honourInterrupts: false)
+        options.gzip = implementation
+        let error = #expect(throws: UnpackError.self) {
+            try Unpacker().unpack(
+                "oci:\(f.builder.path):latest", into: f.bundle,
+                request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")), options: options)
+        }
+        #expect(error?.code == .corruptLayer)
+        let expected = implementation == .isal ? "incorrect data check (CRC-32 or length)" : "incorrect data check"
+        #expect(error?.message.hasSuffix(expected) == true, "\(String(describing: error?.message))")
     }
 }

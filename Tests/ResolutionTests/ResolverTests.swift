@@ -385,6 +385,16 @@ import UnpackTestSupport
         #expect(r.steps.map(\.digest) == [outer.digest, inner.digest])
     }
 
+    @Test func theSameNestedIndexTwiceIsNotACycle() throws {
+        let amd = try image(name: "twice")
+        let inner = try b.index([amd])
+        b.tag(try b.index([inner, inner]), "latest")
+        try b.write()
+        let r = try resolve()
+        #expect(r.manifestDescriptor.digest == amd.digest)
+        #expect(r.candidates.count == 2)
+    }
+
     @Test func dockerManifestListAndSchema2() throws {
         let amd = try image(name: "dk", style: .docker)
         let arm = try image(Self.arm64, name: "dk", style: .docker)
