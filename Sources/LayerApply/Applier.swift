@@ -374,6 +374,16 @@ public final class Applier {
             // stands among this layer's entries.
             let directory = path.parent
             guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
+            if !directory.isRoot {
+                // The marker describes the directory itself: when a lower layer left a symlink
+                // there, there is no lower directory to hide, and its target is not touched.
+                let holder = try root.openDirectory(directory.parent, create: true)
+                var st = stat()
+                let isSymlink =
+                    directory.name.withCString { fstatat(holder.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+                    && (st.st_mode & S_IFMT) == S_IFLNK
+                if isSymlink { return }
+            }
             let dir = try root.openDirectory(directory, create: true)
             layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)

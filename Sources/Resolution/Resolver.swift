@@ -63,8 +63,9 @@ public struct Resolver: Sendable {
             try walk.expand(root.descriptor, via: [], selectedBy: root.how, depth: 0)
         }
         var candidates = walk.candidates
+        let cache = DocumentCache()
         for i in candidates.indices {
-            try evaluate(&candidates[i], request: request)
+            try evaluate(&candidates[i], request: request, cache: cache)
         }
         let eligible = candidates.indices.filter { candidates[$0].decision == .eligible }
         guard let best = eligible.min(by: { rankKey(candidates[$0], request) < rankKey(candidates[$1], request) })
@@ -147,7 +148,9 @@ public struct Resolver: Sendable {
 
     // MARK: - Evaluation
 
-    private func evaluate(_ candidate: inout Walk.Candidate, request: ResolutionRequest) throws(UnpackError) {
+    private func evaluate(_ candidate: inout Walk.Candidate, request: ResolutionRequest, cache: DocumentCache)
+        throws(UnpackError)
+    {
         guard candidate.descriptor.mediaType.kind == .manifest else {
             candidate.decision = .refused(
                 reason: "media type \(candidate.descriptor.mediaType) is not an image manifest",
@@ -159,7 +162,7 @@ public struct Resolver: Sendable {
             candidate.platformSource = .descriptor
         } else {
             // No platform on the descriptor: the config says which platform the image is for.
-            guard try load(&candidate) else { return }
+            guard try load(&candidate, cache: cache) else { return }
             candidate.platform = candidate.config?.platform.normalized
             candidate.platformSource = .config
         }
@@ -170,7 +173,8 @@ public struct Resolver: Sendable {
             return
         }
         candidate.platformRank = rank
-        guard try load(&candidate), let manifest = candidate.manifest, let config = candidate.config else { return }
+        guard try load(&candidate, cache: cache), let manifest = candidate.manifest, let config = candidate.config
+        else { return }
         for (i, layer) in manifest.layers.enumerated() {
             if let why = layer.mediaType.unprocessableReason {
                 candidate.decision = .refused(
@@ -198,12 +202,24 @@ public struct Resolver: Sendable {
 
     /// Loads the candidate's manifest and config; a missing blob or an artifact (non-image) manifest
     /// refuses the candidate, while corruption (wrong digest or size, invalid JSON) is an error.
-    private func load(_ candidate: inout Walk.Candidate) throws(UnpackError) -> Bool {
+    private func load(_ candidate: inout Walk.Candidate, cache: DocumentCache) throws(UnpackError) -> Bool {
         if candidate.manifest != nil, candidate.config != nil { return true }
-        do {
-            let manifest = try layout.manifest(candidate.descriptor)
+        do throws(UnpackError) {
+            let manifest: Manifest
+            if let cached = cache.manifests[candidate.descriptor] {
+                manifest = cached
+            } else {
+                manifest = try layout.manifest(candidate.descriptor)
+                cache.manifests[candidate.descriptor] = manifest
+            }
             candidate.manifest = manifest
-            candidate.config = try layout.config(manifest.config)
+            if let cached = cache.configs[manifest.config] {
+                candidate.config = cached
+            } else {
+                let config = try layout.config(manifest.config)
+                cache.configs[manifest.config] = config
+                candidate.config = config
+            }
             return true
         } catch  where error.code == .notFound || error.code == .unsupportedMediaType {
             candidate.decision = .refused(reason: error.message, code: error.code)
@@ -293,4 +309,11 @@ public struct Resolver: Sendable {
     private func unprocessableMediaType(in candidate: Walk.Candidate) -> MediaType? {
         candidate.manifest?.layers.first(where: { $0.mediaType.unprocessableReason != nil })?.mediaType
     }
+}
+
+/// Manifests and configs already read during one resolution, by descriptor: an index that lists
+/// the same manifest many times costs one read and one decode.
+private final class DocumentCache {
+    var manifests: [Descriptor: Manifest] = [:]
+    var configs: [Descriptor: ImageConfig] = [:]
 }

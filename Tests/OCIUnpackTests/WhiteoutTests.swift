@@ -119,6 +119,28 @@ import UnpackTestSupport
         #expect(try f.siblings() == ["bundle"])
     }
 
+    /// An opaque marker for a path that is a symlink in the lower layer does not reach through
+    /// it, whether the marker comes before or after the directory that replaces the symlink.
+    @Test(arguments: [true, false])
+    func opaqueOverALowerSymlinkDoesNotFollowIt(markerFirst: Bool) throws {
+        let f = try UnpackFixture()
+        var lower = TarBuilder()
+        lower.directory("etcx/")
+        lower.file("etcx/keep", "kept")
+        lower.symlink("d", to: "/etcx")
+        var upper = TarBuilder()
+        if markerFirst { upper.opaque("d") }
+        upper.directory("d/")
+        if !markerFirst { upper.opaque("d") }
+        upper.file("d/new", "new")
+        try f.image(lower, upper)
+        try f.unpack()
+        let s = try f.snapshot()
+        #expect(try f.read("etcx/keep") == "kept")
+        #expect(s["d"]?.type == "d")
+        #expect(s.paths.filter { $0.hasPrefix("d") } == ["d", "d/new"])
+    }
+
     @Test(arguments: [".wh.", ".wh..", ".wh..."])
     func invalidWhiteoutNamesAreRefused(name: String) throws {
         let f = try UnpackFixture()
