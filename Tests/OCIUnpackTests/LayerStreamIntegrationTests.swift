@@ -79,10 +79,7 @@ import UnpackTestSupport
         #expect(replacement.count == tar.count)
         try f.builder.overwriteBlob(layer.descriptor.digest, with: replacement)
         try f.image([layer])
-        let error = #expect(throws: UnpackError.self) { try f.unpack() }
-        #expect(error?.code == .digestMismatch)
-        #expect(error?.message.contains("blob \(layer.descriptor.digest) is corrupt") == true)
-        #expect(try f.siblings().isEmpty)
+        try f.expectFailure(.digestMismatch, "blob \(layer.descriptor.digest) is corrupt")
     }
 
     @Test func sizeMismatch() throws {
@@ -112,10 +109,7 @@ import UnpackTestSupport
         var layer = try f.builder.layer(Self.tar("a").bytes(), compression: .none)
         layer.diffID = Digest.of(Array("other".utf8))
         try f.image([layer])
-        let error = #expect(throws: UnpackError.self) { try f.unpack() }
-        #expect(error?.code == .digestMismatch)
-        #expect(error?.message.contains("differs from its blob digest \(layer.descriptor.digest)") == true)
-        #expect(try f.siblings().isEmpty)
+        try f.expectFailure(.digestMismatch, "differs from its blob digest \(layer.descriptor.digest)")
     }
 
     @Test(arguments: [LayerCompression.gzip, .zstd, .none])
@@ -234,10 +228,7 @@ import UnpackTestSupport
     @Test func missingLayerBlob() throws {
         let (f, layer, _) = try Self.fixture()
         try f.builder.removeBlob(layer.descriptor.digest)
-        let error = #expect(throws: UnpackError.self) { try f.unpack() }
-        #expect(error?.code == .notFound)
-        #expect(error?.message.contains("layer 0 blob \(layer.descriptor.digest) is missing") == true)
-        #expect(try f.siblings().isEmpty)
+        try f.expectFailure(.notFound, "layer 0 blob \(layer.descriptor.digest) is missing")
     }
 
     @Test func invalidConfigJSON() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import OCIUnpack
+import Testing
 import UnpackTestSupport
 
 /// A layout with one image built from tar layers, and a bundle path to unpack it into.
@@ -47,6 +48,27 @@ final class UnpackFixture {
     }
 
     func snapshot() throws -> TreeSnapshot { try TreeSnapshot(rootfs) }
+
+    /// Unpacks expecting failure with `code` (and a message containing `message`), and checks that
+    /// nothing was left beside the bundle. Returns the error for further checks.
+    @discardableResult
+    func expectFailure(
+        _ code: UnpackError.Code, _ message: String? = nil, userspaceResolver: Bool = false,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> UnpackError? {
+        let error = #expect(throws: UnpackError.self, sourceLocation: sourceLocation) {
+            try self.unpack(userspaceResolver: userspaceResolver)
+        }
+        #expect(error?.code == code, "\(String(describing: error))", sourceLocation: sourceLocation)
+        if let message {
+            #expect(
+                error?.message.contains(message) == true, "\(String(describing: error?.message))",
+                sourceLocation: sourceLocation)
+        }
+        let left = try siblings()
+        #expect(left.isEmpty, "left beside the bundle: \(left)", sourceLocation: sourceLocation)
+        return error
+    }
 
     /// Names in the directory holding the bundle (to prove no staging directory was left).
     func siblings() throws -> [String] {
