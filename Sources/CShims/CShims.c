@@ -69,8 +69,6 @@ void CShims_reset_interrupt_handlers(void) {
     signal(SIGTERM, SIG_DFL);
 }
 
-const int CShims_O_PATH = O_PATH;
-
 int CShims_fsetxattr(int fd, const char *name, const void *value, size_t size) {
     return fsetxattr(fd, name, value, size, 0);
 }

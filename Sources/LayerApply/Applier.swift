@@ -418,7 +418,7 @@ public final class Applier {
         if layer.spares(key) { return }
         if layer.holdsLayerContent(key) {
             let fd = path.name.withCString {
-                openat(parent.rawValue, $0, CSys.O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                openat(parent.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
             if fd >= 0 {
                 let dir = OwnedFD(fd)

@@ -15,14 +15,14 @@ public final class RootDirectory {
     public init(path: String, forceUserspaceResolver: Bool = false) throws(UnpackError) {
         self.path = path
         do throws(SystemError) {
-            fd = try OwnedFD(retryingSyscall("open", path: path) { open(path, CSys.O_PATH | O_DIRECTORY | O_CLOEXEC) })
+            fd = try OwnedFD(retryingSyscall("open", path: path) { open(path, O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC) })
         } catch {
             throw error.unpackError("cannot open root filesystem \(path)", context: .init(path: path))
         }
         useOpenat2 = !forceUserspaceResolver
         if useOpenat2 {
             let probe = CSys.openat2(
-                fd.rawValue, ".", flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC, resolve: CSys.resolveInRoot)
+                fd.rawValue, ".", flags: O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC, resolve: CSys.resolveInRoot)
             if probe >= 0 {
                 close(probe)
             } else if errno == ENOSYS || errno == EPERM {
@@ -74,7 +74,7 @@ public final class RootDirectory {
             // symlink itself, which is then resolved here, inside the root, never by the kernel
             // against the host's root. Only a regular file is reopened for reading.
             let handle = current.name.withCString {
-                openat(parent.rawValue, $0, CSys.O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                openat(parent.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC)
             }
             if handle < 0 {
                 if errno == ENOENT { return nil }
@@ -128,20 +128,14 @@ public final class RootDirectory {
                     "\(path) in the root filesystem is \(st.st_size) bytes, over the \(limit)-byte limit",
                     context: context)
             }
-            do {
-                guard let bytes = try file.readAll(limit: limit) else {
-                    throw UnpackError(
-                        .limitExceeded, "\(path) in the root filesystem is over the \(limit)-byte limit",
-                        context: context)
-                }
-                return bytes
-            } catch let error as SystemError {
-                throw error.unpackError("cannot read \(path) in the root filesystem", context: context)
-            } catch let error as UnpackError {
-                throw error
-            } catch {
-                throw UnpackError(.internal, "\(error)", context: context)
+            let read = try SystemError.mapping({ () throws(SystemError) in try file.readAll(limit: limit) }) {
+                $0.unpackError("cannot read \(path) in the root filesystem", context: context)
             }
+            guard let bytes = read else {
+                throw UnpackError(
+                    .limitExceeded, "\(path) in the root filesystem is over the \(limit)-byte limit", context: context)
+            }
+            return bytes
         }
     }
 
@@ -163,7 +157,7 @@ public final class RootDirectory {
         for _ in 0..<8 {
             let fd = key.withCString { path in
                 CSys.openat2(
-                    self.fd.rawValue, path, flags: CSys.O_PATH | O_DIRECTORY | O_CLOEXEC,
+                    self.fd.rawValue, path, flags: O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC,
                     resolve: CSys.resolveInRoot | CSys.resolveNoMagicLinks)
             }
             if fd >= 0 { return OwnedFD(fd) }
@@ -194,10 +188,10 @@ public final class RootDirectory {
             }
             let current = stack[stack.count - 1]
             let display = String(decoding: component, as: UTF8.self)
-            var next = component.withCString { openat(current.rawValue, $0, CSys.O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+            var next = component.withCString { openat(current.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
             if next < 0 && errno == ENOENT && create {
                 try makeDirectory(current, component)
-                next = component.withCString { openat(current.rawValue, $0, CSys.O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+                next = component.withCString { openat(current.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
             }
             guard next >= 0 else { throw SystemError(call: "openat", errno: errno, path: display) }
             let opened = OwnedFD(next)

@@ -7,8 +7,6 @@ import OCIImage
 enum CSys {
     static func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t { CShims_makedev(major, minor) }
 
-    static let O_PATH = CShims_O_PATH
-
     static func fsetxattr(_ fd: Int32, _ name: String, _ value: UnsafeRawBufferPointer) -> Int32 {
         CShims_fsetxattr(fd, name, value.baseAddress, value.count)
     }

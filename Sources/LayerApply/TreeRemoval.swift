@@ -80,6 +80,6 @@ public func removeDirectoryTree(_ path: String) throws(SystemError) {
         name = path
     }
     let parent = try OwnedFD(
-        retryingSyscall("open", path: parentPath) { open(parentPath, CSys.O_PATH | O_DIRECTORY | O_CLOEXEC) })
+        retryingSyscall("open", path: parentPath) { open(parentPath, O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC) })
     try Tree.remove(in: parent.rawValue, Array(name.utf8))
 }

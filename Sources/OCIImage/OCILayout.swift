@@ -80,30 +80,24 @@ public struct OCILayout: Sendable {
     /// Opens a blob and checks that its length is the descriptor's size.
     public func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> OwnedFD {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        let fd: OwnedFD
-        do {
-            guard let opened = try OwnedFD.openRegularFile(blobPath(descriptor.digest)) else {
-                throw UnpackError(.invalidImage, "blob \(descriptor.digest) is not a regular file", context: context)
-            }
-            fd = opened
-            let st = try fd.status()
-            guard Int64(st.st_size) == descriptor.size else {
-                throw UnpackError(
-                    .sizeMismatch,
-                    "blob \(descriptor.digest) is \(st.st_size) bytes but its descriptor says \(descriptor.size)",
-                    context: context)
-            }
-        } catch let error as SystemError {
-            if error.code == .notFound {
-                throw UnpackError(
-                    .notFound, "blob \(descriptor.digest) is missing from \(path)", context: context,
-                    underlying: error)
-            }
-            throw error.unpackError("blob \(descriptor.digest) cannot be read", context: context)
-        } catch let error as UnpackError {
-            throw error
-        } catch {
-            throw UnpackError(.internal, "\(error)", context: context)
+        let failure = { (error: SystemError) in
+            error.unpackError(
+                missing: "blob \(descriptor.digest) is missing from \(self.path)",
+                otherwise: "blob \(descriptor.digest) cannot be read", context: context)
+        }
+        let file = blobPath(descriptor.digest)
+        guard
+            let fd = try SystemError.mapping(
+                { () throws(SystemError) in try OwnedFD.openRegularFile(file) }, to: failure)
+        else {
+            throw UnpackError(.invalidImage, "blob \(descriptor.digest) is not a regular file", context: context)
+        }
+        let st = try SystemError.mapping({ () throws(SystemError) in try fd.status() }, to: failure)
+        guard Int64(st.st_size) == descriptor.size else {
+            throw UnpackError(
+                .sizeMismatch,
+                "blob \(descriptor.digest) is \(st.st_size) bytes but its descriptor says \(descriptor.size)",
+                context: context)
         }
         return fd
     }
@@ -118,18 +112,11 @@ public struct OCILayout: Sendable {
                 context: context)
         }
         let fd = try openBlob(descriptor)
-        let bytes: [UInt8]
-        do {
-            guard let all = try fd.readAll(limit: Int(descriptor.size)) else {
-                throw UnpackError(.sizeMismatch, "blob \(descriptor.digest) grew while being read", context: context)
-            }
-            bytes = all
-        } catch let error as SystemError {
-            throw error.unpackError("blob \(descriptor.digest) cannot be read", context: context)
-        } catch let error as UnpackError {
-            throw error
-        } catch {
-            throw UnpackError(.internal, "\(error)", context: context)
+        let read = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: Int(descriptor.size)) }) {
+            $0.unpackError("blob \(descriptor.digest) cannot be read", context: context)
+        }
+        guard let bytes = read else {
+            throw UnpackError(.sizeMismatch, "blob \(descriptor.digest) grew while being read", context: context)
         }
         guard Int64(bytes.count) == descriptor.size else {
             throw UnpackError(
@@ -309,26 +296,24 @@ public struct OCILayout: Sendable {
     }
 
     private static func readSmallFile(_ path: String, limit: Int, what: String) throws(UnpackError) -> [UInt8] {
-        do {
-            guard let fd = try OwnedFD.openRegularFile(path) else {
-                throw UnpackError(.invalidImage, "\(path) is not a regular file", context: .init(path: path))
-            }
-            guard let bytes = try fd.readAll(limit: limit) else {
-                throw UnpackError(.limitExceeded, "\(path) is larger than \(limit) bytes", context: .init(path: path))
-            }
-            return bytes
-        } catch let error as SystemError {
-            if error.code == .notFound {
-                throw UnpackError(
-                    .notFound, "\(path) is missing: not an OCI image layout (no \(what))",
-                    context: .init(path: path), underlying: error)
-            }
-            throw error.unpackError("\(path) cannot be read", context: .init(path: path))
-        } catch let error as UnpackError {
-            throw error
-        } catch {
-            throw UnpackError(.internal, "\(error)")
+        let context = UnpackError.Context(path: path)
+        let failure = { (error: SystemError) in
+            error.unpackError(
+                missing: "\(path) is missing: not an OCI image layout (no \(what))",
+                otherwise: "\(path) cannot be read", context: context)
         }
+        guard
+            let fd = try SystemError.mapping(
+                { () throws(SystemError) in try OwnedFD.openRegularFile(path) }, to: failure)
+        else {
+            throw UnpackError(.invalidImage, "\(path) is not a regular file", context: context)
+        }
+        guard
+            let bytes = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: limit) }, to: failure)
+        else {
+            throw UnpackError(.limitExceeded, "\(path) is larger than \(limit) bytes", context: context)
+        }
+        return bytes
     }
 
     /// A decoding error as one line: what was wrong and where in the document.

@@ -27,9 +27,30 @@ public struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
         }
     }
 
+    /// As `unpackError(_:context:)`, but a missing file (ENOENT, ENOTDIR) gets its own sentence.
+    public func unpackError(missing: String, otherwise message: String, context: UnpackError.Context) -> UnpackError {
+        code == .notFound
+            ? UnpackError(.notFound, missing, context: context, underlying: self)
+            : unpackError(message, context: context)
+    }
+
     /// This error as an `UnpackError`, with `message` in front.
     public func unpackError(_ message: String, context: UnpackError.Context = .init()) -> UnpackError {
         UnpackError(code, "\(message): \(String(cString: strerror(errno)))", context: context, underlying: self)
+    }
+}
+
+extension SystemError {
+    /// Runs `body` and turns its `SystemError` into the `UnpackError` that `describe` makes of it:
+    /// the one place where the two error types meet.
+    public static func mapping<T>(
+        _ body: () throws(SystemError) -> T, to describe: (SystemError) -> UnpackError
+    ) throws(UnpackError) -> T {
+        do throws(SystemError) {
+            return try body()
+        } catch {
+            throw describe(error)
+        }
     }
 }
 
@@ -114,5 +135,7 @@ extension stat {
     public var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
 }
 
-/// O_PATH (010000000 on Linux): Glibc's Swift overlay does not export it (it needs _GNU_SOURCE).
+/// O_PATH: Glibc's Swift overlay does not export it (it needs _GNU_SOURCE). 010000000 is its value
+/// in the generic Linux ABI (x86-64, arm64 and the other architectures Swift runs on); the one
+/// definition the layout reader and the applier share.
 public let O_PATH_VALUE: Int32 = 0o10000000

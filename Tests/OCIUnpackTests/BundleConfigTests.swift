@@ -135,20 +135,6 @@ import UnpackTestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["bundle"])
     }
 
-    @Test func layoutBlobThatIsAFIFOFailsWithoutHanging() throws {
-        let f = try UnpackFixture()
-        var t = TarBuilder()
-        t.file("a", "a")
-        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
-        let manifest = try f.builder.image(layers: [layer])
-        f.builder.tag(manifest, "latest")
-        try f.builder.write()
-        let config = try OCILayout(path: f.builder.path).manifest(manifest).config
-        try f.builder.removeBlob(config.digest)
-        #expect(mkfifo(f.builder.path + "/blobs/sha256/" + config.digest.encoded, 0o644) == 0)
-        try f.expectFailure(.invalidImage, "is not a regular file")
-    }
-
     @Test(arguments: [LayerDecoder.GzipImplementation.isal, .zlib])
     func gzipImplementationIsTheOneAskedFor(implementation: LayerDecoder.GzipImplementation) throws {
         let f = try UnpackFixture()

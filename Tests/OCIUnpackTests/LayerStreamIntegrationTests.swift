@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LayerStream
 import OCIUnpack
 import Testing
@@ -223,6 +224,14 @@ import UnpackTestSupport
         f.builder.tag(manifest, "latest")
         try f.builder.write()
         return (f, layer, manifest)
+    }
+
+    @Test func layoutBlobThatIsAFIFOFailsWithoutHanging() throws {
+        let (f, _, manifest) = try Self.fixture()
+        let config = try OCILayout(path: f.builder.path).manifest(manifest).config
+        try f.builder.removeBlob(config.digest)
+        #expect(mkfifo(f.builder.path + "/blobs/sha256/" + config.digest.encoded, 0o644) == 0)
+        try f.expectFailure(.invalidImage, "is not a regular file")
     }
 
     @Test func missingLayerBlob() throws {

@@ -71,27 +71,28 @@ import UnpackTestSupport
         return false
     }
 
-    @Test(arguments: [SIGTERM, SIGINT])
-    func signalInTheMiddleLeavesNothing(signal: Int32) throws {
-        let f = try UnpackFixture()
+    /// Starts an unpack of a slow image, sends `signal` once it is under way, and waits for it.
+    func interruptedUnpack(_ f: UnpackFixture, _ signal: Int32) throws -> Process {
         try Self.slowImage(f)
         let process = try startUnpack(f)
         let started = try waitForStaging(f)
         kill(process.processIdentifier, signal)
         process.waitUntilExit()
-        try #require(started, "the unpack finished before it could be interrupted")
+        try #require(started, "the unpack finished before signal \(signal) could reach it")
+        return process
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalInTheMiddleLeavesNothing(signal: Int32) throws {
+        let f = try UnpackFixture()
+        let process = try interruptedUnpack(f, signal)
         #expect(process.terminationStatus == UnpackError.Code.interrupted.exitCode)
         #expect(try f.siblings().isEmpty)
     }
 
     @Test func killDashNineLeavesNoCompleteBundleAndTheNextRunSucceeds() throws {
         let f = try UnpackFixture()
-        try Self.slowImage(f)
-        let process = try startUnpack(f)
-        let started = try waitForStaging(f)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        try #require(started, "the unpack finished before it could be killed")
+        _ = try interruptedUnpack(f, SIGKILL)
         #expect(!FileManager.default.fileExists(atPath: f.bundle), "a half bundle never sits at the target")
         let again = try Command.run(
             Command.ociUnpack, ["unpack", "-q", "--platform", "linux/amd64", f.builder.path, f.bundle])

@@ -19,9 +19,6 @@ extern const uint64_t CShims_RESOLVE_BENEATH;
 /// (ENOSYS on kernels older than 5.6).
 int CShims_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
-/// O_PATH, which Glibc's Swift overlay does not export (it needs _GNU_SOURCE).
-extern const int CShims_O_PATH;
-
 /// fsetxattr(2) and lsetxattr(2); <sys/xattr.h> is not part of the Glibc module.
 int CShims_fsetxattr(int fd, const char *name, const void *value, size_t size);
 int CShims_lsetxattr(const char *path, const char *name, const void *value, size_t size);
