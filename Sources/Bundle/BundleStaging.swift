@@ -15,15 +15,28 @@ public final class BundleStaging {
     private var published = false
     private let force: Bool
 
+    /// Splits a bundle path into the path without trailing slashes, its parent directory and
+    /// its last component: `o` → (`o`, `.`, `o`); `/srv/b/` → (`/srv/b`, `/srv`, `b`).
+    ///
+    /// Done on bytes on purpose: Foundation's `deletingLastPathComponent` traps on some
+    /// one-character paths (seen with `o` in a release build).
+    static func split(_ path: String) -> (trimmed: String, parent: String, name: String) {
+        var bytes = Array(path.utf8)
+        while bytes.count > 1 && bytes.last == UInt8(ascii: "/") { bytes.removeLast() }
+        let trimmed = String(decoding: bytes, as: UTF8.self)
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return (trimmed, ".", trimmed) }
+        let name = String(decoding: bytes[(slash + 1)...], as: UTF8.self)
+        var parentEnd = slash
+        while parentEnd > 0 && bytes[parentEnd - 1] == UInt8(ascii: "/") { parentEnd -= 1 }
+        let parent = parentEnd == 0 ? "/" : String(decoding: bytes[..<parentEnd], as: UTF8.self)
+        return (trimmed, parent, name)
+    }
+
     /// Checks the target and creates the staging directory with an empty `rootfs/`.
     public init(target: String, force: Bool) throws(UnpackError) {
-        let trimmed = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
+        let (trimmed, parent, name) = Self.split(target)
         self.target = trimmed
         self.force = force
-        let parent =
-            (trimmed as NSString).deletingLastPathComponent.isEmpty
-            ? "." : (trimmed as NSString).deletingLastPathComponent
-        let name = (trimmed as NSString).lastPathComponent
         guard !name.isEmpty, name != ".", name != ".." else {
             throw UnpackError(.invalidArgument, "bundle path \(target) does not name a directory to create")
         }

@@ -8,11 +8,14 @@ public struct CommandResult: Sendable {
 }
 
 public enum Command {
-    /// Runs `executable` (a path, or a name looked up on PATH) with `arguments`.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil)
-        throws -> CommandResult
-    {
+    /// Runs `executable` (a path, or a name looked up on PATH) with `arguments`, in
+    /// `currentDirectory` if given.
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+        currentDirectory: String? = nil
+    ) throws -> CommandResult {
         let process = Process()
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         if executable.contains("/") {
             process.executableURL = URL(fileURLWithPath: executable)
         } else {

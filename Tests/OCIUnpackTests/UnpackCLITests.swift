@@ -18,6 +18,23 @@ import UnpackTestSupport
         #expect(try f.read("hello") == "world")
     }
 
+    /// Relative bundle paths, down to one character, resolve against the working directory
+    /// (Foundation's path splitting trapped on `o`).
+    @Test(arguments: ["o", "./o", "b/", "sub/o", "sub//o//"])
+    func relativeBundlePaths(bundle: String) throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("hello", "world")
+        try f.image(t)
+        try FileManager.default.createDirectory(atPath: f.tmp.path + "/sub", withIntermediateDirectories: true)
+        let r = try Command.run(
+            Command.ociUnpack, ["unpack", "-q", f.builder.path, bundle], currentDirectory: f.tmp.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        let trimmed = bundle.split(separator: "/").joined(separator: "/")
+        #expect(try String(contentsOfFile: "\(f.tmp.path)/\(trimmed)/rootfs/hello", encoding: .utf8) == "world")
+        #expect(FileManager.default.fileExists(atPath: "\(f.tmp.path)/\(trimmed)/config.json"))
+    }
+
     @Test func errorsNameLayerAndExitWithTheirCode() throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
