@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "BundleTests", dependencies: ["Bundle", "OCIImage", "UnpackTestSupport"]),
         .testTarget(
             name: "OCIUnpackTests",
-            dependencies: ["OCIUnpack", "OCIImage", "UnpackTestSupport"]
+            dependencies: ["OCIUnpack", "OCIImage", "LayerApply", "UnpackTestSupport"]
         ),
     ]
 )

@@ -108,7 +108,7 @@ public final class Applier {
         /// crafted layers (thousands of markers for one directory) linear.
         var cleaned: Set<PathKey> = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
-        var cachedParent: (path: EntryPath, fd: OwnedFD)?
+        var cachedParent: (key: [UInt8], fd: OwnedFD)?
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
@@ -116,11 +116,8 @@ public final class Applier {
             } else {
                 paths.insert(PathKey(path.key))
             }
-            var ancestor = path.parent
-            while !ancestor.isRoot {
-                guard directories.insert(PathKey(ancestor.key)).inserted else { break }
-                ancestor = ancestor.parent
-            }
+            // Nearest first: once an ancestor is known, so are all of its own ancestors.
+            path.forEachAncestorKey { directories.insert(PathKey($0)).inserted }
         }
 
         /// Remembers the times of `directory` (open as `fd`) before its first change in this layer.
@@ -230,11 +227,11 @@ public final class Applier {
     /// because any entry that could replace that directory or an ancestor has another parent and
     /// so replaces the cache first; whiteouts, which remove elsewhere, clear it.
     private func parentDirectory(of path: EntryPath, layer: inout LayerState) throws(SystemError) -> OwnedFD {
+        if let cached = layer.cachedParent, cached.key.elementsEqual(path.parentKey) { return cached.fd }
         let parentPath = path.parent
-        if let cached = layer.cachedParent, cached.path == parentPath { return cached.fd }
         let fd = try root.openDirectory(parentPath, create: true)
         layer.willModify(parentPath, fd: fd.rawValue)
-        layer.cachedParent = (parentPath, fd)
+        layer.cachedParent = (parentPath.key, fd)
         return fd
     }
 
@@ -242,7 +239,7 @@ public final class Applier {
     /// taken, removes what is there (the link itself, or a whole tree) and tries once more. Trying
     /// first saves a stat per entry on the common path, where nothing is in the way.
     private func createReplacing(
-        _ parent: OwnedFD, _ name: [UInt8], call: String, entry: TarEntry, _ create: (UnsafePointer<CChar>) -> Int32
+        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, call: String, entry: TarEntry, _ create: (UnsafePointer<CChar>) -> Int32
     ) throws(SystemError) {
         if name.withCString(create) == 0 { return }
         guard errno == EEXIST else { throw SystemError(call: call, errno: errno, path: entry.displayPath) }
@@ -252,7 +249,7 @@ public final class Applier {
     }
 
     /// A device node or FIFO; `false` when skipped (devices need root).
-    private func makeNode(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry) throws(SystemError) -> Bool {
+    private func makeNode(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws(SystemError) -> Bool {
         let type: mode_t = entry.kind == .fifo ? S_IFIFO : entry.kind == .blockDevice ? S_IFBLK : S_IFCHR
         let device = entry.kind == .fifo ? 0 : CSys.makedev(entry.deviceMajor, entry.deviceMinor)
         do {
@@ -267,7 +264,7 @@ public final class Applier {
         }
     }
 
-    private func makeDirectory(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, layer: inout LayerState) throws {
+    private func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState) throws {
         if name.withCString({ mkdirat(parent.rawValue, $0, 0o700) }) != 0 {
             guard errno == EEXIST else { throw SystemError(call: "mkdirat", errno: errno, path: entry.displayPath) }
             // An existing directory keeps its children; anything else in the way is replaced.
@@ -286,7 +283,7 @@ public final class Applier {
     }
 
     private func writeFile(
-        _ parent: OwnedFD, _ name: [UInt8], entry: TarEntry, reader: TarReader, layer: inout LayerState
+        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, reader: TarReader, layer: inout LayerState
     ) throws {
         var fd: Int32 = -1
         try createReplacing(parent, name, call: "openat", entry: entry) { name in
@@ -319,13 +316,12 @@ public final class Applier {
             }
         }
         try setMetadata(fd: file.rawValue, entry: entry, layer: &layer)
-        var times = [entry.atime ?? entry.mtime, entry.mtime]
-        if futimens(file.rawValue, &times) != 0 {
+        if withTimes(entry.atime ?? entry.mtime, entry.mtime, { futimens(file.rawValue, $0) }) != 0 {
             throw SystemError(call: "futimens", errno: errno, path: entry.displayPath)
         }
     }
 
-    private func makeHardlink(_ parent: OwnedFD, _ name: [UInt8], entry: TarEntry) throws {
+    private func makeHardlink(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws {
         let targetPath = EntryPath(cleaning: entry.linkTarget)
         let targetDisplay = String(decoding: entry.linkTarget, as: UTF8.self)
         guard !targetPath.isRoot else {
@@ -369,7 +365,7 @@ public final class Applier {
         // Removals below other directories may take the cached parent with them.
         layer.cachedParent = nil
         let name = path.name
-        if name == Self.opaqueMarker {
+        if name.elementsEqual(Self.opaqueMarker) {
             // Hide every child of the directory that came from lower layers, wherever the marker
             // stands among this layer's entries.
             let directory = path.parent
@@ -455,7 +451,7 @@ public final class Applier {
 
     /// The same for entries that cannot be opened (symlinks, devices, FIFOs): every call names the
     /// entry relative to its parent and does not follow it.
-    private func setMetadata(parent: OwnedFD, _ name: [UInt8], entry: TarEntry, layer: inout LayerState) throws {
+    private func setMetadata(parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState) throws {
         if try ownershipAllowed(entry, layer: &layer) {
             let rc = name.withCString {
                 fchownat(parent.rawValue, $0, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
@@ -475,8 +471,9 @@ public final class Applier {
                 if rc != 0 { try xattrFailed(xattr, entry: entry) }
             }
         }
-        var times = [entry.atime ?? entry.mtime, entry.mtime]
-        let rc = name.withCString { utimensat(parent.rawValue, $0, &times, AT_SYMLINK_NOFOLLOW) }
+        let rc = withTimes(entry.atime ?? entry.mtime, entry.mtime) { times in
+            name.withCString { utimensat(parent.rawValue, $0, times, AT_SYMLINK_NOFOLLOW) }
+        }
         if rc != 0 { throw SystemError(call: "utimensat", errno: errno, path: entry.displayPath) }
     }
 
@@ -517,15 +514,16 @@ public final class Applier {
 
     /// utimensat on a directory by its path in the root; one removed meanwhile is skipped.
     private func setTimes(_ path: EntryPath, atime: timespec, mtime: timespec) throws(SystemError) {
-        var times = [atime, mtime]
         if path.isRoot {
-            if utimensat(root.fd.rawValue, ".", &times, 0) != 0 {
+            if withTimes(atime, mtime, { utimensat(root.fd.rawValue, ".", $0, 0) }) != 0 {
                 throw SystemError(call: "utimensat", errno: errno, path: "/")
             }
             return
         }
         guard let parent = try root.openExistingDirectory(path.parent) else { return }
-        let rc = path.name.withCString { utimensat(parent.rawValue, $0, &times, AT_SYMLINK_NOFOLLOW) }
+        let rc = withTimes(atime, mtime) { times in
+            path.name.withCString { utimensat(parent.rawValue, $0, times, AT_SYMLINK_NOFOLLOW) }
+        }
         if rc != 0 && errno != ENOENT { throw SystemError(call: "utimensat", errno: errno, path: path.description) }
     }
 

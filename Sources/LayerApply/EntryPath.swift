@@ -1,56 +1,143 @@
-/// A path inside the root filesystem, as components of raw bytes, cleaned lexically: empty and `.`
-/// components dropped, `..` confined at the root, a leading `/` ignored. It is never joined onto a
-/// host path; it is resolved from the root's directory fd.
+private let slash = UInt8(ascii: "/")
+private let dot = UInt8(ascii: ".")
+
+/// A path inside the root filesystem as raw bytes, cleaned lexically: empty and `.` components
+/// dropped, `..` confined at the root, a leading `/` ignored. It is never joined onto a host path;
+/// it is resolved from the root's directory fd.
+///
+/// Stored flat (`a/b/c`, the form the per-layer sets use as keys) with the offset of the last
+/// component, so that the name, the parent and the ancestors are slices: an entry costs no
+/// allocation beyond its path bytes, and none at all when the tar already holds a clean path.
 public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
-    public private(set) var components: [[UInt8]]
+    /// The cleaned path, `a/b/c`: no leading, trailing or doubled `/`, no `.` or `..` component;
+    /// empty for the root.
+    public let key: [UInt8]
+    /// Where the last component starts in `key`.
+    private let nameStart: Int
+
+    public static let root = EntryPath(clean: [])
+
+    /// `clean` must already be in the cleaned form.
+    private init(clean: [UInt8]) {
+        key = clean
+        nameStart = clean.lastIndex(of: slash).map { $0 + 1 } ?? 0
+    }
 
     public init(components: [[UInt8]]) {
-        self.components = components
+        self.init(cleaning: Array(components.joined(separator: [slash])))
     }
 
-    /// Cleans `raw`; `escaped` tells whether a `..` tried to climb above the root.
+    /// Cleans `raw`.
     public init(cleaning raw: [UInt8]) {
-        var parts: [[UInt8]] = []
-        for piece in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
-            if piece.count == 1 && piece.first == UInt8(ascii: ".") { continue }
-            if piece.count == 2 && piece.allSatisfy({ $0 == UInt8(ascii: ".") }) {
-                if !parts.isEmpty { parts.removeLast() }
+        if Self.isClean(raw) {
+            self.init(clean: raw)
+            return
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        // Where each kept component starts in `out`, for `..` to drop the last one.
+        var starts: [Int] = []
+        for piece in raw.split(separator: slash, omittingEmptySubsequences: true) {
+            if piece.count == 1 && piece.first == dot { continue }
+            if piece.count == 2 && piece.first == dot && piece.last == dot {
+                if let start = starts.popLast() { out.removeSubrange(max(start - 1, 0)...) }
                 continue
             }
-            parts.append(Array(piece))
+            if !out.isEmpty { out.append(slash) }
+            starts.append(out.count)
+            out.append(contentsOf: piece)
         }
-        components = parts
+        self.init(clean: out)
     }
 
-    public var isRoot: Bool { components.isEmpty }
-    public var name: [UInt8] { components.last ?? [] }
-    public var parent: EntryPath { EntryPath(components: Array(components.dropLast())) }
-
-    public func appending(_ name: [UInt8]) -> EntryPath {
-        EntryPath(components: components + [name])
-    }
-
-    /// `a/b/c` as bytes (empty for the root): the key of this path in per-layer sets.
-    public var key: [UInt8] {
-        var out: [UInt8] = []
-        for (i, c) in components.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: "/")) }
-            out += c
+    /// Whether `raw` is already clean: the common case, checked in one pass without allocating.
+    static func isClean(_ raw: [UInt8]) -> Bool {
+        if raw.isEmpty { return true }
+        return raw.withUnsafeBufferPointer { bytes in
+            var start = 0
+            for i in 0...bytes.count {
+                guard i == bytes.count || bytes[i] == slash else { continue }
+                let length = i - start
+                if length == 0 { return false }  // leading, trailing or doubled slash
+                if bytes[start] == dot && (length == 1 || (length == 2 && bytes[start + 1] == dot)) { return false }
+                start = i + 1
+            }
+            return true
         }
-        return out
     }
+
+    public var isRoot: Bool { key.isEmpty }
+    /// The last component (empty for the root).
+    public var name: ArraySlice<UInt8> { key[nameStart...] }
+    /// The parent's key, as a slice of this one.
+    public var parentKey: ArraySlice<UInt8> { key[..<max(nameStart - 1, 0)] }
+    public var parent: EntryPath { EntryPath(clean: Array(parentKey)) }
+    /// The components, for the userspace resolver's walk.
+    public var components: [ArraySlice<UInt8>] { key.split(separator: slash) }
+
+    /// This path with one more component; `name` must be one component (no `/`, not `.`/`..`).
+    public func appending(_ name: some Collection<UInt8>) -> EntryPath {
+        precondition(!name.isEmpty && !name.contains(slash), "appending a name that is not one component")
+        if isRoot { return EntryPath(clean: Array(name)) }
+        var out = key
+        out.reserveCapacity(key.count + 1 + name.count)
+        out.append(slash)
+        out.append(contentsOf: name)
+        return EntryPath(clean: out)
+    }
+
+    /// The keys of the ancestors, nearest first (the root excluded), as slices of this key.
+    func forEachAncestorKey(_ body: (ArraySlice<UInt8>) -> Bool) {
+        var i = nameStart - 1
+        while i > 0 {
+            if key[i] == slash {
+                guard body(key[..<i]) else { return }
+            }
+            i -= 1
+        }
+    }
+
+    public static func == (a: EntryPath, b: EntryPath) -> Bool { a.key == b.key }
+    public func hash(into hasher: inout Hasher) { key.withUnsafeBytes { hasher.combine(bytes: $0) } }
 
     public var description: String { "/" + String(decoding: key, as: UTF8.self) }
 }
 
 /// A path's bytes as a set or dictionary key, hashed in one call instead of byte by byte (the
-/// per-layer sets see every entry, so this is on the hot path).
+/// per-layer sets see every entry, so this is on the hot path). A slice keeps the path it was cut
+/// from alive, so ancestors share their descendant's storage.
 struct PathKey: Hashable {
-    let bytes: [UInt8]
+    let bytes: ArraySlice<UInt8>
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
+    init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
 
+    static func == (a: PathKey, b: PathKey) -> Bool { a.bytes.elementsEqual(b.bytes) }
     func hash(into hasher: inout Hasher) {
         bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
+extension Collection<UInt8> {
+    /// Calls `body` with a NUL-terminated copy of these bytes, on the stack when short.
+    func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+        let n = count
+        return try withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buffer in
+            let base = buffer.baseAddress!
+            let copied =
+                withContiguousStorageIfAvailable { bytes in
+                    if let source = bytes.baseAddress { base.withMemoryRebound(to: UInt8.self, capacity: n) { $0.update(from: source, count: n) } }
+                    return true
+                } ?? false
+            if !copied {
+                var i = 0
+                for byte in self {
+                    base[i] = CChar(bitPattern: byte)
+                    i += 1
+                }
+            }
+            base[n] = 0
+            return try body(base)
+        }
     }
 }

@@ -98,7 +98,7 @@ public final class RootDirectory {
                 } catch {
                     throw error.unpackError("cannot read the symlink \(current)", context: context)
                 }
-                let base = target.first == UInt8(ascii: "/") ? EntryPath(components: []) : current.parent
+                let base = target.first == UInt8(ascii: "/") ? EntryPath.root : current.parent
                 current = EntryPath(cleaning: base.key + [UInt8(ascii: "/")] + target)
                 continue
             }
@@ -166,7 +166,7 @@ public final class RootDirectory {
         return try walk(EntryPath(cleaning: key), create: false)
     }
 
-    private func makeDirectory(_ parent: OwnedFD, _ name: [UInt8]) throws(SystemError) {
+    private func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>) throws(SystemError) {
         let rc = name.withCString { mkdirat(parent.rawValue, $0, 0o755) }
         if rc != 0 && errno != EEXIST {
             throw SystemError(call: "mkdirat", errno: errno, path: String(decoding: name, as: UTF8.self))
@@ -177,12 +177,12 @@ public final class RootDirectory {
     /// and its target resolved from the root (absolute) or the current directory (relative), `..`
     /// never climbing above the root.
     private func walk(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
-        var stack: [OwnedFD] = [try openDirectory(EntryPath(components: []), create: false)]
-        var pending = Array(path.components.reversed())
+        var stack: [OwnedFD] = [try openDirectory(EntryPath.root, create: false)]
+        var pending: [ArraySlice<UInt8>] = path.components.reversed()
         var followed = 0
         while let component = pending.popLast() {
-            if component == [UInt8(ascii: ".")] || component.isEmpty { continue }
-            if component == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+            if component.elementsEqual([UInt8(ascii: ".")]) || component.isEmpty { continue }
+            if component.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
                 if stack.count > 1 { stack.removeLast() }
                 continue
             }
@@ -201,8 +201,7 @@ public final class RootDirectory {
                 guard followed <= maxSymlinks else { throw SystemError(call: "resolve", errno: ELOOP, path: display) }
                 let target = try readLink(current, component)
                 if target.first == UInt8(ascii: "/") { stack.removeSubrange(1...) }
-                let parts = target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
-                pending += parts.reversed()
+                pending += target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).reversed()
                 continue
             }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
@@ -215,26 +214,11 @@ public final class RootDirectory {
 }
 
 /// readlinkat(2) of `name` in `directory`, as bytes.
-func readLink(_ directory: OwnedFD, _ name: [UInt8]) throws(SystemError) -> [UInt8] {
+func readLink(_ directory: OwnedFD, _ name: some Collection<UInt8>) throws(SystemError) -> [UInt8] {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let n = name.withCString { cName in readlinkat(directory.rawValue, cName, &buffer, buffer.count) }
     guard n >= 0 else {
         throw SystemError(call: "readlinkat", errno: errno, path: String(decoding: name, as: UTF8.self))
     }
     return buffer[0..<n].map { UInt8(bitPattern: $0) }
-}
-
-extension Array where Element == UInt8 {
-    /// Calls `body` with a NUL-terminated copy of these bytes.
-    func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
-        var copy = self
-        copy.append(0)
-        return copy.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                // Never nil: the copy holds at least the terminating NUL.
-                guard let base = chars.baseAddress else { preconditionFailure("empty C string buffer") }
-                return body(base)
-            }
-        }
-    }
 }

@@ -75,3 +75,9 @@ public func extendedAttribute(_ path: String, _ name: String) -> [UInt8]? {
     guard n >= 0 else { return nil }
     return Array(buffer[0..<Int(n)])
 }
+
+/// Calls `body` with the (atime, mtime) pair that utimensat and futimens take, on the stack.
+func withTimes<R>(_ atime: timespec, _ mtime: timespec, _ body: (UnsafePointer<timespec>) -> R) -> R {
+    let pair = (atime, mtime)
+    return withUnsafePointer(to: pair) { $0.withMemoryRebound(to: timespec.self, capacity: 2, body) }
+}

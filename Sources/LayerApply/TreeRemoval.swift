@@ -4,7 +4,7 @@ import OCIImage
 /// fd-anchored directory operations: listing and recursive removal that never follow a symlink.
 enum Tree {
     /// The names in the directory `name` of `parent` (excluding `.` and `..`).
-    static func children(of parent: Int32, _ name: [UInt8]) throws(SystemError) -> [[UInt8]] {
+    static func children(of parent: Int32, _ name: some Collection<UInt8>) throws(SystemError) -> [[UInt8]] {
         let fd = name.withCString { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else {
             throw SystemError(call: "openat", errno: errno, path: String(decoding: name, as: UTF8.self))
@@ -40,7 +40,7 @@ enum Tree {
 
     /// Removes `name` in `parent`: a file or symlink (the link itself), or a directory with
     /// everything below it. A missing `name` is not an error.
-    static func remove(in parent: Int32, _ name: [UInt8]) throws(SystemError) {
+    static func remove(in parent: Int32, _ name: some Collection<UInt8>) throws(SystemError) {
         var st = stat()
         let rc = name.withCString { fstatat(parent, $0, &st, AT_SYMLINK_NOFOLLOW) }
         if rc != 0 {

@@ -12,7 +12,12 @@ public struct TarBuilder: Sendable {
     }
 
     public struct Entry: Sendable, Equatable {
-        public var path: String
+        /// The name as stored: any bytes, not only UTF-8 (Linux file names are bytes).
+        public var pathBytes: [UInt8]
+        public var path: String {
+            get { String(decoding: pathBytes, as: UTF8.self) }
+            set { pathBytes = Array(newValue.utf8) }
+        }
         public var kind: Kind
         public var mode: UInt32
         public var uid: Int
@@ -24,7 +29,7 @@ public struct TarBuilder: Sendable {
             path: String, kind: Kind, mode: UInt32? = nil, uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000,
             xattrs: [String: [UInt8]] = [:]
         ) {
-            self.path = path
+            self.pathBytes = Array(path.utf8)
             self.kind = kind
             self.mode = mode ?? (kind == .directory ? 0o755 : 0o644)
             self.uid = uid
@@ -123,10 +128,10 @@ public struct TarBuilder: Sendable {
             content = []
             typeflag = UInt8(ascii: "6")
         }
-        var name = entry.path
-        if name.utf8.count > 100 {
-            pax.append(("path", Array(name.utf8)))
-            name = String(decoding: Array(name.utf8.prefix(100)), as: UTF8.self)
+        var name = entry.pathBytes
+        if name.count > 100 {
+            pax.append(("path", name))
+            name = Array(name.prefix(100))
         }
         if linkname.utf8.count > 100 {
             pax.append(("linkpath", Array(linkname.utf8)))
@@ -139,7 +144,7 @@ public struct TarBuilder: Sendable {
             var body: [UInt8] = []
             for (key, value) in pax { body += paxRecord(key, value) }
             out += header(
-                name: "PaxHeaders/" + String(name.suffix(80)), mode: 0o644, uid: 0, gid: 0, size: body.count,
+                name: Array("PaxHeaders/".utf8) + name.suffix(80), mode: 0o644, uid: 0, gid: 0, size: body.count,
                 mtime: entry.mtime, typeflag: UInt8(ascii: "x"), linkname: "", devmajor: 0, devminor: 0)
             out += padded(body)
         }
@@ -163,7 +168,7 @@ public struct TarBuilder: Sendable {
     }
 
     private static func header(
-        name: String, mode: UInt32, uid: Int, gid: Int, size: Int, mtime: Int, typeflag: UInt8, linkname: String,
+        name: [UInt8], mode: UInt32, uid: Int, gid: Int, size: Int, mtime: Int, typeflag: UInt8, linkname: String,
         devmajor: UInt32, devminor: UInt32
     ) -> [UInt8] {
         var h = [UInt8](repeating: 0, count: 512)
@@ -175,7 +180,7 @@ public struct TarBuilder: Sendable {
             let padded = String(repeating: "0", count: max(0, length - 1 - digits.count)) + digits
             put(Array(padded.utf8), offset, length - 1)
         }
-        put(Array(name.utf8), 0, 100)
+        put(name, 0, 100)
         octal(Int(mode & 0o7777), 100, 8)
         octal(uid, 108, 8)
         octal(gid, 116, 8)

@@ -177,6 +177,39 @@ import UnpackTestSupport
         #expect(try f.siblings().isEmpty)
     }
 
+    /// Names are bytes: UTF-8 in ustar and in pax records arrives unchanged, and a ustar name that
+    /// is not UTF-8 is created with exactly its bytes, as GNU tar and umoci do.
+    @Test(arguments: [false, true])
+    func namesAreTheArchiveBytes(userspaceResolver: Bool) throws {
+        let f = try UnpackFixture()
+        let long = "d/" + String(repeating: "é", count: 60) + "/ünïcödé-файл"
+        #expect(long.utf8.count > 100, "the long name goes through a pax record")
+        let raw: [UInt8] = Array("d/latin1-".utf8) + [0xE9, 0xFF] + Array(".txt".utf8)
+        var t = TarBuilder()
+        t.file("d/café naïve.txt", "short")
+        t.file(long, "long")
+        var latin1 = TarBuilder.Entry(path: "", kind: .file(content: Array("raw".utf8)))
+        latin1.pathBytes = raw
+        t.add(latin1)
+        try f.image(t)
+        try f.unpack(userspaceResolver: userspaceResolver)
+        #expect(try f.read("d/café naïve.txt") == "short")
+        #expect(try f.read(long) == "long")
+        let names = try FileManager.default.contentsOfDirectory(atPath: f.rootfs + "/d").sorted()
+        #expect(names.count == 3, "\(names)")
+        let rawPath = Array((f.rootfs + "/").utf8) + raw + [0]
+        let fd = rawPath.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
+        }
+        #expect(fd >= 0, "the name with bytes E9 FF exists as those bytes")
+        if fd >= 0 {
+            var buffer = [UInt8](repeating: 0, count: 8)
+            let n = read(fd, &buffer, 8)
+            close(fd)
+            #expect(Array(buffer.prefix(max(n, 0))) == Array("raw".utf8))
+        }
+    }
+
     @Test func namesAreConfinedToTheRoot() throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
