@@ -48,6 +48,15 @@ public final class Applier {
     public private(set) var statistics = Statistics()
     /// Whether the current entry removed something in its way (then the parent cache is dropped).
     private var replaced = false
+    /// The owner of what this process creates (a setgid parent directory overrides the group).
+    private let creatorUID = geteuid()
+    private let creatorGID = getegid()
+    /// The process umask, when it could be read: a file created with its final mode under it then
+    /// needs no chmod. Read once; changing the umask during an unpack is not supported.
+    private let umask: mode_t? = Applier.readUmask()
+    /// Whether a default ACL may apply to new files (the root has one, or a layer set one): it
+    /// replaces the umask, so every mode is then set explicitly.
+    private var defaultACL: Bool
 
     public init(
         rootPath: String, options: ApplyOptions = .init(),
@@ -56,6 +65,34 @@ public final class Applier {
         root = try RootDirectory(path: rootPath, forceUserspaceResolver: options.forceUserspaceResolver)
         self.options = options
         self.checkpoint = checkpoint
+        // ENODATA (no ACL) or ENOTSUP (no ACLs here) both mean none; anything else, assume one.
+        let probe = CSys.lgetxattrSize(rootPath, Self.defaultACLName)
+        defaultACL = probe >= 0 || (errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP)
+    }
+
+    private static let defaultACLName = "system.posix_acl_default"
+
+    /// The `Umask:` line of /proc/self/status (Linux 4.7 and later), or nil.
+    static func readUmask() -> mode_t? {
+        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[..<n], as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }) else { return nil }
+        return mode_t(line.dropFirst("Umask:".count).trimmingPrefix(while: { $0 == "\t" || $0 == " " }), radix: 8)
+    }
+
+    /// What an entry just created by this applier already has, so that setting it again can be
+    /// skipped: owner (the creator, or a setgid parent's group) and, when known, mode.
+    struct Fresh {
+        var uid: uid_t
+        var gid: gid_t
+        var mode: mode_t?
+
+        func owned(as entry: TarEntry) -> Bool { Int64(uid) == entry.uid && Int64(gid) == entry.gid }
     }
 
     /// Applies every entry of `reader`; returns the number of entries. `onEntry` runs after each.
@@ -108,7 +145,7 @@ public final class Applier {
         /// crafted layers (thousands of markers for one directory) linear.
         var cleaned: Set<PathKey> = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
-        var cachedParent: (key: [UInt8], fd: OwnedFD)?
+        var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t)?
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
@@ -122,12 +159,16 @@ public final class Applier {
 
         /// Remembers the times of `directory` (open as `fd`) before its first change in this layer.
         mutating func willModify(_ directory: EntryPath, fd: Int32) {
+            guard savedTimes[PathKey(directory.key)] == nil else { return }
+            var st = stat()
+            if fstat(fd, &st) == 0 { willModify(directory, status: st) }
+        }
+
+        /// The same with the directory's status at hand.
+        mutating func willModify(_ directory: EntryPath, status st: stat) {
             let key = PathKey(directory.key)
             guard savedTimes[key] == nil else { return }
-            var st = stat()
-            if fstat(fd, &st) == 0 {
-                savedTimes[key] = (directory, st.st_atim, st.st_mtim)
-            }
+            savedTimes[key] = (directory, st.st_atim, st.st_mtim)
         }
 
         func spares(_ key: [UInt8]) -> Bool { paths.contains(PathKey(key)) }
@@ -192,19 +233,20 @@ public final class Applier {
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
             return
         }
-        let parent = try parentDirectory(of: path, layer: &layer)
+        let (parent, childGID) = try parentDirectory(of: path, layer: &layer)
+        let fresh = Fresh(uid: creatorUID, gid: childGID)
         replaced = false
         switch entry.kind {
         case .directory:
             try makeDirectory(parent, name, entry: entry, layer: &layer)
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
         case .regular:
-            try writeFile(parent, name, entry: entry, reader: reader, layer: &layer)
+            try writeFile(parent, name, entry: entry, reader: reader, layer: &layer, fresh: fresh)
         case .symlink:
             try createReplacing(parent, name, call: "symlinkat", entry: entry) { name in
                 entry.linkTarget.withCString { target in symlinkat(target, parent.rawValue, name) }
             }
-            try setMetadata(parent: parent, name, entry: entry, layer: &layer)
+            try setMetadata(parent: parent, name, entry: entry, layer: &layer, fresh: fresh)
         case .hardlink:
             try makeHardlink(parent, name, entry: entry)
         case .characterDevice, .blockDevice, .fifo:
@@ -226,20 +268,30 @@ public final class Applier {
     /// (the common case: a tar lists a directory's files together). The cached fd stays right
     /// because any entry that could replace that directory or an ancestor has another parent and
     /// so replaces the cache first; whiteouts, which remove elsewhere, clear it.
-    private func parentDirectory(of path: EntryPath, layer: inout LayerState) throws(SystemError) -> OwnedFD {
-        if let cached = layer.cachedParent, cached.key.elementsEqual(path.parentKey) { return cached.fd }
+    ///
+    /// Also returns the group that entries created in it get: the directory's own when it is
+    /// setgid, else the creator's.
+    private func parentDirectory(of path: EntryPath, layer: inout LayerState) throws(SystemError) -> (
+        OwnedFD, gid_t
+    ) {
+        if let cached = layer.cachedParent, cached.key.elementsEqual(path.parentKey) {
+            return (cached.fd, cached.childGID)
+        }
         let parentPath = path.parent
         let fd = try root.openDirectory(parentPath, create: true)
-        layer.willModify(parentPath, fd: fd.rawValue)
-        layer.cachedParent = (parentPath.key, fd)
-        return fd
+        let st = try fd.status()
+        layer.willModify(parentPath, status: st)
+        let childGID = (st.st_mode & S_ISGID) != 0 ? st.st_gid : creatorGID
+        layer.cachedParent = (parentPath.key, fd, childGID)
+        return (fd, childGID)
     }
 
     /// Runs `create` (an *at call that fails with EEXIST when the name is taken); when the name is
     /// taken, removes what is there (the link itself, or a whole tree) and tries once more. Trying
     /// first saves a stat per entry on the common path, where nothing is in the way.
     private func createReplacing(
-        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, call: String, entry: TarEntry, _ create: (UnsafePointer<CChar>) -> Int32
+        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, call: String, entry: TarEntry,
+        _ create: (UnsafePointer<CChar>) -> Int32
     ) throws(SystemError) {
         if name.withCString(create) == 0 { return }
         guard errno == EEXIST else { throw SystemError(call: call, errno: errno, path: entry.displayPath) }
@@ -264,7 +316,9 @@ public final class Applier {
         }
     }
 
-    private func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState) throws {
+    private func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState)
+        throws
+    {
         if name.withCString({ mkdirat(parent.rawValue, $0, 0o700) }) != 0 {
             guard errno == EEXIST else { throw SystemError(call: "mkdirat", errno: errno, path: entry.displayPath) }
             // An existing directory keeps its children; anything else in the way is replaced.
@@ -283,11 +337,20 @@ public final class Applier {
     }
 
     private func writeFile(
-        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, reader: TarReader, layer: inout LayerState
+        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, reader: TarReader, layer: inout LayerState,
+        fresh: Fresh
     ) throws {
+        // Created with its final mode when the umask alone decides the result (no default ACL, no
+        // setuid/setgid/sticky bit, which a later chown would clear): then, usually, no chmod.
+        var fresh = fresh
+        var createMode: mode_t = 0o600
+        if let umask, !defaultACL, entry.mode & 0o7000 == 0 {
+            createMode = mode_t(entry.mode)
+            fresh.mode = createMode & ~umask
+        }
         var fd: Int32 = -1
         try createReplacing(parent, name, call: "openat", entry: entry) { name in
-            fd = openat(parent.rawValue, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            fd = openat(parent.rawValue, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, createMode)
             return fd >= 0 ? 0 : -1
         }
         let file = OwnedFD(fd)
@@ -315,7 +378,7 @@ public final class Applier {
                 throw SystemError(call: "ftruncate", errno: errno, path: entry.displayPath)
             }
         }
-        try setMetadata(fd: file.rawValue, entry: entry, layer: &layer)
+        try setMetadata(fd: file.rawValue, entry: entry, layer: &layer, fresh: fresh)
         if withTimes(entry.atime ?? entry.mtime, entry.mtime, { futimens(file.rawValue, $0) }) != 0 {
             throw SystemError(call: "futimens", errno: errno, path: entry.displayPath)
         }
@@ -433,17 +496,18 @@ public final class Applier {
     // MARK: - Metadata
 
     /// Ownership, then mode (chown clears setuid/setgid), then xattrs (chown clears
-    /// security.capability), on an open fd.
-    private func setMetadata(fd: Int32, entry: TarEntry, layer: inout LayerState) throws {
-        if try ownershipAllowed(entry, layer: &layer) {
+    /// security.capability), on an open fd. What a `fresh` entry already has is not set again.
+    private func setMetadata(fd: Int32, entry: TarEntry, layer: inout LayerState, fresh: Fresh? = nil) throws {
+        if try ownershipAllowed(entry, layer: &layer), fresh?.owned(as: entry) != true {
             if fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) != 0 {
                 throw SystemError(call: "fchown", errno: errno, path: entry.displayPath)
             }
         }
-        if fchmod(fd, mode_t(entry.mode)) != 0 {
+        if fresh?.mode != mode_t(entry.mode) && fchmod(fd, mode_t(entry.mode)) != 0 {
             throw SystemError(call: "fchmod", errno: errno, path: entry.displayPath)
         }
         for (name, value) in entry.xattrs {
+            if name == Self.defaultACLName { defaultACL = true }
             let rc = value.withUnsafeBytes { CSys.fsetxattr(fd, name, $0) }
             if rc != 0 { try xattrFailed(name, entry: entry) }
         }
@@ -451,8 +515,10 @@ public final class Applier {
 
     /// The same for entries that cannot be opened (symlinks, devices, FIFOs): every call names the
     /// entry relative to its parent and does not follow it.
-    private func setMetadata(parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState) throws {
-        if try ownershipAllowed(entry, layer: &layer) {
+    private func setMetadata(
+        parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState, fresh: Fresh? = nil
+    ) throws {
+        if try ownershipAllowed(entry, layer: &layer), fresh?.owned(as: entry) != true {
             let rc = name.withCString {
                 fchownat(parent.rawValue, $0, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
             }

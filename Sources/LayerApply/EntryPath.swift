@@ -122,22 +122,18 @@ extension Collection<UInt8> {
     /// Calls `body` with a NUL-terminated copy of these bytes, on the stack when short.
     func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         let n = count
-        return try withUnsafeTemporaryAllocation(of: CChar.self, capacity: n + 1) { buffer in
-            let base = buffer.baseAddress!
-            let copied =
-                withContiguousStorageIfAvailable { bytes in
-                    if let source = bytes.baseAddress { base.withMemoryRebound(to: UInt8.self, capacity: n) { $0.update(from: source, count: n) } }
-                    return true
-                } ?? false
-            if !copied {
-                var i = 0
-                for byte in self {
-                    base[i] = CChar(bitPattern: byte)
-                    i += 1
-                }
+        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n + 1) { buffer in
+            var end = buffer.startIndex
+            let copied = withContiguousStorageIfAvailable { bytes in
+                end = buffer.initialize(fromContentsOf: bytes)
             }
-            base[n] = 0
-            return try body(base)
+            if copied == nil { end = buffer.initialize(fromContentsOf: self) }
+            buffer[end] = 0
+            return try buffer.withMemoryRebound(to: CChar.self) { chars in
+                // Never nil: the buffer holds at least the terminating NUL.
+                guard let base = chars.baseAddress else { preconditionFailure("empty C string buffer") }
+                return try body(base)
+            }
         }
     }
 }

@@ -15,6 +15,12 @@ enum CSys {
         CShims_lsetxattr(path, name, value.baseAddress, value.count)
     }
 
+    /// The size of extended attribute `name` of `path` (not following a final symlink), or -1
+    /// with errno (ENODATA: not set).
+    static func lgetxattrSize(_ path: String, _ name: String) -> Int {
+        CShims_lgetxattr(path, name, nil, 0)
+    }
+
     static let resolveInRoot = CShims_RESOLVE_IN_ROOT
     static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
 
