@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import OCIImage
 
 /// Changes to the converted configuration asked for on the command line.

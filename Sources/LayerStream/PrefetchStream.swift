@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import OCIImage
 
 /// Runs an upstream stage (blob read, digest, decompression, diff_id hashing) on its own thread,
@@ -11,7 +11,7 @@ public final class PrefetchStream: ByteStream {
     /// The upstream chain and the buffers in flight are handed between the two threads under
     /// `condition`; `upstream` itself is touched only by the producer thread once it has started.
     private final class Shared: @unchecked Sendable {
-        let condition = NSCondition()
+        let condition = ConditionLock()
         var free: [UnsafeMutableRawBufferPointer] = []
         var filled: [(UnsafeMutableRawBufferPointer, Int)] = []
         var filledHead = 0
@@ -30,7 +30,7 @@ public final class PrefetchStream: ByteStream {
     private var current: (buffer: UnsafeMutableRawBufferPointer, count: Int, offset: Int)?
     private var delivered = false
 
-    public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4) {
+    public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4) throws(UnpackError) {
         shared = Shared(upstream: upstream)
         for _ in 0..<max(depth, 2) {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
@@ -38,10 +38,12 @@ public final class PrefetchStream: ByteStream {
             shared.free.append(buffer)
         }
         let shared = self.shared
-        let thread = Thread { Self.produce(shared) }
-        thread.name = "oci-unpack layer reader"
-        thread.stackSize = 1 << 20
-        thread.start()
+        do {
+            try startThread(name: "layer reader") { Self.produce(shared) }
+        } catch {
+            shared.exited = true  // deinit, which runs for a failed init, frees the buffers
+            throw error
+        }
     }
 
     deinit {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// Size caps for the JSON documents of an image, so a hostile layout cannot make us read gigabytes

@@ -185,7 +185,7 @@ extension Unpacker {
         let logger = self.logger
         // Blob reading, both digests and decompression on one thread; tar parsing and the applier
         // on this one.
-        let source: any ByteStream = options.prefetch ? PrefetchStream(upstream: tar) : tar
+        let source: any ByteStream = options.prefetch ? try PrefetchStream(upstream: tar) : tar
         let reader = try TarReader(upstream: source) { warning in
             logger.warning("layer \(layer.index): \(warning)")
         }

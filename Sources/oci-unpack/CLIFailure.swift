@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import OCIUnpack
 
 /// Prints an `UnpackError` as one line on stderr (and, with `--json`, as an object on stdout) and
@@ -14,7 +14,7 @@ struct CLIFailure: Error, CustomStringConvertible {
 extension CLIFailure {
     /// Reports and turns into the exit code ArgumentParser should use.
     func report() -> ExitCode {
-        FileHandle.standardError.write(Data("oci-unpack: error: \(error.description)\n".utf8))
+        writeStandardError("oci-unpack: error: \(error.description)\n")
         if json {
             var object: [String: String] = ["code": error.code.name, "message": error.message]
             if let digest = error.context.digest { object["digest"] = digest.description }

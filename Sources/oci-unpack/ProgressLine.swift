@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import OCIUnpack
 import Synchronization
 
@@ -13,7 +13,9 @@ final class ProgressLine: Sendable {
     private let state = Mutex(State())
 
     func update(_ p: UnpackProgress) {
-        let now = DispatchTime.now().uptimeNanoseconds
+        var clock = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &clock)
+        let now = UInt64(clock.tv_sec) * 1_000_000_000 + UInt64(clock.tv_nsec)
         let line = state.withLock { s -> String? in
             guard p.layerFinished || now - s.lastDraw > 100_000_000 else { return nil }
             s.lastDraw = now
@@ -23,7 +25,7 @@ final class ProgressLine: Sendable {
                 + "\(Self.mebibytes(p.bytesDone))/\(Self.mebibytes(p.bytesTotal)) MiB"
             return "\r\u{1B}[K" + text + (p.layerFinished ? "\n" : "")
         }
-        if let line { FileHandle.standardError.write(Data(line.utf8)) }
+        if let line { writeStandardError(line) }
     }
 
     /// Ends an unfinished line (before an error message or the summary).
@@ -32,10 +34,25 @@ final class ProgressLine: Sendable {
             defer { s.drawn = false }
             return s.drawn
         }
-        if pending { FileHandle.standardError.write(Data("\n".utf8)) }
+        if pending { writeStandardError("\n") }
     }
 
-    private static func mebibytes(_ bytes: Int64) -> String {
-        String(format: "%.1f", Double(bytes) / 1_048_576)
+    /// `bytes` in MiB with one decimal, rounded half up: 12.1.
+    static func mebibytes(_ bytes: Int64) -> String {
+        let tenths = (max(bytes, 0) * 10 + 524_288) / 1_048_576
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}
+
+/// Writes all of `text` to fd 2 (retrying short writes and EINTR); errors are ignored, as for any
+/// diagnostic output.
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        offset += n
     }
 }

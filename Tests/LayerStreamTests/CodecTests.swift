@@ -48,7 +48,7 @@ import Testing
         )
         .readAll()
         #expect(whole == Self.sample)
-        let broken = PrefetchStream(
+        let broken = try PrefetchStream(
             upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096,
             depth: 3)
         var received: [UInt8] = []
@@ -68,7 +68,7 @@ import Testing
 
     @Test func droppingAPrefetchStreamEarlyStopsItsThread() throws {
         for _ in 0..<20 {
-            let stream = PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2)
+            let stream = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2)
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 10, alignment: 1)
             _ = try stream.read(into: scratch)
             scratch.deallocate()

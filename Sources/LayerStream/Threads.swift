@@ -1,0 +1,57 @@
+import Glibc
+import OCIImage
+
+/// A pthread mutex with one condition variable: the hand-off primitive between the layer reader
+/// thread and the applier (Foundation's Thread and NSCondition would pull all of Foundation into
+/// the binary, and with it a slower start).
+final class ConditionLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+    /// Waits for a signal; the lock must be held.
+    func wait() { pthread_cond_wait(cond, mutex) }
+    func signal() { pthread_cond_signal(cond) }
+    func broadcast() { pthread_cond_broadcast(cond) }
+}
+
+/// Starts a detached thread running `body`, with a 1 MiB stack; the caller waits for it through
+/// its own condition. Throws when the system refuses a thread (EAGAIN under a process limit).
+func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(UnpackError) {
+    final class Box: Sendable {
+        let body: @Sendable () -> Void
+        init(body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setstacksize(&attributes, 1 << 20)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    let box = Unmanaged.passRetained(Box(body: body))
+    var thread = pthread_t()
+    let rc = pthread_create(
+        &thread, &attributes,
+        { context in
+            guard let context else { return nil }
+            Unmanaged<Box>.fromOpaque(context).takeRetainedValue().body()
+            return nil
+        }, box.toOpaque())
+    if rc != 0 {
+        box.release()
+        throw UnpackError(
+            .internal, "cannot start the \(name) thread: \(String(cString: strerror(rc)))")
+    }
+}
