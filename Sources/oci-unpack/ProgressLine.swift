@@ -47,10 +47,10 @@ final class ProgressLine: Sendable {
 /// Writes all of `text` to fd 2 (retrying short writes and EINTR); errors are ignored, as for any
 /// diagnostic output.
 func writeStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
+    let bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return }
         offset += n
