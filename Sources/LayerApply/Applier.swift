@@ -9,6 +9,9 @@ public struct ApplyOptions: Sendable {
     public var preserveOwnership: Bool
     /// Use the userspace in-root resolver even where openat2 exists (tests).
     public var forceUserspaceResolver: Bool
+    /// Finish small files (data, owner, mode, xattrs, times) on a second thread; off, everything
+    /// happens on the applier's thread (tests cover both).
+    public var finishFilesInParallel: Bool
     /// Receives warnings (skipped devices, unsupported xattrs, libarchive warnings).
     public var warn: @Sendable (String) -> Void
     /// Entry count, path and xattr limits (the others are enforced by the pipeline).
@@ -16,11 +19,13 @@ public struct ApplyOptions: Sendable {
 
     public init(
         preserveOwnership: Bool = geteuid() == 0, forceUserspaceResolver: Bool = false,
+        finishFilesInParallel: Bool = true,
         warn: @escaping @Sendable (String) -> Void = { _ in }, limits: UnpackLimits = .init()
     ) {
         self.limits = limits
         self.preserveOwnership = preserveOwnership
         self.forceUserspaceResolver = forceUserspaceResolver
+        self.finishFilesInParallel = finishFilesInParallel
         self.warn = warn
     }
 }
@@ -48,6 +53,8 @@ public final class Applier {
     public private(set) var statistics = Statistics()
     /// Whether the current entry removed something in its way (then the parent cache is dropped).
     private var replaced = false
+    /// Finishes small files on a second thread during `apply`.
+    private var finisher: FileFinisher?
     /// The owner of what this process creates (a setgid parent directory overrides the group).
     private let creatorUID = geteuid()
     private let creatorGID = getegid()
@@ -100,6 +107,12 @@ public final class Applier {
     public func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
         var layer = LayerState()
         var count = 0
+        // Without a second thread (a process limit), files are finished here.
+        finisher = options.finishFilesInParallel ? try? FileFinisher(warn: options.warn) : nil
+        defer {
+            finisher?.stop()
+            finisher = nil
+        }
         while let entry = try reader.next() {
             try checkpoint()
             onEntry?()
@@ -118,6 +131,7 @@ public final class Applier {
                 throw UnpackError(.internal, "\(error)", context: .init(path: entry.displayPath))
             }
         }
+        try finisher?.drain()
         do {
             try finish(&layer)
         } catch {
@@ -354,21 +368,33 @@ public final class Applier {
             return fd >= 0 ? 0 : -1
         }
         let file = OwnedFD(fd)
+        let metadata = try metadata(of: entry, layer: &layer, fresh: fresh, times: true)
+        if let finisher, entry.size <= FileFinisher.maxFileBytes {
+            // Copy the data out of the tar stream; the finisher thread does the rest.
+            var data: [UInt8] = []
+            data.reserveCapacity(Int(max(entry.size, 0)))
+            var blocks: [(offset: Int64, range: Range<Int>)] = []
+            try reader.readData { (block, offset) throws(UnpackError) in
+                try checkpoint()
+                let start = data.count
+                data.append(contentsOf: block)
+                // Only a sparse file needs its block list.
+                if offset != Int64(start) || !blocks.isEmpty {
+                    if blocks.isEmpty && start > 0 { blocks.append((0, 0..<start)) }
+                    blocks.append((offset, start..<data.count))
+                }
+            }
+            try finisher.submit(.init(file: file, data: data, blocks: blocks, size: entry.size, metadata: metadata))
+            return
+        }
         var end: Int64 = 0
         try reader.readData { (block, offset) throws(UnpackError) in
             // A single file can be gigabytes: let a signal stop it between blocks.
             try checkpoint()
-            // readData hands over non-empty blocks only.
-            guard let base = block.baseAddress else { return }
-            var written = 0
-            while written < block.count {
-                let n = pwrite(file.rawValue, base + written, block.count - written, off_t(offset) + off_t(written))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw SystemError(call: "write", errno: errno, path: entry.displayPath)
-                        .unpackError("writing \(entry.displayPath) failed", context: .init(path: entry.displayPath))
-                }
-                written += n
+            do throws(SystemError) {
+                try writeAll(file.rawValue, block, at: offset, path: entry.displayPath)
+            } catch {
+                throw error.unpackError("writing \(entry.displayPath) failed", context: .init(path: entry.displayPath))
             }
             end = max(end, offset + Int64(block.count))
         }
@@ -378,10 +404,7 @@ public final class Applier {
                 throw SystemError(call: "ftruncate", errno: errno, path: entry.displayPath)
             }
         }
-        try setMetadata(fd: file.rawValue, entry: entry, layer: &layer, fresh: fresh)
-        if withTimes(entry.atime ?? entry.mtime, entry.mtime, { futimens(file.rawValue, $0) }) != 0 {
-            throw SystemError(call: "futimens", errno: errno, path: entry.displayPath)
-        }
+        try metadata.apply(to: file.rawValue, warn: options.warn)
     }
 
     private func makeHardlink(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws {
@@ -495,22 +518,26 @@ public final class Applier {
 
     // MARK: - Metadata
 
-    /// Ownership, then mode (chown clears setuid/setgid), then xattrs (chown clears
-    /// security.capability), on an open fd. What a `fresh` entry already has is not set again.
-    private func setMetadata(fd: Int32, entry: TarEntry, layer: inout LayerState, fresh: Fresh? = nil) throws {
+    /// What to set on `entry` once created: its owner and mode unless a `fresh` entry already has
+    /// them, its xattrs, and its times when `times` (directories get theirs at the layer's end).
+    private func metadata(of entry: TarEntry, layer: inout LayerState, fresh: Fresh?, times: Bool) throws
+        -> EntryMetadata
+    {
+        var metadata = EntryMetadata(
+            path: entry.path, kind: entry.kind, owner: nil, mode: mode_t(entry.mode), xattrs: entry.xattrs,
+            times: times ? (entry.atime ?? entry.mtime, entry.mtime) : nil)
         if try ownershipAllowed(entry, layer: &layer), fresh?.owned(as: entry) != true {
-            if fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) != 0 {
-                throw SystemError(call: "fchown", errno: errno, path: entry.displayPath)
-            }
+            metadata.owner = (uid_t(entry.uid), gid_t(entry.gid))
         }
-        if fresh?.mode != mode_t(entry.mode) && fchmod(fd, mode_t(entry.mode)) != 0 {
-            throw SystemError(call: "fchmod", errno: errno, path: entry.displayPath)
-        }
-        for (name, value) in entry.xattrs {
-            if name == Self.defaultACLName { defaultACL = true }
-            let rc = value.withUnsafeBytes { CSys.fsetxattr(fd, name, $0) }
-            if rc != 0 { try xattrFailed(name, entry: entry) }
-        }
+        if fresh?.mode == mode_t(entry.mode) { metadata.mode = nil }
+        // A default ACL replaces the umask for what is created below: set every mode from now on.
+        if entry.xattrs.contains(where: { $0.name == Self.defaultACLName }) { defaultACL = true }
+        return metadata
+    }
+
+    /// Owner, mode and xattrs of a directory, on its fd.
+    private func setMetadata(fd: Int32, entry: TarEntry, layer: inout LayerState) throws {
+        try metadata(of: entry, layer: &layer, fresh: nil, times: false).apply(to: fd, warn: options.warn)
     }
 
     /// The same for entries that cannot be opened (symlinks, devices, FIFOs): every call names the
@@ -518,14 +545,13 @@ public final class Applier {
     private func setMetadata(
         parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState, fresh: Fresh? = nil
     ) throws {
-        if try ownershipAllowed(entry, layer: &layer), fresh?.owned(as: entry) != true {
-            let rc = name.withCString {
-                fchownat(parent.rawValue, $0, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW)
-            }
+        let metadata = try metadata(of: entry, layer: &layer, fresh: fresh, times: true)
+        if let owner = metadata.owner {
+            let rc = name.withCString { fchownat(parent.rawValue, $0, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) }
             if rc != 0 { throw SystemError(call: "lchown", errno: errno, path: entry.displayPath) }
         }
-        if entry.kind != .symlink {
-            let rc = name.withCString { fchmodat(parent.rawValue, $0, mode_t(entry.mode), AT_SYMLINK_NOFOLLOW) }
+        if let mode = metadata.mode, entry.kind != .symlink {
+            let rc = name.withCString { fchmodat(parent.rawValue, $0, mode, AT_SYMLINK_NOFOLLOW) }
             if rc != 0 { throw SystemError(call: "fchmodat", errno: errno, path: entry.displayPath) }
         }
         if !entry.xattrs.isEmpty {
@@ -534,7 +560,7 @@ public final class Applier {
             let procPath = Array("/proc/self/fd/\(parent.rawValue)/".utf8) + name
             for (xattr, value) in entry.xattrs {
                 let rc = procPath.withCString { p in value.withUnsafeBytes { CSys.lsetxattr(p, xattr, $0) } }
-                if rc != 0 { try xattrFailed(xattr, entry: entry) }
+                if rc != 0 { try metadata.xattrFailed(xattr, warn: options.warn) }
             }
         }
         let rc = withTimes(entry.atime ?? entry.mtime, entry.mtime) { times in
@@ -555,15 +581,6 @@ public final class Applier {
             options.warn("not running as root: file ownership from the image is not restored")
         }
         return false
-    }
-
-    private func xattrFailed(_ name: String, entry: TarEntry) throws {
-        let e = errno
-        if e == ENOTSUP || e == EOPNOTSUPP || (e == EPERM && (geteuid() != 0 || entry.kind == .symlink)) {
-            options.warn("xattr \(name) on \(entry.displayPath) not restored: \(String(cString: strerror(e)))")
-            return
-        }
-        throw SystemError(call: "setxattr \(name)", errno: e, path: entry.displayPath)
     }
 
     private func finish(_ layer: inout LayerState) throws(SystemError) {

@@ -2,13 +2,13 @@ import Glibc
 import OCIImage
 
 /// A pthread mutex with one condition variable: the hand-off primitive between the layer reader
-/// thread and the applier (Foundation's Thread and NSCondition would pull all of Foundation into
+/// thread and the applier, and the applier and its file finisher (Foundation's Thread and NSCondition would pull all of Foundation into
 /// the binary, and with it a slower start).
-final class ConditionLock: @unchecked Sendable {
+public final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    public init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
     }
@@ -20,17 +20,17 @@ final class ConditionLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
     /// Waits for a signal; the lock must be held.
-    func wait() { pthread_cond_wait(cond, mutex) }
-    func signal() { pthread_cond_signal(cond) }
-    func broadcast() { pthread_cond_broadcast(cond) }
+    public func wait() { pthread_cond_wait(cond, mutex) }
+    public func signal() { pthread_cond_signal(cond) }
+    public func broadcast() { pthread_cond_broadcast(cond) }
 }
 
 /// Starts a detached thread running `body`, with a 1 MiB stack; the caller waits for it through
 /// its own condition. Throws when the system refuses a thread (EAGAIN under a process limit).
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(UnpackError) {
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(UnpackError) {
     final class Box: Sendable {
         let body: @Sendable () -> Void
         init(body: @escaping @Sendable () -> Void) { self.body = body }

@@ -6,8 +6,9 @@ import UnpackTestSupport
 
 /// Entry types and metadata, applied through the whole pipeline.
 @Suite struct ApplyEntryTests {
-    @Test(arguments: [false, true])
-    func entryTypesAndMetadata(userspaceResolver: Bool) throws {
+    /// Both resolvers, with small files finished on the second thread or on the applier's.
+    @Test(arguments: [false, true], [true, false])
+    func entryTypesAndMetadata(userspaceResolver: Bool, finishInParallel: Bool) throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
         t.add(.init(path: "etc/", kind: .directory, mode: 0o750, uid: 7, gid: 8, mtime: 1_600_000_000))
@@ -24,7 +25,7 @@ import UnpackTestSupport
         t.hardlink("link-to-symlink", to: "abs-link")
         t.add(.init(path: "fifo", kind: .fifo, mode: 0o600))
         try f.image(t)
-        let result = try f.unpack(userspaceResolver: userspaceResolver)
+        let result = try f.unpack(userspaceResolver: userspaceResolver, finishInParallel: finishInParallel)
         #expect(result.entries == [10])
         let s = try f.snapshot()
         let etc = try #require(s["etc"])
@@ -119,6 +120,46 @@ import UnpackTestSupport
         let data = try Data(contentsOf: URL(fileURLWithPath: f.rootfs + "/big"))
         #expect(Array(data.prefix(4)) == Array("head".utf8))
         #expect(Array(data[(64 << 20)..<((64 << 20) + 4)]) == Array("tail".utf8))
+    }
+
+    /// Small sparse files (the finisher thread writes their blocks; the applier's thread when
+    /// that is off): data where the archive has it, holes elsewhere, including a leading and a
+    /// trailing hole.
+    @Test(arguments: [true, false])
+    func smallSparseFilesKeepHoles(finishInParallel: Bool) throws {
+        let f = try UnpackFixture()
+        let work = f.tmp.path + "/sparse-src"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        // name: (offset, text) pairs; every file is 60 KiB long.
+        let layouts: [String: [(Int, String)]] = [
+            "inner-hole": [(0, "head"), (40 << 10, "mid")],
+            "leading-hole": [(16 << 10, "data"), (44 << 10, "more")],
+        ]
+        for (name, pieces) in layouts {
+            let fd = open(work + "/" + name, O_WRONLY | O_CREAT, 0o644)
+            #expect(fd >= 0)
+            for (offset, text) in pieces { _ = text.withCString { pwrite(fd, $0, strlen($0), off_t(offset)) } }
+            ftruncate(fd, 60 << 10)
+            close(fd)
+        }
+        let tarPath = f.tmp.path + "/sparse.tar"
+        let r = try Command.run(
+            "tar", ["--sparse", "--format=pax", "-C", work, "-cf", tarPath, "inner-hole", "leading-hole"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let tar = Array(try Data(contentsOf: URL(fileURLWithPath: tarPath)))
+        try f.image([try f.builder.layer(tar, compression: .gzip)])
+        try f.unpack(finishInParallel: finishInParallel)
+        for (name, pieces) in layouts {
+            let data = Array(try Data(contentsOf: URL(fileURLWithPath: f.rootfs + "/" + name)))
+            var expected = [UInt8](repeating: 0, count: 60 << 10)
+            for (offset, text) in pieces {
+                expected.replaceSubrange(offset..<(offset + text.utf8.count), with: text.utf8)
+            }
+            #expect(data == expected, "\(name)")
+            var st = stat()
+            #expect(stat(f.rootfs + "/" + name, &st) == 0)
+            #expect(st.st_blocks * 512 < 60 << 10, "\(name): holes stay holes")
+        }
     }
 
     @Test func collisionsReplaceAndDirectoriesMerge() throws {

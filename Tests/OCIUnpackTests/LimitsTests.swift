@@ -154,11 +154,20 @@ import UnpackTestSupport
 /// A full disk: a small tmpfs as the bundle's parent.
 @Suite(.enabled(if: isRoot, "mounting a tmpfs needs root"))
 struct FullDiskTests {
-    @Test func fullDiskIsAnIOErrorThatLeavesNothing() throws {
+    /// One big file fills the disk on the applier's thread; many small ones fill it on the
+    /// finisher thread (or on the applier's, with that off). The error names the file either way.
+    @Test(arguments: [("big", true), ("small", true), ("small", false)])
+    func fullDiskIsAnIOErrorThatLeavesNothing(files: String, finishInParallel: Bool) throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
         t.file("small", "fits")
-        t.add(.init(path: "big", kind: .file(content: [UInt8](repeating: 7, count: 3 << 20))))
+        if files == "big" {
+            t.add(.init(path: "big", kind: .file(content: [UInt8](repeating: 7, count: 3 << 20))))
+        } else {
+            for i in 0..<60 {
+                t.add(.init(path: "many/\(i)", kind: .file(content: [UInt8](repeating: 7, count: 60 << 10))))
+            }
+        }
         try f.image([(t, .zstd)])
         let mountPoint = f.tmp.path + "/small-disk"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
@@ -169,11 +178,16 @@ struct FullDiskTests {
             try Unpacker().unpack(
                 "oci:\(f.builder.path):latest", into: mountPoint + "/bundle",
                 request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")),
-                options: UnpackOptions(honourInterrupts: false))
+                options: UnpackOptions(
+                    apply: ApplyOptions(finishFilesInParallel: finishInParallel), honourInterrupts: false))
         }
         #expect(error?.code == .io)
         #expect(error?.message.contains("No space left on device") == true, "\(String(describing: error))")
-        #expect(error?.context.path == "big")
+        if files == "big" {
+            #expect(error?.context.path == "big")
+        } else {
+            #expect(error?.context.path?.hasPrefix("many/") == true, "\(String(describing: error))")
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: mountPoint).isEmpty)
     }
 }

@@ -35,12 +35,15 @@ final class UnpackFixture {
 
     @discardableResult
     func unpack(
-        force: Bool = false, userspaceResolver: Bool = false, warnings: WarningLog? = nil
+        force: Bool = false, userspaceResolver: Bool = false, finishInParallel: Bool = true,
+        warnings: WarningLog? = nil
     ) throws(UnpackError) -> UnpackResult {
         let log = warnings
         let options = UnpackOptions(
             force: force,
-            apply: ApplyOptions(forceUserspaceResolver: userspaceResolver, warn: { log?.append($0) }),
+            apply: ApplyOptions(
+                forceUserspaceResolver: userspaceResolver, finishFilesInParallel: finishInParallel,
+                warn: { log?.append($0) }),
             honourInterrupts: false)
         return try Unpacker().unpack(
             "oci:\(builder.path):latest", into: bundle,
