@@ -376,6 +376,7 @@ public final class Applier {
             var blocks: [(offset: Int64, range: Range<Int>)] = []
             try reader.readData { (block, offset) throws(UnpackError) in
                 try checkpoint()
+                try Self.checkBlock(offset: offset, count: block.count, delivered: data.count, of: entry)
                 let start = data.count
                 data.append(contentsOf: block)
                 // Only a sparse file needs its block list.
@@ -388,9 +389,12 @@ public final class Applier {
             return
         }
         var end: Int64 = 0
+        var delivered = 0
         try reader.readData { (block, offset) throws(UnpackError) in
             // A single file can be gigabytes: let a signal stop it between blocks.
             try checkpoint()
+            try Self.checkBlock(offset: offset, count: block.count, delivered: delivered, of: entry)
+            delivered += block.count
             do throws(SystemError) {
                 try writeAll(file.rawValue, block, at: offset, path: entry.displayPath)
             } catch {
@@ -405,6 +409,20 @@ public final class Applier {
             }
         }
         try metadata.apply(to: file.rawValue, warn: options.warn)
+    }
+
+    /// A data block must lie within the entry's size, and all blocks together must fit in it: a
+    /// crafted sparse map must not make a small entry write (or, buffered, hold) more.
+    private static func checkBlock(offset: Int64, count: Int, delivered: Int, of entry: TarEntry)
+        throws(UnpackError)
+    {
+        let (end, overflow) = offset.addingReportingOverflow(Int64(count))
+        guard offset >= 0, !overflow, end <= entry.size, Int64(delivered) + Int64(count) <= entry.size else {
+            throw UnpackError(
+                .corruptLayer,
+                "tar entry \(entry.displayPath) has data beyond its size of \(entry.size) bytes (a corrupt sparse map?)",
+                context: .init(path: entry.displayPath))
+        }
     }
 
     private func makeHardlink(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws {

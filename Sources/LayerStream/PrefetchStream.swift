@@ -56,6 +56,8 @@ public final class PrefetchStream: ByteStream {
     }
 
     private static func produce(_ s: Shared) {
+        let firstFill = 64 * 1024
+        var handoffs = 0
         defer {
             s.condition.lock()
             s.exited = true
@@ -74,10 +76,15 @@ public final class PrefetchStream: ByteStream {
 
             var count = 0
             var failure: UnpackError?
+            // The first hand-offs are small (64 KiB, doubling up to the buffer size) so that the
+            // consumer starts early; later buffers are filled whole to keep hand-offs rare.
+            let target = min(buffer.count, firstFill << min(handoffs, 16))
+            handoffs += 1
             do {
-                // Fill the buffer (decompressors may return less per call) to keep hand-offs rare.
-                while count < buffer.count {
-                    let n = try s.upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[count...]))
+                // Fill to the target (decompressors may return less per call).
+                while count < target {
+                    let n = try s.upstream.read(
+                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[count..<target]))
                     if n == 0 { break }
                     count += n
                 }
@@ -88,7 +95,7 @@ public final class PrefetchStream: ByteStream {
             s.condition.lock()
             if count > 0 { s.filled.append((buffer, count)) } else { s.free.append(buffer) }
             if let failure { s.error = failure }
-            let done = failure != nil || count < buffer.count
+            let done = failure != nil || count < target
             if done { s.ended = true }
             s.condition.broadcast()
             s.condition.unlock()

@@ -24,6 +24,13 @@ public struct TarBuilder: Sendable {
         public var gid: Int
         public var mtime: Int
         public var xattrs: [String: [UInt8]]
+        /// More pax records, written as given (sparse maps and other crafted headers).
+        public var pax: [(key: String, value: String)] = []
+
+        public static func == (a: Entry, b: Entry) -> Bool {
+            a.pathBytes == b.pathBytes && a.kind == b.kind && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
+                && a.mtime == b.mtime && a.xattrs == b.xattrs && a.pax.elementsEqual(b.pax, by: { $0 == $1 })
+        }
 
         public init(
             path: String, kind: Kind, mode: UInt32? = nil, uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000,
@@ -140,6 +147,7 @@ public struct TarBuilder: Sendable {
         for (key, value) in entry.xattrs.sorted(by: { $0.key < $1.key }) {
             pax.append(("SCHILY.xattr." + key, value))
         }
+        for (key, value) in entry.pax { pax.append((key, Array(value.utf8))) }
         if !pax.isEmpty {
             var body: [UInt8] = []
             for (key, value) in pax { body += paxRecord(key, value) }

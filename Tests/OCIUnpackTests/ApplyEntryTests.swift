@@ -162,6 +162,22 @@ import UnpackTestSupport
         }
     }
 
+    /// A sparse map (pax GNU.sparse, format 0.1) that puts more data in an entry than its size:
+    /// refused, naming the entry, on both the buffered (small file) and the streaming path.
+    @Test(arguments: [("0,1000", 100, 1000), ("0,800,100,800", 1000, 1600), ("0,100000", 100, 100_000)])
+    func sparseMapBeyondTheSizeIsRefused(map: String, size: Int, stored: Int) throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        var entry = TarBuilder.Entry(path: "crafted", kind: .file(content: [UInt8](repeating: 0x78, count: stored)))
+        entry.pax = [
+            ("GNU.sparse.size", String(size)), ("GNU.sparse.numblocks", String(map.split(separator: ",").count / 2)),
+            ("GNU.sparse.map", map),
+        ]
+        t.add(entry)
+        try f.image(t)
+        try f.expectFailure(.corruptLayer, "tar entry crafted has data beyond its size")
+    }
+
     @Test func collisionsReplaceAndDirectoriesMerge() throws {
         let f = try UnpackFixture()
         var lower = TarBuilder()
