@@ -8,6 +8,13 @@ public protocol ByteStream: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int
 }
 
+/// A stream that can lend its own buffers instead of copying into the caller's.
+public protocol LendingByteStream: ByteStream {
+    /// The next bytes of the stream in place (empty at the end), valid until the next call to
+    /// `borrow` or `read`.
+    func borrow() throws(UnpackError) -> UnsafeRawBufferPointer
+}
+
 /// A stream over bytes already in memory (tests, small inputs).
 public final class MemoryStream: ByteStream {
     private let bytes: [UInt8]

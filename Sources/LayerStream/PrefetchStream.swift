@@ -7,7 +7,7 @@ import OCIImage
 ///
 /// An upstream error is delivered to the consumer at the point in the stream where it happened.
 /// Dropping the stream stops the producer and waits for it.
-public final class PrefetchStream: ByteStream {
+public final class PrefetchStream: LendingByteStream {
     /// The upstream chain and the buffers in flight are handed between the two threads under
     /// `condition`; `upstream` itself is touched only by the producer thread once it has started.
     private final class Shared: @unchecked Sendable {
@@ -29,6 +29,8 @@ public final class PrefetchStream: ByteStream {
     /// The buffer being consumed, its length and the read offset.
     private var current: (buffer: UnsafeMutableRawBufferPointer, count: Int, offset: Int)?
     private var delivered = false
+    /// The buffer handed out by `borrow`, returned to the producer at the next call.
+    private var lent: UnsafeMutableRawBufferPointer?
 
     public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4) throws(UnpackError) {
         shared = Shared(upstream: upstream)
@@ -105,6 +107,7 @@ public final class PrefetchStream: ByteStream {
 
     public func read(into destination: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         guard destination.count > 0 else { return 0 }
+        returnLent()
         if current == nil {
             guard let next = try take() else { return 0 }
             current = (next.0, next.1, 0)
@@ -121,6 +124,27 @@ public final class PrefetchStream: ByteStream {
             current = chunk
         }
         return n
+    }
+
+    /// The next filled bytes in place, without a copy: tar parsing reads straight from the
+    /// producer's buffers.
+    public func borrow() throws(UnpackError) -> UnsafeRawBufferPointer {
+        returnLent()
+        if let chunk = current {
+            current = nil
+            lent = chunk.buffer
+            return UnsafeRawBufferPointer(rebasing: chunk.buffer[chunk.offset..<chunk.count])
+        }
+        guard let next = try take() else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        lent = next.0
+        return UnsafeRawBufferPointer(rebasing: next.0[0..<next.1])
+    }
+
+    private func returnLent() {
+        if let buffer = lent {
+            lent = nil
+            give(buffer)
+        }
     }
 
     /// The next filled buffer; `nil` at the end; the upstream's error where it happened.

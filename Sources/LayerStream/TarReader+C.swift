@@ -169,12 +169,16 @@ public final class TarReader {
 /// error that stopped it (rethrown after the libarchive call returns).
 private final class ReadContext {
     let upstream: any ByteStream
+    /// The upstream, when it lends its buffers: libarchive then reads them in place (a buffer
+    /// returned by the read callback need only stay valid until the next call, as a lent one does).
+    let lender: (any LendingByteStream)?
     let buffer: UnsafeMutableRawBufferPointer
     var error: UnpackError?
 
     init(upstream: any ByteStream, bufferSize: Int) {
         self.upstream = upstream
-        buffer = .allocate(byteCount: bufferSize, alignment: 16)
+        lender = upstream as? any LendingByteStream
+        buffer = .allocate(byteCount: lender == nil ? bufferSize : 0, alignment: 16)
     }
 
     deinit { buffer.deallocate() }
@@ -187,6 +191,11 @@ private func tarReadCallback(
     guard let clientData else { return -1 }
     let context = Unmanaged<ReadContext>.fromOpaque(clientData).takeUnretainedValue()
     do {
+        if let lender = context.lender {
+            let chunk = try lender.borrow()
+            out?.pointee = chunk.baseAddress
+            return la_ssize_t(chunk.count)
+        }
         let n = try context.upstream.read(into: context.buffer)
         out?.pointee = UnsafeRawPointer(context.buffer.baseAddress)
         return la_ssize_t(n)

@@ -66,6 +66,49 @@ import Testing
         #expect(Array(Self.sample.prefix(received.count)) == received)
     }
 
+    /// Borrowed buffers (what the tar reader uses) and copying reads, mixed, give the stream in
+    /// order; the buffers ramp up from 64 KiB; an error arrives after the data before it.
+    @Test func prefetchLendsItsBuffersInOrder() throws {
+        let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        let stream = try PrefetchStream(upstream: MemoryStream(big), bufferSize: 1 << 20, depth: 3)
+        var received: [UInt8] = []
+        var sizes: [Int] = []
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000, alignment: 1)
+        defer { scratch.deallocate() }
+        var turn = 0
+        while true {
+            turn += 1
+            if turn % 3 == 0 {
+                let n = try stream.read(into: scratch)
+                if n == 0 { break }
+                received += scratch[0..<n]
+            } else {
+                let chunk = try stream.borrow()
+                if chunk.isEmpty { break }
+                sizes.append(chunk.count)
+                received += chunk
+            }
+        }
+        #expect(received == big)
+        #expect(sizes.first == 64 << 10, "the first hand-off is small: \(sizes.prefix(4))")
+        #expect(sizes.max() == 1 << 20)
+
+        let compressed = ZstdCompressor.compress(Self.sample, frames: 3)
+        let broken = try PrefetchStream(
+            upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096,
+            depth: 3)
+        var before: [UInt8] = []
+        let error = #expect(throws: UnpackError.self) {
+            while true {
+                let chunk = try broken.borrow()
+                if chunk.isEmpty { break }
+                before += chunk
+            }
+        }
+        #expect(error?.message.contains("truncated") == true)
+        #expect(Array(Self.sample.prefix(before.count)) == before && before.count > 150_000)
+    }
+
     @Test func droppingAPrefetchStreamEarlyStopsItsThread() throws {
         for _ in 0..<20 {
             let stream = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2)
