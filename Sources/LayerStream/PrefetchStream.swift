@@ -5,8 +5,12 @@ import OCIImage
 /// a few buffers ahead of the consumer (tar parsing and the applier), so that the two halves of a
 /// layer's work use both cores. The queue is bounded: memory does not grow with the layer.
 ///
+/// With `verifying`, a third thread hashes each buffer while the consumer reads it (the diff_id
+/// of a compressed layer: the producer then only reads, hashes the blob and decompresses), and
+/// the end of the stream is delivered only once the hash matches.
+///
 /// An upstream error is delivered to the consumer at the point in the stream where it happened.
-/// Dropping the stream stops the producer and waits for it.
+/// Dropping the stream stops the threads and waits for them.
 public final class PrefetchStream: LendingByteStream {
     /// The upstream chain and the buffers in flight are handed between the two threads under
     /// `condition`; `upstream` itself is touched only by the producer thread once it has started.
@@ -20,8 +24,32 @@ public final class PrefetchStream: LendingByteStream {
         var cancelled = false
         var exited = false
         let upstream: any ByteStream
+        /// Readers still to finish with each filled buffer (the consumer, and the hasher).
+        var readers: [UnsafeMutableRawPointer: Int] = [:]
+        /// Side hashing: the buffers still to hash, the expected digest, and the verdict.
+        var toHash: [(UnsafeMutableRawBufferPointer, Int)] = []
+        var toHashHead = 0
+        let expected: Digest?
+        var hashVerdict: UnpackError??
+        var hasherExited = true
 
-        init(upstream: any ByteStream) { self.upstream = upstream }
+        init(upstream: any ByteStream, expected: Digest?) {
+            self.upstream = upstream
+            self.expected = expected
+        }
+
+        /// One reader is done with `buffer`; the last one returns it to the producer. Locked.
+        func release(_ buffer: UnsafeMutableRawBufferPointer) {
+            guard let base = buffer.baseAddress else { return }
+            let left = (readers[base] ?? 1) - 1
+            if left > 0 {
+                readers[base] = left
+            } else {
+                readers[base] = nil
+                free.append(buffer)
+                condition.broadcast()
+            }
+        }
     }
 
     private let shared: Shared
@@ -32,8 +60,10 @@ public final class PrefetchStream: LendingByteStream {
     /// The buffer handed out by `borrow`, returned to the producer at the next call.
     private var lent: UnsafeMutableRawBufferPointer?
 
-    public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4) throws(UnpackError) {
-        shared = Shared(upstream: upstream)
+    public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4, verifying expected: Digest? = nil)
+        throws(UnpackError)
+    {
+        shared = Shared(upstream: upstream, expected: expected)
         for _ in 0..<max(depth, 2) {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
             buffers.append(buffer)
@@ -46,13 +76,22 @@ public final class PrefetchStream: LendingByteStream {
             shared.exited = true  // deinit, which runs for a failed init, frees the buffers
             throw error
         }
+        if expected != nil {
+            shared.hasherExited = false
+            do {
+                try startThread(name: "layer hasher") { Self.hash(shared) }
+            } catch {
+                shared.hasherExited = true  // deinit stops the producer
+                throw error
+            }
+        }
     }
 
     deinit {
         shared.condition.lock()
         shared.cancelled = true
         shared.condition.broadcast()
-        while !shared.exited { shared.condition.wait() }
+        while !shared.exited || !shared.hasherExited { shared.condition.wait() }
         shared.condition.unlock()
         for buffer in buffers { buffer.deallocate() }
     }
@@ -95,13 +134,57 @@ public final class PrefetchStream: LendingByteStream {
             }
 
             s.condition.lock()
-            if count > 0 { s.filled.append((buffer, count)) } else { s.free.append(buffer) }
+            if count > 0 {
+                s.filled.append((buffer, count))
+                if s.expected != nil {
+                    s.toHash.append((buffer, count))
+                    if let base = buffer.baseAddress { s.readers[base] = 2 }
+                }
+            } else {
+                s.free.append(buffer)
+            }
             if let failure { s.error = failure }
             let done = failure != nil || count < target
             if done { s.ended = true }
             s.condition.broadcast()
             s.condition.unlock()
             if done { return }
+        }
+    }
+
+    /// The hasher thread: hashes every filled buffer in order, then, once the producer ended
+    /// without an error, records whether the digest matched.
+    private static func hash(_ s: Shared) {
+        guard let expected = s.expected else { return }
+        var digester = Digester(expected.algorithm)
+        s.condition.lock()
+        defer {
+            s.hasherExited = true
+            s.condition.broadcast()
+            s.condition.unlock()
+        }
+        while true {
+            while s.toHashHead == s.toHash.count && !s.ended && !s.cancelled { s.condition.wait() }
+            if s.cancelled { return }
+            if s.toHashHead == s.toHash.count {
+                // Ended: an upstream error is the consumer's to report; otherwise the verdict.
+                if s.error == nil {
+                    let actual = digester.finalize()
+                    s.hashVerdict = .some(
+                        actual == expected ? nil : DiffIDStream.mismatch(actual: actual, expected: expected))
+                }
+                return
+            }
+            let (buffer, count) = s.toHash[s.toHashHead]
+            s.toHashHead += 1
+            if s.toHashHead == s.toHash.count {
+                s.toHash.removeAll(keepingCapacity: true)
+                s.toHashHead = 0
+            }
+            s.condition.unlock()
+            digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            s.condition.lock()
+            s.release(buffer)
         }
     }
 
@@ -162,13 +245,20 @@ public final class PrefetchStream: LendingByteStream {
             return next
         }
         if let error = shared.error { throw error }
+        if shared.expected != nil {
+            // The end comes only with the hasher's verdict on everything before it.
+            while shared.hashVerdict == nil && !shared.hasherExited { shared.condition.wait() }
+            guard case .some(let verdict) = shared.hashVerdict else {
+                throw UnpackError(.internal, "the layer hasher stopped without a verdict")
+            }
+            if let mismatch = verdict { throw mismatch }
+        }
         return nil
     }
 
     private func give(_ buffer: UnsafeMutableRawBufferPointer) {
         shared.condition.lock()
-        shared.free.append(buffer)
-        shared.condition.signal()
+        shared.release(buffer)
         shared.condition.unlock()
     }
 }

@@ -90,16 +90,18 @@ public final class DiffIDStream: ByteStream {
         digester = Digester(diffID.algorithm)
     }
 
+    /// The error for an uncompressed layer that does not hash to its diff_id.
+    static func mismatch(actual: Digest, expected: Digest) -> UnpackError {
+        UnpackError(
+            .digestMismatch, "the uncompressed layer hashes to \(actual), but the config's diff_id is \(expected)")
+    }
+
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         if verified { return 0 }
         let n = try upstream.read(into: buffer)
         if n == 0 {
             let actual = verify ? digester.finalize() : expected
-            guard actual == expected else {
-                throw UnpackError(
-                    .digestMismatch,
-                    "the uncompressed layer hashes to \(actual), but the config's diff_id is \(expected)")
-            }
+            guard actual == expected else { throw Self.mismatch(actual: actual, expected: expected) }
             verified = true
             return 0
         }

@@ -165,9 +165,12 @@ extension Unpacker {
         let remaining = limits.maxUncompressedBytes - uncompressedSoFar
         let (ratioProduct, overflow) = limits.maxExpansionRatio.multipliedReportingOverflow(by: max(descriptor.size, 1))
         let ratioCap = max(limits.expansionRatioFloorBytes, overflow ? .max : ratioProduct)
+        // With the reader thread, a third thread hashes the uncompressed stream (PrefetchStream's
+        // `verifying`); this stage then only counts bytes against the limits.
+        let hashHere = !sameBytes && !options.prefetch
         let tar: DiffIDStream
         if remaining <= ratioCap {
-            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: !sameBytes, limit: remaining) {
+            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: hashHere, limit: remaining) {
                 _ in
                 UnpackError(
                     .limitExceeded,
@@ -175,7 +178,7 @@ extension Unpacker {
                 )
             }
         } else {
-            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: !sameBytes, limit: ratioCap) { _ in
+            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: hashHere, limit: ratioCap) { _ in
                 UnpackError(
                     .limitExceeded,
                     "the layer expands to more than \(limits.maxExpansionRatio) times its \(descriptor.size) compressed bytes (limit expansion-ratio; a decompression bomb?)"
@@ -183,9 +186,11 @@ extension Unpacker {
             }
         }
         let logger = self.logger
-        // Blob reading, both digests and decompression on one thread; tar parsing and the applier
-        // on this one.
-        let source: any ByteStream = options.prefetch ? try PrefetchStream(upstream: tar) : tar
+        // Blob reading, its digest and decompression on one thread, the diff_id on another, tar
+        // parsing and the applier on this one (small files are finished on a fourth).
+        let source: any ByteStream =
+            options.prefetch
+            ? try PrefetchStream(upstream: tar, verifying: sameBytes ? nil : layer.diffID) : tar
         let reader = try TarReader(upstream: source) { warning in
             logger.warning("layer \(layer.index): \(warning)")
         }

@@ -109,6 +109,39 @@ import Testing
         #expect(Array(Self.sample.prefix(before.count)) == before && before.count > 150_000)
     }
 
+    /// The side hasher: the right digest lets the stream end; a wrong one turns the end into a
+    /// mismatch after all the data; an upstream error wins over the verdict; dropping the stream
+    /// early stops both threads.
+    @Test func prefetchVerifiesOnItsHasherThread() throws {
+        let right = Digest.of(Self.sample)
+        let wrong = Digest.of([1, 2, 3])
+        let good = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 4096, depth: 3, verifying: right)
+        #expect(try good.readAll() == Self.sample)
+        let bad = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 4096, depth: 3, verifying: wrong)
+        var before: [UInt8] = []
+        let mismatch = #expect(throws: UnpackError.self) {
+            while true {
+                let chunk = try bad.borrow()
+                if chunk.isEmpty { break }
+                before += chunk
+            }
+        }
+        #expect(before == Self.sample, "every byte arrives before the verdict")
+        #expect(mismatch?.code == .digestMismatch)
+        #expect(mismatch?.message.contains("hashes to \(right), but the config's diff_id is \(wrong)") == true)
+        let compressed = ZstdCompressor.compress(Self.sample, frames: 3)
+        let truncated = try PrefetchStream(
+            upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096,
+            depth: 3, verifying: right)
+        let error = #expect(throws: UnpackError.self) { _ = try truncated.readAll() }
+        #expect(error?.message.contains("truncated") == true, "\(String(describing: error))")
+        for _ in 0..<20 {
+            let early = try PrefetchStream(
+                upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2, verifying: right)
+            #expect(try early.borrow().count > 0)
+        }
+    }
+
     @Test func droppingAPrefetchStreamEarlyStopsItsThread() throws {
         for _ in 0..<20 {
             let stream = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2)

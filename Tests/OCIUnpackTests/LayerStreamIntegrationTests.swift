@@ -93,12 +93,14 @@ import UnpackTestSupport
         #expect(error?.context.layerIndex == 0)
     }
 
-    @Test func diffIDMismatch() throws {
+    /// Hashed on the hasher thread (prefetch) or in the stream itself.
+    @Test(arguments: [true, false])
+    func diffIDMismatch(prefetch: Bool) throws {
         let f = try UnpackFixture()
         var layer = try f.builder.layer(Self.tar("a").bytes(), compression: .zstd)
         layer.diffID = Digest.of(Array("something else".utf8))
         try f.image([layer])
-        let error = #expect(throws: UnpackError.self) { try f.unpack() }
+        let error = #expect(throws: UnpackError.self) { try f.unpack(prefetch: prefetch) }
         #expect(error?.code == .digestMismatch)
         #expect(error?.message.contains("the config's diff_id is \(layer.diffID)") == true)
         #expect(error?.context.layerIndex == 0)

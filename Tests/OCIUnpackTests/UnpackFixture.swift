@@ -35,16 +35,17 @@ final class UnpackFixture {
 
     @discardableResult
     func unpack(
-        force: Bool = false, userspaceResolver: Bool = false, finishInParallel: Bool = true,
+        force: Bool = false, userspaceResolver: Bool = false, finishInParallel: Bool = true, prefetch: Bool = true,
         warnings: WarningLog? = nil
     ) throws(UnpackError) -> UnpackResult {
         let log = warnings
-        let options = UnpackOptions(
+        var options = UnpackOptions(
             force: force,
             apply: ApplyOptions(
                 forceUserspaceResolver: userspaceResolver, finishFilesInParallel: finishInParallel,
                 warn: { log?.append($0) }),
             honourInterrupts: false)
+        options.prefetch = prefetch
         return try Unpacker().unpack(
             "oci:\(builder.path):latest", into: bundle,
             request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")), options: options)
