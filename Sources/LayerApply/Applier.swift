@@ -158,6 +158,8 @@ public final class Applier {
         /// or a whiteout processed them): further markers for them have nothing to do, which keeps
         /// crafted layers (thousands of markers for one directory) linear.
         var cleaned: Set<PathKey> = []
+        /// The parent of the last recorded path (its ancestors are in `directories`).
+        var lastRecordedParent: [UInt8] = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
         var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t)?
 
@@ -167,8 +169,11 @@ public final class Applier {
             } else {
                 paths.insert(PathKey(path.key))
             }
+            // Consecutive entries usually share a parent, already recorded with its ancestors.
+            guard !path.parentKey.elementsEqual(lastRecordedParent) else { return }
             // Nearest first: once an ancestor is known, so are all of its own ancestors.
-            path.forEachAncestorKey { directories.insert(PathKey($0)).inserted }
+            path.forEachAncestorKey { directories.insert(PathKey(Array($0))).inserted }
+            lastRecordedParent = Array(path.parentKey)
         }
 
         /// Remembers the times of `directory` (open as `fd`) before its first change in this layer.

@@ -104,15 +104,13 @@ public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A path's bytes as a set or dictionary key, hashed in one call instead of byte by byte (the
-/// per-layer sets see every entry, so this is on the hot path). A slice keeps the path it was cut
-/// from alive, so ancestors share their descendant's storage.
+/// per-layer sets see every entry, so this is on the hot path). It holds an array, one word: the
+/// per-layer sets hold a key for every entry of a layer.
 struct PathKey: Hashable {
-    let bytes: ArraySlice<UInt8>
+    let bytes: [UInt8]
 
-    init(_ bytes: ArraySlice<UInt8>) { self.bytes = bytes }
-    init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    static func == (a: PathKey, b: PathKey) -> Bool { a.bytes.elementsEqual(b.bytes) }
     func hash(into hasher: inout Hasher) {
         bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }

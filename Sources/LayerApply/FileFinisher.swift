@@ -52,8 +52,9 @@ struct EntryMetadata: @unchecked Sendable {
 /// keeps everything that touches names (creating, replacing, whiteouts, links), so the order of
 /// entries is kept where it matters; what is left is work on an fd that nothing else sees.
 ///
-/// Per small file that moves four of the five system calls, and their kernel time, off the
-/// applier's thread. The queue is bounded in files (each holds an fd) and in bytes. The first
+/// Per small file that moves everything but the open (the writes, owner and mode where they need
+/// setting, xattrs, times and the close), and their kernel time, off the applier's thread. The
+/// queue is bounded in files (each holds an fd) and in bytes. The first
 /// failure stops the work (the rest of the queue is only closed) and is reported, naming its
 /// file, at the next `submit` or at `drain`.
 final class FileFinisher: @unchecked Sendable {
@@ -76,7 +77,8 @@ final class FileFinisher: @unchecked Sendable {
     private let wakeBatch = 8
 
     private let condition = ConditionLock()
-    private var queue: [Job] = []
+    /// A taken job leaves `nil` behind, so that its fd is closed by the worker outside the lock.
+    private var queue: [Job?] = []
     private var head = 0
     private var queuedBytes = 0
     private var busy = false
@@ -160,7 +162,8 @@ final class FileFinisher: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let job = queue[head]
+            guard let job = queue[head] else { preconditionFailure("a finisher job was taken twice") }
+            queue[head] = nil
             head += 1
             if head == queue.count {
                 queue.removeAll(keepingCapacity: true)
@@ -170,6 +173,7 @@ final class FileFinisher: @unchecked Sendable {
             let failed = failure != nil
             condition.unlock()
 
+            let bytes = job.data.count
             var error: UnpackError?
             if !failed {
                 do {
@@ -180,10 +184,11 @@ final class FileFinisher: @unchecked Sendable {
                         context: .init(path: job.metadata.displayPath))
                 }
             }
+            _ = consume job  // closes the file here, not under the lock
 
             condition.lock()
             busy = false
-            queuedBytes -= job.data.count
+            queuedBytes -= bytes
             if let error, failure == nil { failure = error }
             if submitterWaiting && (pending <= maxJobs / 2 || failure != nil || draining) { condition.broadcast() }
         }
