@@ -121,11 +121,10 @@ extension Collection<UInt8> {
     func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         let n = count
         return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n + 1) { buffer in
-            var end = buffer.startIndex
-            let copied = withContiguousStorageIfAvailable { bytes in
-                end = buffer.initialize(fromContentsOf: bytes)
-            }
-            if copied == nil { end = buffer.initialize(fromContentsOf: self) }
+            // One copy from contiguous storage (arrays, slices), else element by element.
+            let end =
+                withContiguousStorageIfAvailable { buffer.initialize(fromContentsOf: $0) }
+                ?? buffer.initialize(fromContentsOf: self)
             buffer[end] = 0
             return try buffer.withMemoryRebound(to: CChar.self) { chars in
                 // Never nil: the buffer holds at least the terminating NUL.
