@@ -16,6 +16,9 @@ public struct ApplyOptions: Sendable {
     public var warn: @Sendable (String) -> Void
     /// Entry count, path and xattr limits (the others are enforced by the pipeline).
     public var limits: UnpackLimits
+    /// Tests only: a umask to assume instead of the process's (a wrong one must be caught by the
+    /// per-directory check of the metadata shortcut).
+    var assumedUmask: mode_t?
 
     public init(
         preserveOwnership: Bool = geteuid() == 0, forceUserspaceResolver: Bool = false,
@@ -60,7 +63,12 @@ public final class Applier {
     private let creatorGID = getegid()
     /// The process umask, when it could be read: a file created with its final mode under it then
     /// needs no chmod. Read once; changing the umask during an unpack is not supported.
-    private let umask: mode_t? = Applier.readUmask()
+    private let umask: mode_t?
+    /// Whether the metadata shortcut still holds: the first entry of each mode created in each
+    /// directory is checked with fstat against the prediction, and one miss (a filesystem that decides owners
+    /// or modes itself: `grpid` mounts, NFS squashing, NFSv4 ACLs, `fmask`) turns it off for the
+    /// rest of the unpack.
+    private var shortcutHolds = true
     /// Whether a default ACL may apply to new files (the root has one, or a layer set one): it
     /// replaces the umask, so every mode is then set explicitly.
     private var defaultACL: Bool
@@ -72,8 +80,10 @@ public final class Applier {
         root = try RootDirectory(path: rootPath, forceUserspaceResolver: options.forceUserspaceResolver)
         self.options = options
         self.checkpoint = checkpoint
+        umask = options.assumedUmask ?? Self.readUmask()
         // ENODATA (no ACL) or ENOTSUP (no ACLs here) both mean none; anything else, assume one.
-        let probe = CSys.lgetxattrSize(rootPath, Self.defaultACLName)
+        // `/.` names the directory itself even when rootPath is a symlink to it.
+        let probe = CSys.lgetxattrSize(rootPath + "/.", Self.defaultACLName)
         defaultACL = probe >= 0 || (errno != ENODATA && errno != ENOTSUP && errno != EOPNOTSUPP)
     }
 
@@ -162,6 +172,10 @@ public final class Applier {
         var lastRecordedParent: [UInt8] = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
         var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t)?
+        /// The modes the metadata shortcut was confirmed for in the cached parent (`nil`: a symlink,
+        /// owner only): each requested mode is checked once per directory, since a filesystem may
+        /// mask some bits and not others.
+        var confirmed: [mode_t?] = []
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
@@ -250,10 +264,12 @@ public final class Applier {
                 retryingSyscall("openat") { openat(root.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
             try setMetadata(fd: dir.rawValue, entry: entry, layer: &layer)
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
+            // The root's new mode (setgid or not) decides the group of what is created in it.
+            layer.cachedParent = nil
             return
         }
         let (parent, childGID) = try parentDirectory(of: path, layer: &layer)
-        let fresh = Fresh(uid: creatorUID, gid: childGID)
+        let fresh = shortcutHolds ? Fresh(uid: creatorUID, gid: childGID) : nil
         replaced = false
         switch entry.kind {
         case .directory:
@@ -265,7 +281,13 @@ public final class Applier {
             try createReplacing(parent, name, call: "symlinkat", entry: entry) { name in
                 entry.linkTarget.withCString { target in symlinkat(target, parent.rawValue, name) }
             }
-            try setMetadata(parent: parent, name, entry: entry, layer: &layer, fresh: fresh)
+            var linkFresh = fresh
+            if let predicted = fresh, !layer.confirmed.contains(predicted.mode) {
+                var st = stat()
+                let rc = name.withCString { fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) }
+                linkFresh = rc == 0 ? confirm(predicted, st, layer: &layer) : nil
+            }
+            try setMetadata(parent: parent, name, entry: entry, layer: &layer, fresh: linkFresh)
         case .hardlink:
             try makeHardlink(parent, name, entry: entry)
         case .characterDevice, .blockDevice, .fifo:
@@ -302,7 +324,21 @@ public final class Applier {
         layer.willModify(parentPath, status: st)
         let childGID = (st.st_mode & S_ISGID) != 0 ? st.st_gid : creatorGID
         layer.cachedParent = (parentPath.key, fd, childGID)
+        layer.confirmed.removeAll(keepingCapacity: true)
         return (fd, childGID)
+    }
+
+    /// Checks the metadata shortcut's prediction against what the kernel gave the first entry of
+    /// its mode created in a directory: the prediction back when it holds (and that mode is marked
+    /// confirmed there), else nil, and the shortcut is off from here on.
+    private func confirm(_ predicted: Fresh, _ st: stat, layer: inout LayerState) -> Fresh? {
+        let modeHolds = predicted.mode.map { $0 == st.st_mode & 0o7777 } ?? true
+        guard st.st_uid == predicted.uid, st.st_gid == predicted.gid, modeHolds else {
+            shortcutHolds = false
+            return nil
+        }
+        layer.confirmed.append(predicted.mode)
+        return predicted
     }
 
     /// Runs `create` (an *at call that fails with EEXIST when the name is taken); when the name is
@@ -357,15 +393,15 @@ public final class Applier {
 
     private func writeFile(
         _ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, reader: TarReader, layer: inout LayerState,
-        fresh: Fresh
+        fresh: Fresh?
     ) throws {
         // Created with its final mode when the umask alone decides the result (no default ACL, no
         // setuid/setgid/sticky bit, which a later chown would clear): then, usually, no chmod.
         var fresh = fresh
         var createMode: mode_t = 0o600
-        if let umask, !defaultACL, entry.mode & 0o7000 == 0 {
+        if fresh != nil, let umask, !defaultACL, entry.mode & 0o7000 == 0 {
             createMode = mode_t(entry.mode)
-            fresh.mode = createMode & ~umask
+            fresh?.mode = createMode & ~umask
         }
         var fd: Int32 = -1
         try createReplacing(parent, name, call: "openat", entry: entry) { name in
@@ -373,6 +409,10 @@ public final class Applier {
             return fd >= 0 ? 0 : -1
         }
         let file = OwnedFD(fd)
+        if let predicted = fresh, !layer.confirmed.contains(predicted.mode) {
+            var st = stat()
+            fresh = fstat(fd, &st) == 0 ? confirm(predicted, st, layer: &layer) : nil
+        }
         let metadata = try metadata(of: entry, layer: &layer, fresh: fresh, times: true)
         if let finisher, entry.size <= FileFinisher.maxFileBytes {
             // Copy the data out of the tar stream; the finisher thread does the rest.

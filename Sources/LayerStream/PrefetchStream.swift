@@ -56,7 +56,6 @@ public final class PrefetchStream: LendingByteStream {
     private var buffers: [UnsafeMutableRawBufferPointer] = []
     /// The buffer being consumed, its length and the read offset.
     private var current: (buffer: UnsafeMutableRawBufferPointer, count: Int, offset: Int)?
-    private var delivered = false
     /// The buffer handed out by `borrow`, returned to the producer at the next call.
     private var lent: UnsafeMutableRawBufferPointer?
 
