@@ -82,17 +82,15 @@ public final class BundleStaging {
             throw SystemError(call: "open", errno: errno, path: path).unpackError("cannot create \(path)")
         }
         defer { close(fd) }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress.map { $0 + written }, bytes.count - written)
+        let failure: SystemError? = bytes.withUnsafeBytes { raw in
+            do throws(SystemError) {
+                try writeAll(fd, raw, path: path)
+                return nil
+            } catch {
+                return error
             }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(call: "write", errno: errno, path: path).unpackError("cannot write \(path)")
-            }
-            written += n
         }
+        if let failure { throw failure.unpackError("cannot write \(path)") }
     }
 
     /// Moves the staging directory to the target: a rename when there is none, an atomic exchange

@@ -91,13 +91,10 @@ public final class Applier {
 
     /// The `Umask:` line of /proc/self/status (Linux 4.7 and later), or nil.
     static func readUmask() -> mode_t? {
-        let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0 else { return nil }
-        let text = String(decoding: buffer[..<n], as: UTF8.self)
+        guard let status = try? OwnedFD.openForReading("/proc/self/status").readAll(limit: 1 << 16) else {
+            return nil
+        }
+        let text = String(decoding: status, as: UTF8.self)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }) else { return nil }
         return mode_t(line.dropFirst("Umask:".count).trimmingPrefix(while: { $0 == "\t" || $0 == " " }), radix: 8)
     }
@@ -281,13 +278,10 @@ public final class Applier {
             try createReplacing(parent, name, call: "symlinkat", entry: entry) { name in
                 entry.linkTarget.withCString { target in symlinkat(target, parent.rawValue, name) }
             }
-            var linkFresh = fresh
-            if let predicted = fresh, !layer.confirmed.contains(predicted.mode) {
-                var st = stat()
-                let rc = name.withCString { fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) }
-                linkFresh = rc == 0 ? confirm(predicted, st, layer: &layer) : nil
+            let checked = confirm(fresh, layer: &layer) { st in
+                name.withCString { fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) }
             }
-            try setMetadata(parent: parent, name, entry: entry, layer: &layer, fresh: linkFresh)
+            try setMetadata(parent: parent, name, entry: entry, layer: &layer, fresh: checked)
         case .hardlink:
             try makeHardlink(parent, name, entry: entry)
         case .characterDevice, .blockDevice, .fifo:
@@ -331,7 +325,10 @@ public final class Applier {
     /// Checks the metadata shortcut's prediction against what the kernel gave the first entry of
     /// its mode created in a directory: the prediction back when it holds (and that mode is marked
     /// confirmed there), else nil, and the shortcut is off from here on.
-    private func confirm(_ predicted: Fresh, _ st: stat, layer: inout LayerState) -> Fresh? {
+    private func confirm(_ fresh: Fresh?, layer: inout LayerState, status: (inout stat) -> Int32) -> Fresh? {
+        guard let predicted = fresh, !layer.confirmed.contains(predicted.mode) else { return fresh }
+        var st = stat()
+        guard status(&st) == 0 else { return nil }
         let modeHolds = predicted.mode.map { $0 == st.st_mode & 0o7777 } ?? true
         guard st.st_uid == predicted.uid, st.st_gid == predicted.gid, modeHolds else {
             shortcutHolds = false
@@ -409,10 +406,7 @@ public final class Applier {
             return fd >= 0 ? 0 : -1
         }
         let file = OwnedFD(fd)
-        if let predicted = fresh, !layer.confirmed.contains(predicted.mode) {
-            var st = stat()
-            fresh = fstat(fd, &st) == 0 ? confirm(predicted, st, layer: &layer) : nil
-        }
+        fresh = confirm(fresh, layer: &layer) { fstat(fd, &$0) }
         let metadata = try metadata(of: entry, layer: &layer, fresh: fresh, times: true)
         if let finisher, entry.size <= FileFinisher.maxFileBytes {
             // Copy the data out of the tar stream; the finisher thread does the rest.

@@ -4,7 +4,7 @@ import OCIImage
 
 /// The metadata of one entry, taken from the tar entry on the applier's thread (where the
 /// ownership policy and the per-layer state live), applied to an open fd on either thread.
-struct EntryMetadata: @unchecked Sendable {
+struct EntryMetadata: Sendable {
     /// The entry's path as in the archive, for messages.
     var path: [UInt8]
     var kind: TarEntry.Kind
@@ -219,19 +219,5 @@ final class FileFinisher: @unchecked Sendable {
             throw SystemError(call: "ftruncate", errno: errno, path: path)
         }
         try job.metadata.apply(to: fd, warn: warn)
-    }
-}
-
-/// pwrite(2) of all of `bytes` at `offset`, retrying short writes and EINTR.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, path: String) throws(SystemError) {
-    guard let base = bytes.baseAddress else { return }
-    var written = 0
-    while written < bytes.count {
-        let n = pwrite(fd, base + written, bytes.count - written, off_t(offset) + off_t(written))
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw SystemError(call: "write", errno: errno, path: path)
-        }
-        written += n
     }
 }

@@ -120,6 +120,25 @@ public final class OwnedFD: Sendable {
     }
 }
 
+/// Writes all of `bytes` to `fd` (at `offset` with pwrite(2), else at the file position), retrying
+/// short writes and EINTR; `path` names the file in the error.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil, path: String)
+    throws(SystemError)
+{
+    guard let base = bytes.baseAddress else { return }
+    var written = 0
+    while written < bytes.count {
+        let n =
+            offset.map { pwrite(fd, base + written, bytes.count - written, off_t($0) + off_t(written)) }
+            ?? Glibc.write(fd, base + written, bytes.count - written)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemError(call: "write", errno: errno, path: path)
+        }
+        written += n
+    }
+}
+
 /// `stat(2)` of a path (following symlinks), or `nil` with the errno when it fails.
 public func fileStatus(_ path: String) -> Result<stat, SystemError> {
     var st = stat()

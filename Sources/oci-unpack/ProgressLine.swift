@@ -44,15 +44,7 @@ final class ProgressLine: Sendable {
     }
 }
 
-/// Writes all of `text` to fd 2 (retrying short writes and EINTR); errors are ignored, as for any
-/// diagnostic output.
+/// Writes `text` to fd 2; errors are ignored, as for any diagnostic output.
 func writeStandardError(_ text: String) {
-    let bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(2, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        offset += n
-    }
+    Array(text.utf8).withUnsafeBytes { _ = try? writeAll(2, $0, path: "standard error") }
 }
