@@ -47,7 +47,7 @@ public enum RuntimeConfig {
     private static func parseTemplate(_ bytes: [UInt8], source: String) throws(UnpackError) -> JSONValue {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            value = try JSONValue(parsing: bytes)
         } catch {
             throw UnpackError(.invalidArgument, "\(source) is not valid JSON: \(error)")
         }
@@ -150,14 +150,8 @@ public enum RuntimeConfig {
     }
 
     /// The bytes written to `config.json`: sorted keys, indented, ending in a newline.
-    public static func encode(_ config: JSONValue) throws(UnpackError) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        do {
-            return Array(try encoder.encode(config)) + [0x0a]
-        } catch {
-            throw UnpackError(.internal, "encoding config.json failed: \(error)")
-        }
+    public static func encode(_ config: JSONValue) -> [UInt8] {
+        config.formatted() + [0x0a]
     }
 }
 

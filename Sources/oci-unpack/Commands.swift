@@ -48,6 +48,7 @@ struct OCIUnpackCommand: ParsableCommand {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show how an image resolves: indexes walked, candidates, chosen manifest and layers.")
 
     @OptionGroup var resolution: ResolutionOptions
@@ -81,6 +82,7 @@ struct Inspect: ParsableCommand {
 
 struct Unpack: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "unpack",
         abstract: "Unpack an image into an OCI runtime bundle: BUNDLE/config.json and BUNDLE/rootfs.",
         discussion: """
             The bundle is built in a hidden staging directory beside BUNDLE and renamed into place only \

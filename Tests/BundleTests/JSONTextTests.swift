@@ -1,0 +1,154 @@
+import Foundation
+import OCIImage
+import Testing
+
+@testable import Bundle
+
+/// The direct JSON reader and writer must agree with Foundation's JSONDecoder/JSONEncoder,
+/// which wrote and read config.json and the template before them.
+@Suite struct JSONTextTests {
+    static func foundationBytes(_ value: JSONValue) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
+    static let templateFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("bundle-templates/default.json")
+
+    static let awkward = JSONValue.object([
+        "empty array": .array([]),
+        "empty object": .object([:]),
+        "nested": .array([.array([]), .object([:]), .null, .bool(true), .bool(false), .array([.array([.int(1)])])]),
+        "text": .string("a/b\"\\\u{0}\u{1}\u{1f}\u{7f}\n\r\t\u{8}\u{c} é😀\u{2028}"),
+        "numbers": .array([
+            .int(.min), .int(.max), .int(0), .int(-1), .double(1.5), .double(1e100), .double(0.1), .double(-0.0),
+            .double(1.0), .double(1e16), .double(1e15), .double(9_007_199_254_740_994), .double(.leastNonzeroMagnitude),
+            .double(-1.7976931348623157e308), .double(1e-7),
+        ]),
+        // Byte order: upper case before "_" before lower case, "a10" before "a9".
+        "B": .null, "a10": .null, "a9": .null, "_x": .null, "Z": .null, "z": .null, "é": .null, "aB": .null,
+        "ab": .null, "Ab": .null, "": .null,
+    ])
+
+    @Test func writesWhatJSONEncoderWrote() throws {
+        #expect(Self.awkward.formatted() == (try Self.foundationBytes(Self.awkward)))
+        let template = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: Self.templateFile))
+        #expect(template.formatted() == (try Self.foundationBytes(template)))
+    }
+
+    @Test func readsWhatJSONDecoderRead() throws {
+        let bytes = Array(try Data(contentsOf: Self.templateFile))
+        let foundation = try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        #expect(try JSONValue(parsing: bytes) == foundation)
+        let written = Self.awkward.formatted()
+        #expect(try JSONValue(parsing: written) == JSONDecoder().decode(JSONValue.self, from: Data(written)))
+        let numbers =
+            #"[0, 1, -0, 1.0, 1e2, 1E2, 0.0, 1.5, -2.25e-3, 1e17, 9007199254740993, 9223372036854775807,"#
+            + #" 9223372036854775808, -9223372036854775808, -9223372036854775809, 1e300, 123456.789]"#
+        #expect(
+            try JSONValue(parsing: Array(numbers.utf8))
+                == JSONDecoder().decode(JSONValue.self, from: Data(numbers.utf8)))
+        #expect(try JSONValue(parsing: [0xef, 0xbb, 0xbf] + Array("[1]".utf8)) == .array([.int(1)]))
+    }
+
+    @Test func whatIsWrittenReadsBackUnchanged() throws {
+        // Integral doubles are written as integers and read back as `.int`; all else round-trips.
+        var value = Self.awkward
+        value["numbers"] = .array([
+            .int(.min), .int(.max), .int(0), .double(1.5), .double(0.1), .double(1e-7), .double(-2.5e300),
+        ])
+        #expect(try JSONValue(parsing: value.formatted()) == value)
+    }
+
+    @Test func numbersAreFormattedAsJSONEncoderFormatsThem() throws {
+        var generator = SystemRandomNumberGenerator()
+        var values: [Double] = [0, 1, -1, 9_007_199_254_740_992, 9_007_199_254_740_994, 1e21, 123e18, 0.0001, 1e-5]
+        for _ in 0..<3000 {
+            values.append(Double.random(in: -10...10, using: &generator) * pow(10, Double(Int.random(in: -30...30))))
+            values.append(Double(Int64.random(in: -(1 << 60)...(1 << 60))))
+            values.append(Double(Int64.random(in: -(1 << 20)...(1 << 20))))
+            let bits = Double(bitPattern: UInt64.random(in: .min ... .max))
+            if bits.isFinite { values.append(bits) }
+        }
+        let encoder = JSONEncoder()
+        for value in values {
+            let expected = String(decoding: try encoder.encode([value]), as: UTF8.self).dropFirst().dropLast()
+            #expect(JSONValue.numberText(value) == expected, "\(value)")
+        }
+    }
+
+    @Test func readsTheWholeGrammar() throws {
+        let text =
+            #" { "s" : "q\" b\\ s\/ \b\f\n\r\t \u00e9 \uD83D\uDE00 \u0000" , "n": [0, -0, 12, -7, 1.0, 1e2, 2E-1, -3.5e+1,"#
+            + #" 9223372036854775807, 9223372036854775808, -9223372036854775808], "l": [true,false,null,{},[]] } "#
+        let value = try JSONValue(parsing: Array(text.utf8))
+        #expect(value["s"] == .string("q\" b\\ s/ \u{8}\u{c}\n\r\t é 😀 \u{0}"))
+        #expect(
+            value["n"]
+                == .array([
+                    .int(0), .int(0), .int(12), .int(-7), .int(1), .int(100), .double(0.2), .int(-35),
+                    .int(.max), .double(9_223_372_036_854_775_808), .int(.min),
+                ]))
+        #expect(value["l"] == .array([.bool(true), .bool(false), .null, .object([:]), .array([])]))
+        #expect(try JSONValue(parsing: Array("\"caf\u{e9}\"".utf8)) == .string("café"))
+    }
+
+    @Test(arguments: [
+        ("", 0, "unexpected end of text, expected a JSON value"),
+        ("  ", 2, "unexpected end of text, expected a JSON value"),
+        ("{", 1, "unexpected end of text, expected a string key"),
+        ("[1,]", 3, "unexpected ']', expected a JSON value"),
+        (#"{"a":1,}"#, 7, "unexpected '}', expected a string key"),
+        (#"{"a" 1}"#, 5, "unexpected '1', expected ':'"),
+        ("[1 2]", 3, "unexpected '2', expected ',' or ']'"),
+        ("1 2", 2, "unexpected text after the JSON value"),
+        ("01", 0, "invalid number (leading zero)"),
+        ("-", 0, "invalid number"),
+        ("+1", 0, "unexpected '+', expected a JSON value"),
+        ("1.", 0, "invalid number (no digits after '.')"),
+        ("1e+", 0, "invalid number (no digits in the exponent)"),
+        ("1e999", 0, "number 1e999 is out of range"),
+        ("NaN", 0, "unexpected 'N', expected a JSON value"),
+        ("tru", 0, "invalid literal, expected true"),
+        ("nul!", 0, "invalid literal, expected null"),
+        ("'a'", 0, "unexpected ''', expected a JSON value"),
+        (#""abc"#, 0, "unterminated string"),
+        (#""a\x""#, 2, "invalid escape in a string"),
+        (#""\u12G4""#, 5, "\\u escape needs four hexadecimal digits"),
+        (#""\ud800""#, 1, "unpaired UTF-16 surrogate in a \\u escape"),
+        (#""\ud800\u0041""#, 1, "unpaired UTF-16 surrogate in a \\u escape"),
+        (#""\udc00""#, 1, "unpaired UTF-16 surrogate in a \\u escape"),
+        ("\"a\tb\"", 2, "unescaped control character in a string"),
+        (#"{"k":1,"k":2}"#, 7, "duplicate key \"k\""),
+        ("\u{1}", 0, "unexpected byte 0x1, expected a JSON value"),
+    ])
+    func refusesWhatIsNotJSON(text: String, offset: Int, reason: String) {
+        let error = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: Array(text.utf8)) }
+        #expect(error == JSONValue.SyntaxError(offset: offset, reason: reason), "\(text)")
+    }
+
+    @Test func refusesInvalidUTF8AndDeepNesting() {
+        let invalid = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: [0x22, 0x61, 0xff, 0x22]) }
+        #expect(invalid == JSONValue.SyntaxError(offset: 0, reason: "string is not valid UTF-8"))
+        let overlong = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: [0x22, 0xc0, 0xaf, 0x22]) }
+        #expect(overlong?.reason == "string is not valid UTF-8")
+
+        let deep = Array(repeating: UInt8(ascii: "["), count: 513) + Array(repeating: UInt8(ascii: "]"), count: 513)
+        let error = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: deep) }
+        #expect(error == JSONValue.SyntaxError(offset: 512, reason: "objects and arrays nest deeper than 512"))
+        let fine = Array(deep[1..<(deep.count - 1)])
+        #expect(throws: Never.self) { try JSONValue(parsing: fine) }
+    }
+
+    @Test func aBadTemplateNamesTheFileAndTheByte() throws {
+        let path = NSTemporaryDirectory() + "/oci-unpack-broken-template-\(getpid()).json"
+        try Data(#"{"process": {"args": [1,]}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = #expect(throws: UnpackError.self) { try RuntimeConfig.template(at: path) }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message
+                == "template \(path) is not valid JSON: unexpected ']', expected a JSON value at byte 24")
+    }
+}
