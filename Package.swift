@@ -88,7 +88,7 @@ if Context.environment["OCI_UNPACK_FUZZ"] == "1" {
     }
 }
 package.targets.append(
-    .target(name: "FuzzTargets", dependencies: ["OCIImage", "Resolution", "LayerStream", "LayerApply"]))
+    .target(name: "FuzzTargets", dependencies: ["OCIImage", "Resolution", "LayerStream", "LayerApply", "Bundle"]))
 
 // One set of Swift settings for every Swift target (as swift-log does).
 for target in package.targets where target.type != .system && target.name != "CShims" {

@@ -1,3 +1,4 @@
+import Bundle
 import Foundation
 import Glibc
 import LayerApply
@@ -34,7 +35,8 @@ public enum FuzzReference {
     }
 }
 
-/// Index, manifest and config JSON, through the same checks the layout applies.
+/// Index, manifest and config JSON, through the same checks the layout applies, and the same bytes
+/// through the template reader and writer.
 public enum FuzzDocuments {
     public static func run(_ data: UnsafeBufferPointer<UInt8>) {
         let bytes = Array(data)
@@ -46,6 +48,13 @@ public enum FuzzDocuments {
         }
         if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)) {
             _ = config.platform.normalized
+        }
+        // The template reader: what parses must be written as JSON that reads back to the same text.
+        if let value = try? JSONValue(parsing: bytes) {
+            let text = value.formatted()
+            guard let again = try? JSONValue(parsing: text), again.formatted() == text else {
+                fatalError("JSON \(String(decoding: text, as: UTF8.self)) does not read back")
+            }
         }
     }
 }
