@@ -30,7 +30,7 @@ let package = Package(
         .target(
             name: "LayerStream",
             dependencies: [
-                "OCIImage", "CArchive", "CZstd", "CZlib", "CIsal",
+                "OCIImage", "CArchive", "CZstd", "CZlib", "CIsal", "CShims",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

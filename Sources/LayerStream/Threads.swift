@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 import OCIImage
 
@@ -28,25 +29,33 @@ public final class ConditionLock: @unchecked Sendable {
     public func broadcast() { pthread_cond_broadcast(cond) }
 }
 
-/// Starts a detached thread running `body`, with a 1 MiB stack; the caller waits for it through
-/// its own condition. Throws when the system refuses a thread (EAGAIN under a process limit).
+/// Starts a detached thread running `body`, with a 1 MiB stack and `name` as its system name (as
+/// `top -H`, `perf` and /proc/PID/task/TID/comm show it; at most 15 bytes are kept); the caller
+/// waits for it through its own condition. Throws when the system refuses a thread (EAGAIN under a
+/// process limit).
 public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(UnpackError) {
     final class Box: Sendable {
+        let name: String
         let body: @Sendable () -> Void
-        init(body: @escaping @Sendable () -> Void) { self.body = body }
+        init(name: String, body: @escaping @Sendable () -> Void) {
+            self.name = name
+            self.body = body
+        }
     }
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
     defer { pthread_attr_destroy(&attributes) }
     pthread_attr_setstacksize(&attributes, 1 << 20)
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    let box = Unmanaged.passRetained(Box(body: body))
+    let box = Unmanaged.passRetained(Box(name: String(decoding: name.utf8.prefix(15), as: UTF8.self), body: body))
     var thread = pthread_t()
     let rc = pthread_create(
         &thread, &attributes,
         { context in
             guard let context else { return nil }
-            Unmanaged<Box>.fromOpaque(context).takeRetainedValue().body()
+            let box = Unmanaged<Box>.fromOpaque(context).takeRetainedValue()
+            _ = CShims_set_thread_name(box.name)
+            box.body()
             return nil
         }, box.toOpaque())
     if rc != 0 {

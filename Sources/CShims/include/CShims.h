@@ -29,6 +29,9 @@ long CShims_lgetxattr(const char *path, const char *name, void *value, size_t si
 /// renameat2(2) with RENAME_EXCHANGE: swaps two paths atomically. Returns 0 or -1 with errno.
 int CShims_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 
+/// Names the calling thread (prctl(PR_SET_NAME): at most 15 bytes are kept). Returns 0 or -1.
+int CShims_set_thread_name(const char *name);
+
 /// The errno of the calling thread, read and written without Glibc's overlay.
 int CShims_errno(void);
 
