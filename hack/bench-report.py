@@ -59,7 +59,7 @@ def main():
     meta = dict(r[:2] for r in read_tsv(os.path.join(results, "meta.tsv"), header=False) if len(r) >= 2)
     runs = {}  # (workload, tool) -> list of (wall, rss_kib)
     order = []
-    for w, tool, rnd, wall, _e, rss, us, sy in read_tsv(os.path.join(results, "runs.tsv")):
+    for w, tool, rnd, wall, rss, us, sy in read_tsv(os.path.join(results, "runs.tsv")):
         if (w, tool) not in runs:
             runs[(w, tool)] = []
             order.append((w, tool))
@@ -125,14 +125,15 @@ def main():
     p("- Each run unpacks into a fresh, non-existent (oci-unpack, umoci) or empty (pipelines) directory;")
     p("  the output is removed and `sync` is called between runs, outside the timed part. The blobs are")
     p("  read into the page cache before each workload, so every run reads its input from memory.")
-    p("- Time is wall-clock time of the whole command (bash `$EPOCHREALTIME` around `/usr/bin/time`,")
-    p("  microsecond resolution; `/usr/bin/time -f %e` agrees but only has 10 ms resolution).")
-    p("  Tables show the median over the rounds, and the min-max range. CPU s is the median of user+sys")
-    p("  time (`%U + %S`, the command and all its child processes).")
-    p("- Peak RSS is `/usr/bin/time -f %M` (the largest value over the rounds). For oci-unpack, umoci and")
-    p("  `tar -x` it is that process's. A pipeline runs as `bash -c 'set -o pipefail; DEC -dc BLOB | tar -x -C OUT'`")
-    p("  and `%M` is then the largest RSS of any single process in it (bash, the decompressor or tar), not")
-    p("  their sum.")
+    p("- Time is wall-clock time of the whole command, measured by `hack/bench-run.c` (CLOCK_MONOTONIC")
+    p("  from just before `posix_spawn` to just after `wait4`: no shell and no `/usr/bin/time` in between,")
+    p("  which would add a few milliseconds to every run). Tables show the median over the rounds, and")
+    p("  the min-max range. CPU s is the median of user+sys time from `wait4`'s rusage (the command and")
+    p("  every child process it waited for).")
+    p("- Peak RSS is `wait4`'s `ru_maxrss`, as GNU time reports it (the largest value over the rounds). For")
+    p("  oci-unpack, umoci and `tar -x` it is that process's. A pipeline runs as")
+    p("  `bash -c 'set -o pipefail; DEC -dc BLOB | tar -x -C OUT'` and the value is then the largest RSS of")
+    p("  any single process in it (bash, the decompressor or tar), not their sum.")
     p("- `oci-unpack unpack --platform linux/amd64 -q --force oci:LAYOUT:TAG OUT` verifies every blob's size")
     p("  and digest and every layer's diff_id, applies whiteouts and writes `config.json`.")
     p("  `umoci unpack --image LAYOUT:TAG OUT` (umoci 0.4.7 reads gzip layers only) also writes its")
@@ -360,8 +361,8 @@ def main():
     p("")
     p("<details><summary>every timed run</summary>")
     p("")
-    p("| workload | tool | round | wall s | %e | max RSS KiB | user s | sys s |")
-    p("|---|---|---:|---:|---:|---:|---:|---:|")
+    p("| workload | tool | round | wall s | max RSS KiB | user s | sys s |")
+    p("|---|---|---:|---:|---:|---:|---:|")
     for row in read_tsv(os.path.join(results, "runs.tsv")):
         p("| " + " | ".join(row) + " |")
     p("")
