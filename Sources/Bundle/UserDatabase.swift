@@ -34,7 +34,7 @@ public struct UserDatabase: Sendable {
         }
         groups = lines(group).compactMap { f in
             guard f.count >= 4, !f[0].isEmpty, let gid = UInt32(f[2]) else { return nil }
-            let members = f[3].split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+            let members = f[3].split(separator: ",").map { String($0.trimmingSpaces) }.filter { !$0.isEmpty }
             return Group(name: String(f[0]), gid: gid, members: members)
         }
     }
@@ -109,11 +109,5 @@ public struct UserDatabase: Sendable {
             }
         }
         return Resolved(uid: uid, gid: gid, additionalGids: additional, home: entry?.home)
-    }
-}
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }

@@ -150,3 +150,16 @@ extension String {
         count > 100 ? String(prefix(100)) + "…" : self
     }
 }
+
+extension Substring {
+    /// Without leading and trailing spaces. Index arithmetic on purpose: `reversed()` and
+    /// `String(_: some Sequence)` cost a few hundred microseconds of generic-metadata set-up the first
+    /// time a process runs them.
+    public var trimmingSpaces: Substring {
+        var start = startIndex
+        var end = endIndex
+        while start < end, self[start] == " " { start = index(after: start) }
+        while end > start, self[index(before: end)] == " " { end = index(before: end) }
+        return self[start..<end]
+    }
+}

@@ -40,12 +40,6 @@ public struct ResolutionRequest: Sendable, Equatable {
     }
 }
 
-extension Substring {
-    fileprivate var trimmingSpaces: String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
-    }
-}
-
 /// Walks from a reference through indexes to one manifest, recording every candidate and why it was
 /// chosen or refused.
 public struct Resolver: Sendable {
