@@ -1,10 +1,12 @@
+import OCIImage
+
 /// JSON text to and from ``JSONValue`` directly, without Codable.
 ///
 /// Every unpack parses the runtime-spec template and writes `config.json`. Through
 /// `JSONDecoder`/`JSONEncoder` those two steps cost a fifth of the instructions of a small unpack
 /// (a `JSONValue` is decoded by trying each case in turn, and every first use of a generic Codable
 /// type makes the Swift runtime search all protocol conformances in the binary). This scanner
-/// and writer do the same job in a few thousand instructions.
+/// and writer do the same job in a sixth of those instructions.
 extension JSONValue {
     /// Why a text is not JSON, and the byte offset where that was found.
     public struct SyntaxError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -17,9 +19,10 @@ extension JSONValue {
     /// Parses one JSON value (RFC 8259) that fills all of `text` but for white space.
     ///
     /// A number whose value is a 64-bit integer (`12`, `1.0`, `1e2`) becomes an `.int`, any other
-    /// a `.double`, which must be finite. Strings must be UTF-8; an object may not repeat a key;
-    /// containers may nest `maxDepth` deep; a leading UTF-8 byte order mark is skipped. Unlike
-    /// JSONDecoder, trailing commas and repeated keys are refused.
+    /// a `.double`, which must be finite. Strings must be UTF-8; an object may not repeat a key
+    /// (keys are compared as Swift compares strings, so two spellings of `é`, composed and
+    /// decomposed, are the same key); containers may nest `maxDepth` deep; a leading UTF-8 byte
+    /// order mark is skipped. Unlike JSONDecoder, trailing commas and repeated keys are refused.
     public init(parsing text: [UInt8], maxDepth: Int = 512) throws(SyntaxError) {
         var scanner = JSONScanner(bytes: text, maxDepth: maxDepth)
         if text.starts(with: [0xef, 0xbb, 0xbf]) { scanner.offset = 3 }  // a UTF-8 byte order mark
@@ -30,12 +33,25 @@ extension JSONValue {
 
     /// The value as indented JSON text: two spaces per level, `"key" : value`, object keys in
     /// byte order, `/` not escaped. These are the bytes `JSONEncoder` writes with
-    /// `[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`, so `config.json` stays the same.
+    /// `[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`, so `config.json` stays the same,
+    /// but for -0.0 and integral doubles between 2^53 and 2^63 (see ``numberText(_:)``).
+    /// Every `.double` must be finite (``allNumbersFinite``): JSON cannot write infinity or NaN.
     public func formatted() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(4096)
         write(into: &out, indent: 0)
         return out
+    }
+
+    /// Whether every `.double` inside is finite, so that ``formatted()`` can write it. Parsed text
+    /// always is; a value built in code may not be.
+    public var allNumbersFinite: Bool {
+        switch self {
+        case .double(let value): value.isFinite
+        case .array(let elements): elements.allSatisfy(\.allNumbersFinite)
+        case .object(let members): members.values.allSatisfy(\.allNumbersFinite)
+        default: true
+        }
     }
 
     private func write(into out: inout [UInt8], indent: Int) {
@@ -80,11 +96,15 @@ extension JSONValue {
         out.append(close)
     }
 
-    /// Integral values up to 2^53 as integers (`1`, `-0`), others in Swift's shortest
-    /// round-tripping form (`0.1`, `1e+16`): JSONEncoder's choice, checked by a test.
+    /// Integral values below 2^63 as integers (`1`, `0` for -0.0, `9007199254740994`), others in
+    /// Swift's shortest round-tripping form (`0.1`, `1e+19`), as JSONEncoder does (checked by a
+    /// test) but for two cases: JSONEncoder switches to the exponent form at 2^53 already and writes
+    /// `-0`. Both would read back as integers and then be written differently; these rules make
+    /// whatever is written read back to the same text.
     static func numberText(_ value: Double) -> String {
-        if value.rounded(.towardZero) == value, value.magnitude <= 9_007_199_254_740_992 {
-            return value == 0 && value.sign == .minus ? "-0" : String(Int64(value))
+        precondition(value.isFinite, "JSON has no infinity or NaN; RuntimeConfig.encode refuses them")
+        if value.rounded(.towardZero) == value, value.magnitude < 0x1p63 {
+            return String(Int64(value))  // -0.0 as 0: an integer has no negative zero
         }
         return value.description
     }
@@ -187,7 +207,7 @@ private struct JSONScanner {
             try expect(UInt8(ascii: ":"), "':'")
             let member = try value(depth: depth)
             guard members.updateValue(member, forKey: key) == nil else {
-                throw failure("duplicate key \"\(key)\"", at: keyOffset)
+                throw failure("repeated key \"\(key.truncatedForMessage)\"", at: keyOffset)
             }
             skipWhiteSpace()
             if current == UInt8(ascii: ",") {
@@ -254,9 +274,25 @@ private struct JSONScanner {
             run = offset
         }
         guard let string = String(validating: text, as: UTF8.self) else {
-            throw failure("string is not valid UTF-8", at: start)
+            // Escapes always yield valid UTF-8, so the fault is in the raw bytes of the literal.
+            throw failure(
+                "string is not valid UTF-8", at: Self.firstInvalidUTF8(bytes[(start + 1)..<(offset - 1)]) ?? start)
         }
         return string
+    }
+
+    /// Where the first byte sequence that is not UTF-8 starts.
+    private static func firstInvalidUTF8(_ bytes: ArraySlice<UInt8>) -> Int? {
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var position = bytes.startIndex
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let encoded): position += encoded.count
+            case .emptyInput: return nil
+            case .error: return position
+            }
+        }
     }
 
     /// The scalar of a `\uXXXX` escape (after the `u`), joining a UTF-16 surrogate pair.
@@ -324,8 +360,45 @@ private struct JSONScanner {
         }
         // `1.0` and `1e2` are integers too (as JSONDecoder reads them): only a number with a
         // fraction, or one beyond 64 bits, is a double.
-        if !integral, let exact = Int64(exactly: value) { return .int(exact) }
+        if !integral, let exact = Self.exactInteger(bytes[start..<offset]) { return .int(exact) }
         return .double(value)
+    }
+
+    /// The 64-bit integer that a number with a fraction or an exponent stands for, worked out from
+    /// its digits (a Double is exact only below 2^53): `12.50e1` is 125, `9007199254740993.0` is
+    /// 9007199254740993, `1.5` and `1e19` are none. (JSONDecoder drops a non-zero fraction beyond
+    /// 2^53; this does not.)
+    private static func exactInteger(_ number: ArraySlice<UInt8>) -> Int64? {
+        var digits: [UInt8] = []
+        var fractionDigits = 0
+        var exponent = 0
+        var exponentSign = 1
+        var part = 0  // 0: integer digits, 1: fraction digits, 2: exponent
+        for byte in number {
+            switch byte {
+            case UInt8(ascii: "."): part = 1
+            case UInt8(ascii: "e"), UInt8(ascii: "E"): part = 2
+            case UInt8(ascii: "-") where part == 2: exponentSign = -1
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if part == 2 {
+                    exponent = min(exponent * 10 + Int(byte - 0x30), 100_000)
+                } else {
+                    if !(digits.isEmpty && byte == UInt8(ascii: "0")) { digits.append(byte) }
+                    if part == 1 { fractionDigits += 1 }
+                }
+            default: break  // the sign of the number, a '+' in the exponent
+            }
+        }
+        guard !digits.isEmpty else { return 0 }  // 0.0, -0e5
+        var shift = exponentSign * exponent - fractionDigits
+        while shift < 0, digits.last == UInt8(ascii: "0") {
+            digits.removeLast()
+            shift += 1
+        }
+        guard shift >= 0, digits.count + shift <= 19 else { return nil }
+        digits.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: shift))
+        let negative = number.first == UInt8(ascii: "-")
+        return Int64((negative ? "-" : "") + String(decoding: digits, as: UTF8.self))
     }
 
     /// Consumes ASCII digits and returns how many.

@@ -150,8 +150,12 @@ public enum RuntimeConfig {
     }
 
     /// The bytes written to `config.json`: sorted keys, indented, ending in a newline.
-    public static func encode(_ config: JSONValue) -> [UInt8] {
-        config.formatted() + [0x0a]
+    public static func encode(_ config: JSONValue) throws(UnpackError) -> [UInt8] {
+        guard config.allNumbersFinite else {
+            throw UnpackError(
+                .invalidArgument, "config.json would hold a number that is infinite or NaN, which JSON cannot write")
+        }
+        return config.formatted() + [0x0a]
     }
 }
 

@@ -30,7 +30,7 @@ public final class ConditionLock: @unchecked Sendable {
 }
 
 /// Starts a detached thread running `body`, with a 1 MiB stack and `name` as its system name (as
-/// `top -H`, `perf` and /proc/PID/task/TID/comm show it; at most 15 bytes are kept); the caller
+/// `top -H`, `perf` and /proc/PID/task/TID/comm show it; the kernel keeps 15 bytes); the caller
 /// waits for it through its own condition. Throws when the system refuses a thread (EAGAIN under a
 /// process limit).
 public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(UnpackError) {
@@ -47,7 +47,7 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) th
     defer { pthread_attr_destroy(&attributes) }
     pthread_attr_setstacksize(&attributes, 1 << 20)
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    let box = Unmanaged.passRetained(Box(name: String(decoding: name.utf8.prefix(15), as: UTF8.self), body: body))
+    let box = Unmanaged.passRetained(Box(name: name, body: body))
     var thread = pthread_t()
     let rc = pthread_create(
         &thread, &attributes,

@@ -155,7 +155,7 @@ extension Substring {
     /// Without leading and trailing spaces. Index arithmetic on purpose: `reversed()` and
     /// `String(_: some Sequence)` cost a few hundred microseconds of generic-metadata set-up the first
     /// time a process runs them.
-    public var trimmingSpaces: Substring {
+    package var trimmingSpaces: Substring {
         var start = startIndex
         var end = endIndex
         while start < end, self[start] == " " { start = index(after: start) }

@@ -22,8 +22,8 @@ import Testing
         "nested": .array([.array([]), .object([:]), .null, .bool(true), .bool(false), .array([.array([.int(1)])])]),
         "text": .string("a/b\"\\\u{0}\u{1}\u{1f}\u{7f}\n\r\t\u{8}\u{c} é😀\u{2028}"),
         "numbers": .array([
-            .int(.min), .int(.max), .int(0), .int(-1), .double(1.5), .double(1e100), .double(0.1), .double(-0.0),
-            .double(1.0), .double(1e16), .double(1e15), .double(9_007_199_254_740_994), .double(.leastNonzeroMagnitude),
+            .int(.min), .int(.max), .int(0), .int(-1), .double(1.5), .double(1e100), .double(0.1), .double(-2.5),
+            .double(1.0), .double(1e21), .double(1e15), .double(1.5e300), .double(.leastNonzeroMagnitude),
             .double(-1.7976931348623157e308), .double(1e-7),
         ]),
         // Byte order: upper case before "_" before lower case, "a10" before "a9".
@@ -45,7 +45,8 @@ import Testing
         #expect(try JSONValue(parsing: written) == JSONDecoder().decode(JSONValue.self, from: Data(written)))
         let numbers =
             #"[0, 1, -0, 1.0, 1e2, 1E2, 0.0, 1.5, -2.25e-3, 1e17, 9007199254740993, 9223372036854775807,"#
-            + #" 9223372036854775808, -9223372036854775808, -9223372036854775809, 1e300, 123456.789]"#
+            + #" 9223372036854775808, -9223372036854775808, -9223372036854775809, 1e300, 123456.789,"#
+            + #" -9.223372036854776e+18, 9007199254740993.0, 12.50e1, 0.05e2, 100e-2, -0.0]"#
         #expect(
             try JSONValue(parsing: Array(numbers.utf8))
                 == JSONDecoder().decode(JSONValue.self, from: Data(numbers.utf8)))
@@ -57,13 +58,16 @@ import Testing
         var value = Self.awkward
         value["numbers"] = .array([
             .int(.min), .int(.max), .int(0), .double(1.5), .double(0.1), .double(1e-7), .double(-2.5e300),
+            .double(-0x1p63), .double(0x1p63), .double(1e19),
         ])
         #expect(try JSONValue(parsing: value.formatted()) == value)
     }
 
     @Test func numbersAreFormattedAsJSONEncoderFormatsThem() throws {
         var generator = SystemRandomNumberGenerator()
-        var values: [Double] = [0, 1, -1, 9_007_199_254_740_992, 9_007_199_254_740_994, 1e21, 123e18, 0.0001, 1e-5]
+        var values: [Double] = [
+            0, -0.0, 1, -1, 9_007_199_254_740_992, 9_007_199_254_740_994, 1e21, 123e18, 0.0001, 1e-5,
+        ]
         for _ in 0..<3000 {
             values.append(Double.random(in: -10...10, using: &generator) * pow(10, Double(Int.random(in: -30...30))))
             values.append(Double(Int64.random(in: -(1 << 60)...(1 << 60))))
@@ -74,8 +78,25 @@ import Testing
         let encoder = JSONEncoder()
         for value in values {
             let expected = String(decoding: try encoder.encode([value]), as: UTF8.self).dropFirst().dropLast()
-            #expect(JSONValue.numberText(value) == expected, "\(value)")
+            if value.magnitude >= 0x1p53 && value.magnitude < 0x1p63 || value == 0 && value.sign == .minus {
+                // The one difference: integers, which read back as the same text.
+                #expect(JSONValue.numberText(value) == String(Int64(value)), "\(value)")
+                #expect(Double(expected) == value)
+            } else {
+                #expect(JSONValue.numberText(value) == expected, "\(value)")
+            }
         }
+    }
+
+    /// What the fuzzer found: a fraction that rounds to an integral double beyond 2^53, written by
+    /// JSONEncoder's rule as `9.007199254740994e+15`, read back as an integer and written again
+    /// as `9007199254740994`. Whatever is written must read back to the same text.
+    @Test func writtenNumbersReadBackToTheSameText() throws {
+        let text = Array(
+            "[9007199254740993.5, -9223372036854775809, 9223372036854775807.0, 1e300, 0.1, 123456789012345678.9, -9.2e-999]"
+                .utf8)
+        let once = try JSONValue(parsing: text).formatted()
+        #expect(try JSONValue(parsing: once).formatted() == once)
     }
 
     @Test func readsTheWholeGrammar() throws {
@@ -120,7 +141,7 @@ import Testing
         (#""\ud800\u0041""#, 1, "unpaired UTF-16 surrogate in a \\u escape"),
         (#""\udc00""#, 1, "unpaired UTF-16 surrogate in a \\u escape"),
         ("\"a\tb\"", 2, "unescaped control character in a string"),
-        (#"{"k":1,"k":2}"#, 7, "duplicate key \"k\""),
+        (#"{"k":1,"k":2}"#, 7, "repeated key \"k\""),
         ("\u{1}", 0, "unexpected byte 0x1, expected a JSON value"),
     ])
     func refusesWhatIsNotJSON(text: String, offset: Int, reason: String) {
@@ -130,15 +151,36 @@ import Testing
 
     @Test func refusesInvalidUTF8AndDeepNesting() {
         let invalid = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: [0x22, 0x61, 0xff, 0x22]) }
-        #expect(invalid == JSONValue.SyntaxError(offset: 0, reason: "string is not valid UTF-8"))
-        let overlong = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: [0x22, 0xc0, 0xaf, 0x22]) }
-        #expect(overlong?.reason == "string is not valid UTF-8")
+        #expect(invalid == JSONValue.SyntaxError(offset: 2, reason: "string is not valid UTF-8"))
+        let overlong = #expect(throws: JSONValue.SyntaxError.self) {
+            try JSONValue(parsing: Array(#"["ok", "\n é "#.utf8) + [0xc0, 0xaf, 0x22, 0x5d])
+        }
+        #expect(overlong == JSONValue.SyntaxError(offset: 14, reason: "string is not valid UTF-8"))
 
         let deep = Array(repeating: UInt8(ascii: "["), count: 513) + Array(repeating: UInt8(ascii: "]"), count: 513)
         let error = #expect(throws: JSONValue.SyntaxError.self) { try JSONValue(parsing: deep) }
         #expect(error == JSONValue.SyntaxError(offset: 512, reason: "objects and arrays nest deeper than 512"))
         let fine = Array(deep[1..<(deep.count - 1)])
         #expect(throws: Never.self) { try JSONValue(parsing: fine) }
+    }
+
+    @Test func exactIntegersBeyondTwoToThe53() throws {
+        #expect(try JSONValue(parsing: Array("9007199254740993.0".utf8)) == .int(9_007_199_254_740_993))
+        #expect(try JSONValue(parsing: Array("-9.223372036854775808e18".utf8)) == .int(.min))
+        #expect(try JSONValue(parsing: Array("9007199254740993.5".utf8)) == .double(9_007_199_254_740_994))
+        #expect(try JSONValue(parsing: Array("1e19".utf8)) == .double(1e19))
+        // JSONDecoder reads this one as a double although its value fits in 64 bits.
+        #expect(try JSONValue(parsing: Array("9.2233720368547758e18".utf8)) == .int(9_223_372_036_854_775_800))
+        #expect(try JSONValue(parsing: Array("1e-999".utf8)) == .double(0), "not an integer, though it rounds to 0")
+    }
+
+    @Test func infinityIsNotWritten() {
+        let error = #expect(throws: UnpackError.self) {
+            try RuntimeConfig.encode(.object(["process": .object([:]), "x": .array([.double(.infinity)])]))
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(JSONValue.array([.double(1), .object(["n": .double(.nan)])]).allNumbersFinite == false)
+        #expect(Self.awkward.allNumbersFinite)
     }
 
     @Test func aBadTemplateNamesTheFileAndTheByte() throws {
