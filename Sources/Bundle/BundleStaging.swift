@@ -82,15 +82,9 @@ public final class BundleStaging {
             throw SystemError(call: "open", errno: errno, path: path).unpackError("cannot create \(path)")
         }
         defer { close(fd) }
-        let failure: SystemError? = bytes.withUnsafeBytes { raw in
-            do throws(SystemError) {
-                try writeAll(fd, raw, path: path)
-                return nil
-            } catch {
-                return error
-            }
+        try SystemError.mapping({ () throws(SystemError) in try writeAll(fd, bytes, path: path) }) {
+            $0.unpackError("cannot write \(path)")
         }
-        if let failure { throw failure.unpackError("cannot write \(path)") }
     }
 
     /// Moves the staging directory to the target: a rename when there is none, an atomic exchange

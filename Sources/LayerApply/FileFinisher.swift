@@ -197,23 +197,11 @@ final class FileFinisher: @unchecked Sendable {
     private func finish(_ job: Job) throws(SystemError) {
         let fd = job.file.rawValue
         let path = job.metadata.displayPath
-        // withUnsafeBytes rethrows untyped: keep the typed error in hand.
-        let failure: SystemError? = job.data.withUnsafeBytes { bytes in
-            do throws(SystemError) {
-                if job.blocks.isEmpty {
-                    try writeAll(fd, bytes, at: 0, path: path)
-                } else {
-                    for block in job.blocks {
-                        try writeAll(
-                            fd, UnsafeRawBufferPointer(rebasing: bytes[block.range]), at: block.offset, path: path)
-                    }
-                }
-                return nil
-            } catch {
-                return error
-            }
+        if job.blocks.isEmpty {
+            try writeAll(fd, job.data, at: 0, path: path)
+        } else {
+            for block in job.blocks { try writeAll(fd, job.data, range: block.range, at: block.offset, path: path) }
         }
-        if let failure { throw failure }
         let end = job.blocks.last.map { $0.offset + Int64($0.range.count) } ?? Int64(job.data.count)
         if end < job.size && ftruncate(fd, off_t(job.size)) != 0 {
             throw SystemError(call: "ftruncate", errno: errno, path: path)

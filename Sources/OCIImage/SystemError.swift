@@ -139,6 +139,22 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: In
     }
 }
 
+/// The same for `bytes[range]` of an array (all of it without `range`).
+public func writeAll(
+    _ fd: Int32, _ bytes: [UInt8], range: Range<Int>? = nil, at offset: Int64? = nil, path: String
+) throws(SystemError) {
+    // withUnsafeBytes rethrows untyped: keep the typed error in hand.
+    let failure: SystemError? = bytes.withUnsafeBytes { raw in
+        do throws(SystemError) {
+            try writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[range ?? 0..<raw.count]), at: offset, path: path)
+            return nil
+        } catch {
+            return error
+        }
+    }
+    if let failure { throw failure }
+}
+
 /// `stat(2)` of a path (following symlinks), or `nil` with the errno when it fails.
 public func fileStatus(_ path: String) -> Result<stat, SystemError> {
     var st = stat()

@@ -168,23 +168,14 @@ extension Unpacker {
         // With the reader thread, a third thread hashes the uncompressed stream (PrefetchStream's
         // `verifying`); this stage then only counts bytes against the limits.
         let hashHere = !sameBytes && !options.prefetch
-        let tar: DiffIDStream
-        if remaining <= ratioCap {
-            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: hashHere, limit: remaining) {
-                _ in
-                UnpackError(
-                    .limitExceeded,
-                    "the image is larger than \(limits.maxUncompressedBytes) bytes uncompressed (limit uncompressed-bytes)"
-                )
-            }
-        } else {
-            tar = DiffIDStream(upstream: decompressed, diffID: layer.diffID, verify: hashHere, limit: ratioCap) { _ in
-                UnpackError(
-                    .limitExceeded,
-                    "the layer expands to more than \(limits.maxExpansionRatio) times its \(descriptor.size) compressed bytes (limit expansion-ratio; a decompression bomb?)"
-                )
-            }
-        }
+        // The nearer of the two limits stops the stream, with its own message.
+        let limitMessage =
+            remaining <= ratioCap
+            ? "the image is larger than \(limits.maxUncompressedBytes) bytes uncompressed (limit uncompressed-bytes)"
+            : "the layer expands to more than \(limits.maxExpansionRatio) times its \(descriptor.size) compressed bytes (limit expansion-ratio; a decompression bomb?)"
+        let tar = DiffIDStream(
+            upstream: decompressed, diffID: layer.diffID, verify: hashHere, limit: min(remaining, ratioCap)
+        ) { _ in UnpackError(.limitExceeded, limitMessage) }
         let logger = self.logger
         // Blob reading, its digest and decompression on one thread, the diff_id on another, tar
         // parsing and the applier on this one (small files are finished on a fourth).

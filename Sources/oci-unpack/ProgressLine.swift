@@ -46,5 +46,5 @@ final class ProgressLine: Sendable {
 
 /// Writes `text` to fd 2; errors are ignored, as for any diagnostic output.
 func writeStandardError(_ text: String) {
-    Array(text.utf8).withUnsafeBytes { _ = try? writeAll(2, $0, path: "standard error") }
+    try? writeAll(2, Array(text.utf8), path: "standard error")
 }
