@@ -47,27 +47,74 @@ static void record_signal(int signo) {
     }
 }
 
+/* Every signal whose default action ends the process, except those that report a fault of the
+   process itself (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS: the Swift runtime's
+   crash reporter keeps them) and SIGKILL/SIGSTOP, which cannot be caught. */
+static const int terminating_signals[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+    SIGIO, SIGPWR, SIGXCPU,
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+};
+#define TERMINATING_COUNT (sizeof(terminating_signals) / sizeof(terminating_signals[0]))
+
 int CShims_install_interrupt_handlers(void) {
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = record_signal;
     sigemptyset(&action.sa_mask);
-    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
-    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
-    /* A parent may have started us with these blocked (some process launchers do): unblock them,
-       or an interrupted run could not clean up. */
     sigset_t set;
     sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    for (size_t i = 0; i < TERMINATING_COUNT; i++) {
+        if (sigaction(terminating_signals[i], &action, NULL) != 0) return -1;
+        sigaddset(&set, terminating_signals[i]);
+    }
+    /* Writing to a closed pipe or past RLIMIT_FSIZE: the write fails with EPIPE or EFBIG and is
+       reported like any other failed write. */
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof(ignore));
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    if (sigaction(SIGPIPE, &ignore, NULL) != 0) return -1;
+    if (sigaction(SIGXFSZ, &ignore, NULL) != 0) return -1;
+    /* A parent may have started us with these blocked (some process launchers do): unblock them,
+       or an interrupted run could not clean up. */
     return sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int CShims_pending_interrupt(void) { return pending_signal; }
 
 void CShims_reset_interrupt_handlers(void) {
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    for (size_t i = 0; i < TERMINATING_COUNT; i++) signal(terminating_signals[i], SIG_DFL);
+}
+
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#ifndef STATX_MNT_ID
+#define STATX_MNT_ID 0x00001000U
+#endif
+
+int CShims_mount_id(int dirfd, const char *path, uint64_t *mount_id) {
+    struct statx stx;
+    memset(&stx, 0, sizeof(stx));
+    int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (path[0] == 0 ? AT_EMPTY_PATH : 0);
+    if (statx(dirfd, path, flags, STATX_MNT_ID, &stx) != 0) return -1;
+    if (!(stx.stx_mask & STATX_MNT_ID)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    *mount_id = stx.stx_mnt_id;
+    return 0;
+}
+
+int CShims_lock_exclusive(int fd, int wait) {
+    int rc;
+    do {
+        rc = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB));
+    } while (rc != 0 && errno == EINTR);
+    return rc;
 }
 
 int CShims_fsetxattr(int fd, const char *name, const void *value, size_t size) {

@@ -11,9 +11,12 @@ public final class RootDirectory {
     public private(set) var useOpenat2: Bool
     /// Symlinks followed in one resolution before ELOOP (the kernel's limit is 40 too).
     public let maxSymlinks = 40
+    /// Whether the umask may take bits from a new 0755 directory (or is unknown).
+    private let umaskMasksDirectories: Bool
 
     public init(path: String, forceUserspaceResolver: Bool = false) throws(UnpackError) {
         self.path = path
+        umaskMasksDirectories = Applier.readUmask().map { $0 & 0o755 != 0 } ?? true
         do throws(SystemError) {
             fd = try OwnedFD(retryingSyscall("open", path: path) { open(path, O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC) })
         } catch {
@@ -166,10 +169,16 @@ public final class RootDirectory {
         return try walk(EntryPath(cleaning: key), create: false)
     }
 
+    /// A directory the image does not list (a parent of an entry) gets 0755, whatever the umask:
+    /// under umask 077 `usr` and `usr/local` would otherwise be 0700, closed to the image's users.
     private func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>) throws(SystemError) {
         let rc = name.withCString { mkdirat(parent.rawValue, $0, 0o755) }
-        if rc != 0 && errno != EEXIST {
+        if rc != 0 {
+            if errno == EEXIST { return }
             throw SystemError(call: "mkdirat", errno: errno, path: String(decoding: name, as: UTF8.self))
+        }
+        if umaskMasksDirectories && name.withCString({ fchmodat(parent.rawValue, $0, 0o755, 0) }) != 0 {
+            throw SystemError(call: "fchmodat", errno: errno, path: String(decoding: name, as: UTF8.self))
         }
     }
 

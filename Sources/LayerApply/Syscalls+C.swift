@@ -30,8 +30,10 @@ enum CSys {
     }
 }
 
-/// SIGINT/SIGTERM, recorded by a C handler and polled between entries so that an interrupted run
-/// can remove its staging directory before exiting.
+/// Terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGALRM, …), recorded by a C
+/// handler and polled between entries so that an interrupted run removes its staging directory,
+/// leaves an old bundle untouched and exits with the `interrupted` code. SIGPIPE and SIGXFSZ are
+/// ignored once installed: the write that caused them fails (EPIPE, EFBIG) and is reported as such.
 public enum Interrupts {
     /// Installs the handlers (idempotent).
     public static func install() {
@@ -47,8 +49,18 @@ public enum Interrupts {
     /// Throws `interrupted` when a signal arrived.
     public static func check() throws(UnpackError) {
         if let signal = pending {
-            throw UnpackError(.interrupted, "interrupted by signal \(signal)")
+            throw UnpackError(.interrupted, "interrupted by signal \(signal) (\(name(of: signal)))")
         }
+    }
+
+    /// The usual name of a signal number (`SIGTERM`), or `signal N`.
+    public static func name(of signal: Int32) -> String {
+        let names: [Int32: String] = [
+            SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1",
+            SIGUSR2: "SIGUSR2", SIGALRM: "SIGALRM", SIGVTALRM: "SIGVTALRM", SIGPROF: "SIGPROF", SIGIO: "SIGIO",
+            SIGPWR: "SIGPWR", SIGXCPU: "SIGXCPU", SIGSTKFLT: "SIGSTKFLT",
+        ]
+        return names[signal] ?? "signal \(signal)"
     }
 
     /// `check()` when `enabled`.
@@ -71,6 +83,13 @@ public func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
     if CShims_exchange(AT_FDCWD, a, AT_FDCWD, b) != 0 {
         throw SystemError(call: "renameat2(RENAME_EXCHANGE)", errno: errno, path: b)
     }
+}
+
+/// flock(LOCK_EX) on `fd`, waiting for it or not; 0, or -1 with errno (EWOULDBLOCK: held by another
+/// open file description, in this process or any other, on this host or, for a shared filesystem
+/// that supports it, another).
+public func lockExclusive(_ fd: Int32, wait: Bool) -> Int32 {
+    CShims_lock_exclusive(fd, wait ? 1 : 0)
 }
 
 /// The value of extended attribute `name` of `path` (not following a final symlink), or `nil`

@@ -27,6 +27,12 @@ public final class TarReader {
         archive_read_support_format_tar(archive)
         let rc = archive_read_open(
             archive, Unmanaged.passUnretained(context).toOpaque(), nil, tarReadCallback, nil)
+        if rc != ARCHIVE_OK && context.error == nil && context.delivered == 0 {
+            // A zero-byte layer is an empty tar (Go's archive/tar reads it so, and its diff_id is
+            // the digest of no bytes); libarchive finds no format in it.
+            finished = true
+            return
+        }
         guard rc == ARCHIVE_OK else {
             throw failure("cannot start reading the tar stream")
         }
@@ -41,9 +47,11 @@ public final class TarReader {
         guard !finished else { return nil }
         return try Self.inUTF8Locale { () throws(UnpackError) -> TarEntry? in
             var entryPointer: OpaquePointer?
-            switch archive_read_next_header(archive, &entryPointer) {
+            let rc = archive_read_next_header(archive, &entryPointer)
+            switch rc {
             case ARCHIVE_EOF:
                 finished = true
+                try checkEndMarker()
                 return nil
             case ARCHIVE_OK:
                 break
@@ -56,6 +64,29 @@ public final class TarReader {
                 throw UnpackError(.corruptLayer, "libarchive returned no entry")
             }
             return try convert(entry)
+        }
+    }
+
+    /// The end-of-archive marker is two zero blocks. libarchive stops at the first one and consumes
+    /// the second only when it is zero too, then reports the end; Go's archive/tar (docker,
+    /// containerd, every Go scanner) refuses a stream whose second block is not zero. Entries after
+    /// a single zero block would be invisible here and real there: such a stream is refused. A
+    /// single zero block that ends the stream is accepted by both.
+    private func checkEndMarker() throws(UnpackError) {
+        let markerStart = archive_read_header_position(archive)
+        let consumed = archive_filter_bytes(archive, 0)
+        guard markerStart >= 0, consumed - markerStart == 512 else { return }
+        var more = context.delivered > consumed
+        if !more, let lender = context.lender {
+            more = try lender.borrow().count > 0
+        } else if !more {
+            more = try context.upstream.read(into: context.buffer) > 0
+        }
+        if more {
+            throw UnpackError(
+                .corruptLayer,
+                "the tar stream continues after a single zero block at byte \(markerStart) (an end-of-archive marker is two zero blocks; Go's archive/tar refuses this stream, and the entries after it would be hidden here)"
+            )
         }
     }
 
@@ -174,6 +205,8 @@ private final class ReadContext {
     let lender: (any LendingByteStream)?
     let buffer: UnsafeMutableRawBufferPointer
     var error: UnpackError?
+    /// Bytes handed to libarchive so far.
+    var delivered: Int64 = 0
 
     init(upstream: any ByteStream, bufferSize: Int) {
         self.upstream = upstream
@@ -194,10 +227,12 @@ private func tarReadCallback(
         if let lender = context.lender {
             let chunk = try lender.borrow()
             out?.pointee = chunk.baseAddress
+            context.delivered += Int64(chunk.count)
             return la_ssize_t(chunk.count)
         }
         let n = try context.upstream.read(into: context.buffer)
         out?.pointee = UnsafeRawPointer(context.buffer.baseAddress)
+        context.delivered += Int64(n)
         return la_ssize_t(n)
     } catch {
         context.error = error

@@ -37,20 +37,21 @@ public final class BlobStream: ByteStream {
         published.store(count, ordering: .relaxed)
         if count > descriptor.size {
             throw UnpackError(
-                .sizeMismatch, "blob \(descriptor.digest) is longer than its descriptor's size \(descriptor.size)",
+                .sizeMismatch,
+                "blob \(descriptor.digest) went past its descriptor's size \(descriptor.size) while being read",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
         if n == 0 {
             guard count == descriptor.size else {
                 throw UnpackError(
                     .sizeMismatch,
-                    "blob \(descriptor.digest) ended after \(count) of \(descriptor.size) bytes",
+                    "blob \(descriptor.digest) ended before its descriptor's size \(descriptor.size) while being read",
                     context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
             }
             let actual = digester.finalize()
             guard actual == descriptor.digest else {
                 throw UnpackError(
-                    .digestMismatch, "blob \(descriptor.digest) is corrupt: its content hashes to \(actual)",
+                    .digestMismatch, "blob \(descriptor.digest) is corrupt: its content does not hash to its digest",
                     context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
             }
             return 0

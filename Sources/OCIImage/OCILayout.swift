@@ -24,6 +24,10 @@ public struct DocumentLimits: Sendable, Equatable {
 /// document's `mediaType` must agree with the descriptor that led to it.
 public struct OCILayout: Sendable {
     public let path: String
+    /// The layout's directory (O_PATH). Everything the layout names is opened beneath it, one
+    /// component at a time without following symlinks: a layout cannot make oci-unpack read a
+    /// file outside it (`blobs/sha256/HEX -> /etc/shadow`, or `blobs/sha256 -> /etc`).
+    let directory: OwnedFD
     /// The parsed `index.json`.
     public let index: Index
     public let limits: DocumentLimits
@@ -41,10 +45,18 @@ public struct OCILayout: Sendable {
         guard st.isDirectory else {
             throw UnpackError(.notFound, "\(path) is not an OCI image layout directory", context: .init(path: path))
         }
+        do throws(SystemError) {
+            directory = try OwnedFD(
+                retryingSyscall("open", path: path) { open(path, O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC) })
+        } catch {
+            throw error.unpackError("image layout \(path) cannot be opened", context: .init(path: path))
+        }
         let markerPath = path + "/oci-layout"
-        let marker = try Self.readSmallFile(markerPath, limit: 64 << 10, what: "oci-layout file")
+        let marker = try Self.readSmallFile(
+            in: directory, ["oci-layout"], display: markerPath, limit: 64 << 10, what: "oci-layout file")
         struct Marker: Decodable { let imageLayoutVersion: String }
         let version: String
+        try Self.requireStrictJSON(marker, place: markerPath)
         do {
             version = try JSONDecoder().decode(Marker.self, from: Data(marker)).imageLayoutVersion
         } catch {
@@ -59,7 +71,8 @@ public struct OCILayout: Sendable {
                 context: .init(path: markerPath))
         }
         let indexPath = path + "/index.json"
-        let indexBytes = try Self.readSmallFile(indexPath, limit: limits.maxManifestBytes, what: "index.json")
+        let indexBytes = try Self.readSmallFile(
+            in: directory, ["index.json"], display: indexPath, limit: limits.maxManifestBytes, what: "index.json")
         do throws(UnpackError) {
             index = try Self.decodeDocument(Index.self, from: indexBytes, expected: .ociIndex, where: indexPath)
         } catch {
@@ -67,36 +80,98 @@ public struct OCILayout: Sendable {
         }
     }
 
-    /// The file that holds a blob (safe: a `Digest` is validated hex).
+    /// The file that holds a blob (safe: a `Digest` is validated hex), for messages.
     public func blobPath(_ digest: Digest) -> String {
         "\(path)/blobs/\(digest.algorithm.rawValue)/\(digest.encoded)"
     }
 
-    /// Whether the blob's file exists (it may still be corrupt).
+    private static func blobComponents(_ digest: Digest) -> [String] {
+        ["blobs", digest.algorithm.rawValue, digest.encoded]
+    }
+
+    /// Whether something exists where the blob should be (it may still be corrupt, a symlink or
+    /// not a regular file: opening it says which).
     public func hasBlob(_ digest: Digest) -> Bool {
-        (try? fileStatus(blobPath(digest)).get())?.isRegularFile == true
+        if case .failure(.missing) = Self.openBeneath(directory, Self.blobComponents(digest)) { return false }
+        return true
+    }
+
+    /// Why a file of the layout could not be opened.
+    enum LayoutFileFailure: Error {
+        /// It, or a directory on the way, does not exist.
+        case missing(SystemError)
+        /// A symlink on the way (named), which would lead out of the layout.
+        case symlink(String)
+        /// Not a regular file (a FIFO, a device, a directory).
+        case notRegular
+        case failed(SystemError)
+    }
+
+    /// Opens `components` beneath `directory` for reading, following no symlink and opening only
+    /// a regular file (first with O_PATH, which runs no driver and does not block on a FIFO).
+    static func openBeneath(_ directory: OwnedFD, _ components: [String]) -> Result<OwnedFD, LayoutFileFailure> {
+        var current = directory
+        for (i, component) in components.enumerated() {
+            let fd = openat(current.rawValue, component, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC)
+            let walked = components[...i].joined(separator: "/")
+            guard fd >= 0 else {
+                let error = SystemError(call: "openat", errno: errno, path: walked)
+                return .failure(error.errno == ENOENT || error.errno == ENOTDIR ? .missing(error) : .failed(error))
+            }
+            let handle = OwnedFD(fd)
+            let st: stat
+            do throws(SystemError) {
+                st = try handle.status()
+            } catch {
+                return .failure(.failed(error))
+            }
+            if (st.st_mode & S_IFMT) == S_IFLNK { return .failure(.symlink(walked)) }
+            if i < components.count - 1 {
+                guard st.isDirectory else {
+                    return .failure(.missing(SystemError(call: "openat", errno: ENOTDIR, path: walked)))
+                }
+                current = handle
+                continue
+            }
+            guard st.isRegularFile else { return .failure(.notRegular) }
+            do throws(SystemError) {
+                return .success(try OwnedFD.openForReading("/proc/self/fd/\(handle.rawValue)"))
+            } catch {
+                return .failure(.failed(error))
+            }
+        }
+        return .failure(.notRegular)
     }
 
     /// Opens a blob and checks that its length is the descriptor's size.
+    ///
+    /// Messages never state the length or hash of bytes that did not verify: a layout could
+    /// otherwise make oci-unpack an oracle on files it can reach.
     public func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> OwnedFD {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        let failure = { (error: SystemError) in
-            error.unpackError(
-                missing: "blob \(descriptor.digest) is missing from \(self.path)",
-                otherwise: "blob \(descriptor.digest) cannot be read", context: context)
-        }
-        let file = blobPath(descriptor.digest)
-        guard
-            let fd = try SystemError.mapping(
-                { () throws(SystemError) in try OwnedFD.openRegularFile(file) }, to: failure)
-        else {
+        let fd: OwnedFD
+        switch Self.openBeneath(directory, Self.blobComponents(descriptor.digest)) {
+        case .success(let opened): fd = opened
+        case .failure(.missing(let error)):
+            throw UnpackError(
+                .notFound, "blob \(descriptor.digest) is missing from \(path)", context: context, underlying: error)
+        case .failure(.symlink(let walked)):
+            throw UnpackError(
+                .invalidImage,
+                "blob \(descriptor.digest) is reached through a symlink (\(path)/\(walked)): a layout's blobs must be its own files",
+                context: context)
+        case .failure(.notRegular):
             throw UnpackError(.invalidImage, "blob \(descriptor.digest) is not a regular file", context: context)
+        case .failure(.failed(let error)):
+            throw error.unpackError("blob \(descriptor.digest) cannot be read", context: context)
         }
-        let st = try SystemError.mapping({ () throws(SystemError) in try fd.status() }, to: failure)
+        let st = try SystemError.mapping({ () throws(SystemError) in try fd.status() }) {
+            $0.unpackError("blob \(descriptor.digest) cannot be read", context: context)
+        }
         guard Int64(st.st_size) == descriptor.size else {
             throw UnpackError(
                 .sizeMismatch,
-                "blob \(descriptor.digest) is \(st.st_size) bytes but its descriptor says \(descriptor.size)",
+                "blob \(descriptor.digest) is \(Int64(st.st_size) < descriptor.size ? "shorter" : "longer") than its descriptor's size \(descriptor.size)",
                 context: context)
         }
         return fd
@@ -120,15 +195,13 @@ public struct OCILayout: Sendable {
         }
         guard Int64(bytes.count) == descriptor.size else {
             throw UnpackError(
-                .sizeMismatch,
-                "blob \(descriptor.digest) is \(bytes.count) bytes but its descriptor says \(descriptor.size)",
+                .sizeMismatch, "blob \(descriptor.digest) shrank while being read (descriptor size \(descriptor.size))",
                 context: context)
         }
-        let actual = Digest.of(bytes, algorithm: descriptor.digest.algorithm)
-        guard actual == descriptor.digest else {
+        guard Digest.of(bytes, algorithm: descriptor.digest.algorithm) == descriptor.digest else {
             throw UnpackError(
-                .digestMismatch,
-                "blob \(descriptor.digest) is corrupt: its content hashes to \(actual)", context: context)
+                .digestMismatch, "blob \(descriptor.digest) is corrupt: its content does not hash to its digest",
+                context: context)
         }
         return bytes
     }
@@ -186,6 +259,7 @@ public struct OCILayout: Sendable {
                 context: context)
         }
         let bytes = try readBlob(descriptor, limit: limits.maxConfigBytes)
+        try Self.requireStrictJSON(bytes, place: "config \(descriptor.digest)")
         do {
             return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
         } catch {
@@ -199,14 +273,28 @@ public struct OCILayout: Sendable {
     /// Reads a blob named only by its digest (a digest reference not listed in any index) and
     /// works out what it is from its content.
     public func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
-        guard case .success(let st) = fileStatus(blobPath(digest)), st.isRegularFile else {
+        guard hasBlob(digest) else {
             throw UnpackError(
                 .notFound, "no manifest or index with digest \(digest) in \(path)", context: .init(digest: digest))
         }
-        let size = Int64(st.st_size)
+        // The length is taken from the file, and the content is then checked against the digest:
+        // what does not verify is reported without its length or hash.
+        let size: Int64
+        switch Self.openBeneath(directory, Self.blobComponents(digest)) {
+        case .success(let fd):
+            let st = try SystemError.mapping({ () throws(SystemError) in try fd.status() }) {
+                $0.unpackError("blob \(digest) cannot be read", context: .init(digest: digest))
+            }
+            size = Int64(st.st_size)
+        case .failure:
+            // openBlob names the problem (a symlink, not a regular file).
+            _ = try openBlob(Descriptor(mediaType: .ociManifest, digest: digest, size: 0))
+            throw UnpackError(.internal, "blob \(digest) could not be opened", context: .init(digest: digest))
+        }
         let probeDescriptor = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
         let bytes = try readBlob(probeDescriptor, limit: limits.maxManifestBytes)
         let probe: DocumentProbe
+        try Self.requireStrictJSON(bytes, place: "blob \(digest)")
         do {
             probe = try JSONDecoder().decode(DocumentProbe.self, from: Data(bytes))
         } catch {
@@ -256,6 +344,7 @@ public struct OCILayout: Sendable {
     ) throws(UnpackError) -> T {
         let data = Data(bytes)
         let probe: DocumentProbe
+        try requireStrictJSON(bytes, place: place)
         do {
             probe = try JSONDecoder().decode(DocumentProbe.self, from: data)
         } catch {
@@ -295,22 +384,41 @@ public struct OCILayout: Sendable {
         }
     }
 
-    private static func readSmallFile(_ path: String, limit: Int, what: String) throws(UnpackError) -> [UInt8] {
+    /// Refuses a document that is not strict JSON (RFC 8259): above all one with a repeated key,
+    /// which Go's encoding/json (docker, containerd, skopeo, scanners, policy engines) reads as its
+    /// last value and Foundation's decoder as its first, so the same config would run as one user
+    /// here and be vetted as another there. The typed decode that follows sees only strict JSON.
+    static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) {
+        do throws(JSONValue.SyntaxError) {
+            _ = try JSONValue(parsing: bytes)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is not strict JSON (RFC 8259, no repeated keys): \(error)")
+        }
+    }
+
+    private static func readSmallFile(
+        in directory: OwnedFD, _ components: [String], display path: String, limit: Int, what: String
+    ) throws(UnpackError) -> [UInt8] {
         let context = UnpackError.Context(path: path)
-        let failure = { (error: SystemError) in
-            error.unpackError(
-                missing: "\(path) is missing: not an OCI image layout (no \(what))",
-                otherwise: "\(path) cannot be read", context: context)
-        }
-        guard
-            let fd = try SystemError.mapping(
-                { () throws(SystemError) in try OwnedFD.openRegularFile(path) }, to: failure)
-        else {
+        let fd: OwnedFD
+        switch openBeneath(directory, components) {
+        case .success(let opened): fd = opened
+        case .failure(.missing(let error)):
+            throw UnpackError(
+                .notFound, "\(path) is missing: not an OCI image layout (no \(what))", context: context,
+                underlying: error)
+        case .failure(.symlink):
+            throw UnpackError(
+                .invalidImage, "\(path) is a symlink: a layout's files must be its own", context: context)
+        case .failure(.notRegular):
             throw UnpackError(.invalidImage, "\(path) is not a regular file", context: context)
+        case .failure(.failed(let error)):
+            throw error.unpackError("\(path) cannot be read", context: context)
         }
-        guard
-            let bytes = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: limit) }, to: failure)
-        else {
+        let read = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: limit) }) {
+            $0.unpackError("\(path) cannot be read", context: context)
+        }
+        guard let bytes = read else {
             throw UnpackError(.limitExceeded, "\(path) is larger than \(limit) bytes", context: context)
         }
         return bytes

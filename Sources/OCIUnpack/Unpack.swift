@@ -67,6 +67,8 @@ extension Unpacker {
     public func unpack(
         _ reference: String, into bundle: String, request: ResolutionRequest, options: UnpackOptions = .init()
     ) throws(UnpackError) -> UnpackResult {
+        // A target that can never be published is refused before any work.
+        try BundleStaging.checkTarget(bundle, force: options.force)
         let image = try resolve(reference, request: request)
         // Every layer's media type is checked before any work starts.
         for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
@@ -89,7 +91,7 @@ extension Unpacker {
         } else {
             template = try RuntimeConfig.defaultTemplate()
         }
-        let staging = try BundleStaging(target: bundle, force: options.force)
+        let staging = try BundleStaging(target: bundle, force: options.force, warn: options.apply.warn)
         do throws(UnpackError) {
             let checkpoint: () throws(UnpackError) -> Void =
                 options.honourInterrupts ? { () throws(UnpackError) in try Interrupts.check() } : {}
@@ -111,6 +113,8 @@ extension Unpacker {
             }
             try Interrupts.checkIf(options.honourInterrupts)
             try writeConfig(image: image, template: template, root: applier.root, staging: staging, options: options)
+            // The last moment a signal can still leave the target as it was.
+            try Interrupts.checkIf(options.honourInterrupts)
             try staging.publish()
             logger.info(
                 "unpacked image",

@@ -153,4 +153,22 @@ import Testing
         #expect(bad?.code == .invalidArgument)
         #expect(bad?.message.contains("not a runtime-spec configuration") == true)
     }
+
+    @Test func infinityIsNotWritten() {
+        let error = #expect(throws: UnpackError.self) {
+            try RuntimeConfig.encode(.object(["process": .object([:]), "x": .array([.double(.infinity)])]))
+        }
+        #expect(error?.code == .invalidArgument)
+    }
+
+    @Test func aBadTemplateNamesTheFileAndTheByte() throws {
+        let path = NSTemporaryDirectory() + "/oci-unpack-broken-template-\(getpid()).json"
+        try Data(#"{"process": {"args": [1,]}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = #expect(throws: UnpackError.self) { try RuntimeConfig.template(at: path) }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message
+                == "template \(path) is not valid JSON: unexpected ']', expected a JSON value at byte 24")
+    }
 }

@@ -86,7 +86,7 @@ import UnpackTestSupport
         let layout = try OCILayout(path: builder.path)
         let error = #expect(throws: UnpackError.self) { try layout.manifest(image) }
         #expect(error?.code == .sizeMismatch)
-        #expect(error?.message.contains("descriptor says \(image.size)") == true)
+        #expect(error?.message.contains("is shorter than its descriptor's size \(image.size)") == true)
     }
 
     @Test func missingBlob() throws {

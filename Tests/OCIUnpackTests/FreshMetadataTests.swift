@@ -44,6 +44,12 @@ import UnpackTestSupport
             ])
         #expect(r.status == 0, "\(r.stderr)")
         try Self.expectModes(f)
+        // What the image does not list gets 0755 (the root, the parent `m`), config.json 0644.
+        let s = try f.snapshot()
+        #expect(s["."]?.mode == 0o755, "rootfs under umask \(umask)")
+        #expect(s["m"]?.mode == 0o755, "unlisted parent under umask \(umask)")
+        var st = stat()
+        #expect(stat(f.bundle + "/config.json", &st) == 0 && st.st_mode & 0o777 == 0o644)
     }
 
     static func owner(_ node: TreeSnapshot.Node?) -> String { node.map { "\($0.uid):\($0.gid)" } ?? "missing" }

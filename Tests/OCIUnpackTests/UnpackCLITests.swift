@@ -99,11 +99,57 @@ import UnpackTestSupport
         return process
     }
 
-    @Test(arguments: [SIGTERM, SIGINT])
+    /// Every terminating signal is handled like SIGTERM: staging removed, the interrupted code.
+    @Test(arguments: [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM])
     func signalInTheMiddleLeavesNothing(signal: Int32) throws {
         let f = try UnpackFixture()
         let process = try interruptedUnpack(f, signal)
+        #expect(process.terminationReason == .exit)
         #expect(process.terminationStatus == UnpackError.Code.interrupted.exitCode)
+        #expect(try f.siblings().isEmpty)
+    }
+
+    /// SIGQUIT during `--force`: the Swift runtime's crash report does not run, the unpack stops,
+    /// and the old bundle stays as it was.
+    @Test func sigquitDuringForceKeepsTheOldBundle() throws {
+        let f = try UnpackFixture()
+        var old = TarBuilder()
+        old.file("old", "old")
+        try f.image(old)
+        try f.unpack()
+        try Self.slowImage(f)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Command.ociUnpack)
+        process.arguments = ["unpack", "-q", "--force", "--platform", "linux/amd64", f.builder.path, f.bundle]
+        let err = Pipe()
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        try process.run()
+        let started = try waitForStaging(f)
+        kill(process.processIdentifier, SIGQUIT)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(started)
+        #expect(process.terminationStatus == UnpackError.Code.interrupted.exitCode, "\(stderr)")
+        #expect(!stderr.contains("crashed"), "\(stderr)")
+        #expect(stderr.contains("interrupted by signal \(SIGQUIT) (SIGQUIT)"), "\(stderr)")
+        #expect(try f.read("old") == "old")
+        #expect(try f.siblings() == ["bundle"])
+    }
+
+    /// A file-size limit (RLIMIT_FSIZE) makes the write fail with EFBIG: an ordinary io error
+    /// naming the entry, not death by SIGXFSZ, and nothing left behind.
+    @Test func fileSizeLimitIsAnOrdinaryError() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("big", String(repeating: "x", count: 1 << 20))
+        try f.image(t)
+        // dash's ulimit -f counts 512-byte blocks: 64 KiB.
+        let r = try Command.run(
+            "sh",
+            ["-c", "ulimit -f 128; exec \"$0\" \"$@\"", Command.ociUnpack, "unpack", "-q", f.builder.path, f.bundle])
+        #expect(r.status == UnpackError.Code.io.exitCode, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("big") && r.stderr.contains("File too large"), "\(r.stderr)")
         #expect(try f.siblings().isEmpty)
     }
 

@@ -29,14 +29,25 @@ long CShims_lgetxattr(const char *path, const char *name, void *value, size_t si
 /// renameat2(2) with RENAME_EXCHANGE: swaps two paths atomically. Returns 0 or -1 with errno.
 int CShims_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 
+/// The mount id (statx STATX_MNT_ID, Linux 5.8) of `path` relative to `dirfd` (AT_EMPTY_PATH with
+/// an empty path: the fd itself), never following a final symlink. Returns 0, or -1 with errno
+/// (ENOSYS when the kernel does not report mount ids).
+int CShims_mount_id(int dirfd, const char *path, uint64_t *mount_id);
+
+/// flock(2) with LOCK_EX, blocking (`wait`) or not. Returns 0, or -1 with errno (EWOULDBLOCK).
+int CShims_lock_exclusive(int fd, int wait);
+
 /// Names the calling thread (prctl(PR_SET_NAME): at most 15 bytes are kept). Returns 0 or -1.
 int CShims_set_thread_name(const char *name);
 
 /// The errno of the calling thread, read and written without Glibc's overlay.
 int CShims_errno(void);
 
-/// Installs SIGINT/SIGTERM handlers that only record the signal (async-signal-safe), so that the
-/// unpacker can stop between entries and clean up. Returns 0, or -1 with errno.
+/// Installs handlers that only record the signal (async-signal-safe) for every signal whose default
+/// action ends the process (SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+/// SIGPROF, SIGIO, SIGPWR, SIGXCPU, SIGSTKFLT), so that the unpacker can stop between entries and
+/// clean up; SIGPIPE and SIGXFSZ are ignored, so the write that caused them fails with EPIPE or
+/// EFBIG instead. Returns 0, or -1 with errno.
 int CShims_install_interrupt_handlers(void);
 /// The first recorded signal number, or 0.
 int CShims_pending_interrupt(void);

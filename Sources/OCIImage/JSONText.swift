@@ -1,5 +1,3 @@
-import OCIImage
-
 /// JSON text to and from ``JSONValue`` directly, without Codable.
 ///
 /// Every unpack parses the runtime-spec template and writes `config.json`. Through
