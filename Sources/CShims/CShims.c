@@ -19,6 +19,7 @@ uint32_t CShims_minor(dev_t dev) { return minor(dev); }
 const uint64_t CShims_RESOLVE_IN_ROOT = RESOLVE_IN_ROOT;
 const uint64_t CShims_RESOLVE_NO_MAGICLINKS = RESOLVE_NO_MAGICLINKS;
 const uint64_t CShims_RESOLVE_NO_XDEV = RESOLVE_NO_XDEV;
+const uint64_t CShims_RESOLVE_NO_SYMLINKS = RESOLVE_NO_SYMLINKS;
 const uint64_t CShims_RESOLVE_BENEATH = RESOLVE_BENEATH;
 
 int CShims_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {

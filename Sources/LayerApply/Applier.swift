@@ -129,6 +129,7 @@ public final class Applier {
     public func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
         var layer = LayerState()
         var count = 0
+        root.resetSymlinkBudget(options.limits.maxSymlinkBytesPerLayer)
         // Without a second thread (a process limit), files are finished here.
         finisher = options.finishFilesInParallel ? try? FileFinisher(warn: options.warn) : nil
         defer {
@@ -164,6 +165,9 @@ public final class Applier {
 
     // MARK: - Per-layer state
 
+    /// Every path in the layer state is canonical (see `RootDirectory.resolveDirectory`): the
+    /// directory an entry resolves to, not its path as written, so `l/.wh.f` with `l -> real`
+    /// spares this layer's `real/f`, and a directory's saved times belong to the directory.
     private struct LayerState {
         /// Non-directory paths this layer created: whiteouts of this layer never touch them.
         var paths: Set<PathKey> = []
@@ -182,8 +186,9 @@ public final class Applier {
         var cleaned: Set<PathKey> = []
         /// The parent of the last recorded path (its ancestors are in `directories`).
         var lastRecordedParent: [UInt8] = []
-        /// The last entry's parent directory (see `parentDirectory(of:layer:)`).
-        var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t)?
+        /// The last entry's parent directory (see `parentDirectory(of:layer:)`) and its canonical
+        /// path.
+        var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t, canonical: EntryPath)?
         /// The modes the metadata shortcut was confirmed for in the cached parent (`nil`: a symlink,
         /// owner only): each requested mode is checked once per directory, since a filesystem may
         /// mask some bits and not others.
@@ -280,13 +285,14 @@ public final class Applier {
             layer.cachedParent = nil
             return
         }
-        let (parent, childGID) = try parentDirectory(of: path, layer: &layer)
+        let (parent, childGID, canonicalParent) = try parentDirectory(of: path, layer: &layer)
+        let canonical = canonicalParent.appending(name)
         let fresh = shortcutHolds ? Fresh(uid: creatorUID, gid: childGID) : nil
         replaced = false
         switch entry.kind {
         case .directory:
             try makeDirectory(parent, name, entry: entry, layer: &layer)
-            layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
+            layer.directoryTimes.append((canonical, entry.atime ?? entry.mtime, entry.mtime))
         case .regular:
             try writeFile(parent, name, entry: entry, reader: reader, layer: &layer, fresh: fresh)
         case .symlink:
@@ -306,7 +312,7 @@ public final class Applier {
             options.warn("skipping socket \(entry.displayPath): sockets cannot be unpacked")
             return
         }
-        layer.record(path, isDirectory: entry.kind == .directory)
+        layer.record(canonical, isDirectory: entry.kind == .directory)
         if entry.kind == .directory || entry.kind == .symlink || replaced {
             // A new directory or symlink, or a replaced path, can change where a path through a
             // symlink resolves: look the next parent up afresh.
@@ -322,19 +328,19 @@ public final class Applier {
     /// Also returns the group that entries created in it get: the directory's own when it is
     /// setgid, else the creator's.
     private func parentDirectory(of path: EntryPath, layer: inout LayerState) throws(SystemError) -> (
-        OwnedFD, gid_t
+        OwnedFD, gid_t, EntryPath
     ) {
         if let cached = layer.cachedParent, cached.key.elementsEqual(path.parentKey) {
-            return (cached.fd, cached.childGID)
+            return (cached.fd, cached.childGID, cached.canonical)
         }
         let parentPath = path.parent
-        let fd = try root.openDirectory(parentPath, create: true)
+        let (fd, canonical) = try root.resolveDirectory(parentPath, create: true)
         let st = try fd.status()
-        layer.willModify(parentPath, status: st)
+        layer.willModify(canonical, status: st)
         let childGID = (st.st_mode & S_ISGID) != 0 ? st.st_gid : creatorGID
-        layer.cachedParent = (parentPath.key, fd, childGID)
+        layer.cachedParent = (parentPath.key, fd, childGID, canonical)
         layer.confirmed.removeAll(keepingCapacity: true)
-        return (fd, childGID)
+        return (fd, childGID, canonical)
     }
 
     /// Checks the metadata shortcut's prediction against what the kernel gave the first entry of
@@ -526,19 +532,18 @@ public final class Applier {
         if name.elementsEqual(Self.opaqueMarker) {
             // Hide every child of the directory that came from lower layers, wherever the marker
             // stands among this layer's entries.
-            let directory = path.parent
-            guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
-            if !directory.isRoot {
+            let written = path.parent
+            if !written.isRoot {
                 // The marker describes the directory itself: when a lower layer left a symlink
-                // there, there is no lower directory to hide, and its target is not touched.
-                let holder = try root.openDirectory(directory.parent, create: true)
+                // (or a file) there, there is no lower directory to hide, and a symlink's target
+                // is not touched. The same as a plain whiteout under a file: nothing to do.
+                guard let holder = try root.resolveOrCreateDirectory(written.parent) else { return }
                 var st = stat()
-                let isSymlink =
-                    directory.name.withCString { fstatat(holder.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
-                    && (st.st_mode & S_IFMT) == S_IFLNK
-                if isSymlink { return }
+                let exists = written.name.withCString { fstatat(holder.fd.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+                if exists && (st.st_mode & S_IFMT) != S_IFDIR { return }
             }
-            let dir = try root.openDirectory(directory, create: true)
+            let (dir, directory) = try root.resolveDirectory(written, create: true)
+            guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
             layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)
             statistics.directoryListings += 1
@@ -556,12 +561,12 @@ public final class Applier {
             throw UnpackError(
                 .unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
         }
-        let target = path.parent.appending(hidden)
-        if layer.spares(target.key) { return }
-        guard let parent = try root.openExistingDirectory(path.parent) else {
-            return  // Nothing below a missing directory to hide.
+        guard let (parent, canonicalParent) = try root.resolveExistingDirectory(path.parent) else {
+            return  // Nothing below a missing directory (or a file) to hide.
         }
-        layer.willModify(path.parent, fd: parent.rawValue)
+        let target = canonicalParent.appending(hidden)
+        if layer.spares(target.key) { return }
+        layer.willModify(canonicalParent, fd: parent.rawValue)
         try removeLower(in: parent, target, layer: &layer)
     }
 
@@ -667,7 +672,8 @@ public final class Applier {
         layer.savedTimes.removeAll()
     }
 
-    /// utimensat on a directory by its path in the root; one removed meanwhile is skipped.
+    /// utimensat on a directory by its canonical path in the root, following nothing: one that a
+    /// later entry removed or replaced (by a symlink, a file, or a symlink on the way) is skipped.
     private func setTimes(_ path: EntryPath, atime: timespec, mtime: timespec) throws(SystemError) {
         if path.isRoot {
             if withTimes(atime, mtime, { utimensat(root.fd.rawValue, ".", $0, 0) }) != 0 {
@@ -675,7 +681,11 @@ public final class Applier {
             }
             return
         }
-        guard let parent = try root.openExistingDirectory(path.parent) else { return }
+        guard let parent = try root.openCanonicalDirectory(path.parent) else { return }
+        var st = stat()
+        guard path.name.withCString({ fstatat(parent.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0,
+            (st.st_mode & S_IFMT) == S_IFDIR
+        else { return }
         let rc = withTimes(atime, mtime) { times in
             path.name.withCString { utimensat(parent.rawValue, $0, times, AT_SYMLINK_NOFOLLOW) }
         }
@@ -684,6 +694,12 @@ public final class Applier {
 
     private func systemFailure(_ error: SystemError, entry: TarEntry) -> UnpackError {
         let context = UnpackError.Context(path: entry.displayPath)
+        if error.call == RootDirectory.budgetExhausted {
+            return UnpackError(
+                .limitExceeded,
+                "resolving tar entry \(entry.displayPath) followed more than \(options.limits.maxSymlinkBytesPerLayer) bytes of symlink targets in this layer (limit symlink-bytes-per-layer)",
+                context: context, underlying: error)
+        }
         switch error.errno {
         case ELOOP:
             return UnpackError(

@@ -35,19 +35,44 @@ public final class RootDirectory {
         }
     }
 
+    /// Bytes of symlink targets the userspace resolver may still follow in this layer (see
+    /// `resetSymlinkBudget`); crafted parents (40 symlinks of ~4 KB of `./` each) would otherwise
+    /// cost milliseconds per entry, hours for a layer of millions of entries.
+    private var symlinkBudget: Int = .max
+    /// The `call` of the error that reports an exhausted budget.
+    public static let budgetExhausted = "resolve (limit symlink-bytes-per-layer)"
+
+    /// Starts a layer with `limit` bytes of symlink targets to follow.
+    public func resetSymlinkBudget(_ limit: Int) {
+        symlinkBudget = limit
+    }
+
     /// Opens the directory at `path` (O_PATH), creating missing components as 0755 directories
     /// when `create` is set. Symlinks on the way are followed inside the root.
     public func openDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
+        try resolveDirectory(path, create: create).fd
+    }
+
+    /// `openDirectory`, also returning the directory's canonical path: where `path` leads once
+    /// every symlink on the way is followed (no symlink in it). Whiteouts and saved directory times
+    /// are keyed by it, so that `l/f` and `real/f` with `l -> real` are the same entry.
+    ///
+    /// A path without symlinks is opened by the kernel in one call (openat2 with
+    /// RESOLVE_NO_SYMLINKS, so its canonical path is itself); one through a symlink, or with a
+    /// missing directory to create, is walked in userspace, where the symlink budget is counted.
+    public func resolveDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> (
+        fd: OwnedFD, canonical: EntryPath
+    ) {
         if path.isRoot {
-            return try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+            return (try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) }), .root)
         }
         if useOpenat2 {
-            do {
-                return try openat2Directory(path.key)
-            } catch  where error.errno == ENOENT && create {
-                // Something is missing, perhaps behind a dangling symlink: the userspace walk
-                // creates each missing directory where the path (symlinks resolved in the root) leads.
-                return try walk(path, create: true)
+            switch openat2Directory(path.key) {
+            case .success(let opened): return (opened, path)
+            case .failure(let error):
+                // ELOOP: a symlink on the way; ENOENT: something to create (perhaps behind a
+                // dangling symlink), or a symlink to a missing directory: the walk decides.
+                guard error.errno == ELOOP || (error.errno == ENOENT && create) else { throw error }
             }
         }
         return try walk(path, create: create)
@@ -56,12 +81,57 @@ public final class RootDirectory {
     /// `openDirectory` without creating; `nil` when the directory (or a parent) does not exist or
     /// is not a directory.
     public func openExistingDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
+        try resolveExistingDirectory(path)?.fd
+    }
+
+    /// `resolveDirectory` without creating; `nil` when it does not exist or is not a directory.
+    public func resolveExistingDirectory(_ path: EntryPath) throws(SystemError) -> (
+        fd: OwnedFD, canonical: EntryPath
+    )? {
         do {
-            return try openDirectory(path, create: false)
+            return try resolveDirectory(path, create: false)
         } catch {
             if error.errno == ENOENT || error.errno == ENOTDIR { return nil }
             throw error
         }
+    }
+
+    /// `resolveDirectory` creating what is missing; `nil` when a non-directory stands on the way.
+    public func resolveOrCreateDirectory(_ path: EntryPath) throws(SystemError) -> (
+        fd: OwnedFD, canonical: EntryPath
+    )? {
+        do {
+            return try resolveDirectory(path, create: true)
+        } catch {
+            if error.errno == ENOTDIR { return nil }
+            throw error
+        }
+    }
+
+    /// The directory at a canonical `path` (one without symlinks), never following one: `nil`
+    /// when it is gone or a symlink now stands on the way (a later entry replaced it).
+    public func openCanonicalDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
+        if path.isRoot { return try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) }) }
+        if useOpenat2 {
+            switch openat2Directory(path.key) {
+            case .success(let opened): return opened
+            case .failure(let error):
+                if error.errno == ENOENT || error.errno == ENOTDIR || error.errno == ELOOP { return nil }
+                throw error
+            }
+        }
+        var current = try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+        for component in path.components {
+            let next = component.withCString {
+                openat(current.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            if next < 0 {
+                if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return nil }
+                throw SystemError(call: "openat", errno: errno, path: path.description)
+            }
+            current = OwnedFD(next)
+        }
+        return current
     }
 
     /// Reads a regular file of the root filesystem, resolving every symlink (the last one too)
@@ -153,20 +223,22 @@ public final class RootDirectory {
         }
     }
 
-    private func openat2Directory(_ key: [UInt8]) throws(SystemError) -> OwnedFD {
-        let display = String(decoding: key, as: UTF8.self)
-        // EAGAIN: a rename elsewhere on the system raced a ".." step of RESOLVE_IN_ROOT; retry,
-        // then let the userspace walk answer.
+    /// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS: the kernel opens a path without
+    /// symlinks in one call, and fails with ELOOP on the first symlink.
+    private func openat2Directory(_ key: [UInt8]) -> Result<OwnedFD, SystemError> {
+        // EAGAIN: a rename elsewhere on the system raced the lookup; retry, then report it.
+        var error = SystemError(call: "openat2", errno: EAGAIN, path: String(decoding: key, as: UTF8.self))
         for _ in 0..<8 {
             let fd = key.withCString { path in
                 CSys.openat2(
                     self.fd.rawValue, path, flags: O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC,
-                    resolve: CSys.resolveInRoot | CSys.resolveNoMagicLinks)
+                    resolve: CSys.resolveInRoot | CSys.resolveNoMagicLinks | CSys.resolveNoSymlinks)
             }
-            if fd >= 0 { return OwnedFD(fd) }
-            if errno != EAGAIN && errno != EINTR { throw SystemError(call: "openat2", errno: errno, path: display) }
+            if fd >= 0 { return .success(OwnedFD(fd)) }
+            error = SystemError(call: "openat2", errno: errno, path: String(decoding: key, as: UTF8.self))
+            if error.errno != EAGAIN && error.errno != EINTR { return .failure(error) }
         }
-        return try walk(EntryPath(cleaning: key), create: false)
+        return .failure(error)
     }
 
     /// A directory the image does not list (a parent of an entry) gets 0755, whatever the umask:
@@ -184,15 +256,19 @@ public final class RootDirectory {
 
     /// The userspace in-root resolver: one component at a time with O_NOFOLLOW; a symlink is read
     /// and its target resolved from the root (absolute) or the current directory (relative), `..`
-    /// never climbing above the root.
-    private func walk(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
-        var stack: [OwnedFD] = [try openDirectory(EntryPath.root, create: false)]
+    /// never climbing above the root. Returns the directory and its canonical path.
+    private func walk(_ path: EntryPath, create: Bool) throws(SystemError) -> (fd: OwnedFD, canonical: EntryPath) {
+        var stack: [OwnedFD] = [try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })]
+        var names: [ArraySlice<UInt8>] = []
         var pending: [ArraySlice<UInt8>] = path.components.reversed()
         var followed = 0
         while let component = pending.popLast() {
             if component.elementsEqual([UInt8(ascii: ".")]) || component.isEmpty { continue }
             if component.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
-                if stack.count > 1 { stack.removeLast() }
+                if stack.count > 1 {
+                    stack.removeLast()
+                    names.removeLast()
+                }
                 continue
             }
             let current = stack[stack.count - 1]
@@ -209,7 +285,14 @@ public final class RootDirectory {
                 followed += 1
                 guard followed <= maxSymlinks else { throw SystemError(call: "resolve", errno: ELOOP, path: display) }
                 let target = try readLink(current, component)
-                if target.first == UInt8(ascii: "/") { stack.removeSubrange(1...) }
+                symlinkBudget -= max(target.count, 1)
+                guard symlinkBudget >= 0 else {
+                    throw SystemError(call: Self.budgetExhausted, errno: EOVERFLOW, path: path.description)
+                }
+                if target.first == UInt8(ascii: "/") {
+                    stack.removeSubrange(1...)
+                    names.removeAll()
+                }
                 pending += target.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).reversed()
                 continue
             }
@@ -217,8 +300,9 @@ public final class RootDirectory {
                 throw SystemError(call: "resolve", errno: ENOTDIR, path: display)
             }
             stack.append(opened)
+            names.append(component)
         }
-        return stack[stack.count - 1]
+        return (stack[stack.count - 1], names.isEmpty ? .root : EntryPath(components: names.map { Array($0) }))
     }
 }
 

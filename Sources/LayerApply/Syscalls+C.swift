@@ -23,6 +23,7 @@ enum CSys {
 
     static let resolveInRoot = CShims_RESOLVE_IN_ROOT
     static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
+    static let resolveNoSymlinks = CShims_RESOLVE_NO_SYMLINKS
 
     /// openat2(2); -1 with errno (ENOSYS before Linux 5.6).
     static func openat2(_ dirfd: Int32, _ path: UnsafePointer<CChar>, flags: Int32, resolve: UInt64) -> Int32 {

@@ -17,12 +17,17 @@ public struct UnpackLimits: Sendable, Equatable {
     public var maxXattrBytesPerEntry: Int
     /// Bytes of `/etc/passwd` or `/etc/group` read from the rootfs for user lookup.
     public var maxUserDatabaseBytes: Int
+    /// Bytes of symlink targets followed while resolving the parents of one layer's entries
+    /// (crafted chains of long symlinks would otherwise cost milliseconds per entry).
+    public var maxSymlinkBytesPerLayer: Int
 
     public init(
         maxUncompressedBytes: Int64 = 64 << 30, maxExpansionRatio: Int64 = 1000,
         expansionRatioFloorBytes: Int64 = 512 << 20, maxEntriesPerLayer: Int = 2_000_000, maxPathBytes: Int = 4096,
-        maxPathDepth: Int = 256, maxXattrBytesPerEntry: Int = 1 << 20, maxUserDatabaseBytes: Int = 4 << 20
+        maxPathDepth: Int = 256, maxXattrBytesPerEntry: Int = 1 << 20, maxUserDatabaseBytes: Int = 4 << 20,
+        maxSymlinkBytesPerLayer: Int = 16 << 20
     ) {
+        self.maxSymlinkBytesPerLayer = maxSymlinkBytesPerLayer
         self.maxUncompressedBytes = maxUncompressedBytes
         self.maxExpansionRatio = maxExpansionRatio
         self.expansionRatioFloorBytes = expansionRatioFloorBytes
@@ -41,6 +46,7 @@ public struct UnpackLimits: Sendable, Equatable {
             ("path-bytes", Int64(maxPathBytes)), ("path-depth", Int64(maxPathDepth)),
             ("xattr-bytes-per-entry", Int64(maxXattrBytesPerEntry)),
             ("user-database-bytes", Int64(maxUserDatabaseBytes)),
+            ("symlink-bytes-per-layer", Int64(maxSymlinkBytesPerLayer)),
         ]
     }
 
@@ -62,6 +68,7 @@ public struct UnpackLimits: Sendable, Equatable {
         case "path-depth": maxPathDepth = Int(value)
         case "xattr-bytes-per-entry": maxXattrBytesPerEntry = Int(value)
         case "user-database-bytes": maxUserDatabaseBytes = Int(value)
+        case "symlink-bytes-per-layer": maxSymlinkBytesPerLayer = Int(value)
         default:
             throw UnpackError(.invalidArgument, "unknown limit \"\(parts[0].truncatedForMessage)\" (names: \(known))")
         }

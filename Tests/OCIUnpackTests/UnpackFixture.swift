@@ -36,7 +36,7 @@ final class UnpackFixture {
     @discardableResult
     func unpack(
         force: Bool = false, userspaceResolver: Bool = false, finishInParallel: Bool = true, prefetch: Bool = true,
-        warnings: WarningLog? = nil
+        warnings: WarningLog? = nil, limits: UnpackLimits = .init()
     ) throws(UnpackError) -> UnpackResult {
         let log = warnings
         var options = UnpackOptions(
@@ -44,7 +44,7 @@ final class UnpackFixture {
             apply: ApplyOptions(
                 forceUserspaceResolver: userspaceResolver, finishFilesInParallel: finishInParallel,
                 warn: { log?.append($0) }),
-            honourInterrupts: false)
+            honourInterrupts: false, limits: limits)
         options.prefetch = prefetch
         return try Unpacker().unpack(
             "oci:\(builder.path):latest", into: bundle,
@@ -58,10 +58,10 @@ final class UnpackFixture {
     @discardableResult
     func expectFailure(
         _ code: UnpackError.Code, _ message: String? = nil, userspaceResolver: Bool = false,
-        sourceLocation: SourceLocation = #_sourceLocation
+        limits: UnpackLimits = .init(), sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> UnpackError? {
         let error = #expect(throws: UnpackError.self, sourceLocation: sourceLocation) {
-            try self.unpack(userspaceResolver: userspaceResolver)
+            try self.unpack(userspaceResolver: userspaceResolver, limits: limits)
         }
         #expect(error?.code == code, "\(String(describing: error))", sourceLocation: sourceLocation)
         if let message {

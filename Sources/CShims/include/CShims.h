@@ -13,6 +13,7 @@ uint32_t CShims_minor(dev_t dev);
 extern const uint64_t CShims_RESOLVE_IN_ROOT;
 extern const uint64_t CShims_RESOLVE_NO_MAGICLINKS;
 extern const uint64_t CShims_RESOLVE_NO_XDEV;
+extern const uint64_t CShims_RESOLVE_NO_SYMLINKS;
 extern const uint64_t CShims_RESOLVE_BENEATH;
 
 /// openat2(2) through syscall(2): glibc 2.36 has no wrapper. Returns the fd, or -1 with errno set
