@@ -72,6 +72,8 @@ public final class Applier {
     /// Whether a default ACL may apply to new files (the root has one, or a layer set one): it
     /// replaces the umask, so every mode is then set explicitly.
     private var defaultACL: Bool
+    /// The ids this process can give files (all of them outside a user namespace).
+    private let idMapping = IDMapping.current
 
     public init(
         rootPath: String, options: ApplyOptions = .init(),
@@ -180,6 +182,7 @@ public final class Applier {
         /// restored at the end so that the result does not depend on when it was unpacked.
         var savedTimes: [PathKey: (EntryPath, timespec, timespec)] = [:]
         var warnedOwnership = false
+        var warnedUnmapped = false
         /// Directories of this layer whose lower-layer children are already gone (an opaque marker
         /// or a whiteout processed them): further markers for them have nothing to do, which keeps
         /// crafted layers (thousands of markers for one directory) linear.
@@ -383,8 +386,9 @@ public final class Applier {
             }
             return true
         } catch {
-            guard error.errno == EPERM && geteuid() != 0 else { throw error }
-            options.warn("skipping device \(entry.displayPath): creating devices needs root")
+            guard error.errno == EPERM && !IDMapping.fullyPrivileged else { throw error }
+            options.warn(
+                "skipping device \(entry.displayPath): creating devices needs root in the initial user namespace")
             return false
         }
     }
@@ -652,10 +656,20 @@ public final class Applier {
                 .corruptLayer, "tar entry \(entry.displayPath) has invalid owner \(entry.uid):\(entry.gid)",
                 context: .init(path: entry.displayPath))
         }
-        if options.preserveOwnership { return true }
-        if !layer.warnedOwnership {
-            layer.warnedOwnership = true
-            options.warn("not running as root: file ownership from the image is not restored")
+        guard options.preserveOwnership else {
+            if !layer.warnedOwnership {
+                layer.warnedOwnership = true
+                options.warn("not running as root: file ownership from the image is not restored")
+            }
+            return false
+        }
+        if idMapping.maps(uid: entry.uid, gid: entry.gid) { return true }
+        // Root in a user namespace that does not map this owner: chown would fail with EINVAL.
+        if !layer.warnedUnmapped {
+            layer.warnedUnmapped = true
+            options.warn(
+                "owner \(entry.uid):\(entry.gid) of \(entry.displayPath) is not mapped in this user namespace: ownership of such entries is not restored (first of this layer)"
+            )
         }
         return false
     }

@@ -39,7 +39,7 @@ struct EntryMetadata: Sendable {
     /// is an error.
     func xattrFailed(_ name: String, warn: (String) -> Void) throws(SystemError) {
         let e = errno
-        if e == ENOTSUP || e == EOPNOTSUPP || (e == EPERM && (geteuid() != 0 || kind == .symlink)) {
+        if e == ENOTSUP || e == EOPNOTSUPP || (e == EPERM && (!IDMapping.fullyPrivileged || kind == .symlink)) {
             warn("xattr \(name) on \(displayPath) not restored: \(String(cString: strerror(e)))")
             return
         }

@@ -1,0 +1,78 @@
+import Glibc
+import OCIImage
+
+/// Which ids this process can give files, from /proc/self/uid_map and gid_map.
+///
+/// Root in the initial user namespace can give any id. Root in a user namespace (`unshare -r`,
+/// rootless containers) can give only the ids its namespace maps: chown to another fails with
+/// EINVAL, and creating devices or setting `trusted.*` xattrs fails with EPERM. Those entries are
+/// treated as an ordinary user's are (a warning, not an error).
+public struct IDMapping: Sendable, Equatable {
+    /// Inclusive-exclusive ranges of ids inside this namespace that map to some id outside.
+    public let uids: [Range<UInt64>]
+    public let gids: [Range<UInt64>]
+
+    /// The whole 32-bit range mapped: the initial user namespace (or one that maps everything).
+    public var mapsEverything: Bool {
+        Self.covers(uids, 0..<UInt64(UInt32.max)) && Self.covers(gids, 0..<UInt64(UInt32.max))
+    }
+
+    public init(uids: [Range<UInt64>], gids: [Range<UInt64>]) {
+        self.uids = uids
+        self.gids = gids
+    }
+
+    /// This process's maps; when they cannot be read (no /proc), the initial namespace's.
+    public static let current: IDMapping = {
+        let all: [Range<UInt64>] = [0..<(UInt64(UInt32.max))]
+        return IDMapping(
+            uids: read("/proc/self/uid_map") ?? all, gids: read("/proc/self/gid_map") ?? all)
+    }()
+
+    public func maps(uid: Int64, gid: Int64) -> Bool {
+        Self.contains(uids, uid) && Self.contains(gids, gid)
+    }
+
+    /// Parses `inside outside count` lines.
+    static func parse(_ text: [UInt8]) -> [Range<UInt64>] {
+        var ranges: [Range<UInt64>] = []
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
+            guard fields.count == 3, let inside = number(fields[0]), let count = number(fields[2]) else { continue }
+            ranges.append(inside..<(inside + count))
+        }
+        return ranges
+    }
+
+    private static func number(_ digits: ArraySlice<UInt8>) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 10 else { return nil }
+        var value: UInt64 = 0
+        for digit in digits {
+            guard (0x30...0x39).contains(digit) else { return nil }
+            value = value * 10 + UInt64(digit - 0x30)
+        }
+        return value
+    }
+
+    private static func read(_ path: String) -> [Range<UInt64>]? {
+        guard let bytes = try? OwnedFD.openForReading(path).readAll(limit: 1 << 16) else { return nil }
+        return parse(bytes)
+    }
+
+    private static func contains(_ ranges: [Range<UInt64>], _ id: Int64) -> Bool {
+        guard id >= 0 else { return false }
+        return ranges.contains { $0.contains(UInt64(id)) }
+    }
+
+    private static func covers(_ ranges: [Range<UInt64>], _ wanted: Range<UInt64>) -> Bool {
+        var next = wanted.lowerBound
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) where range.lowerBound <= next {
+            next = max(next, range.upperBound)
+        }
+        return next >= wanted.upperBound
+    }
+
+    /// Whether this process has root's powers over every id: root in a namespace that maps
+    /// everything (devices, any owner, `trusted.*` xattrs).
+    public static var fullyPrivileged: Bool { geteuid() == 0 && current.mapsEverything }
+}
