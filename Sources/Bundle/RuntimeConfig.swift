@@ -58,11 +58,17 @@ public enum RuntimeConfig {
     }
 
     /// Checks what can be checked before unpacking: the image must be a Linux image.
-    public static func precheck(image: ImageConfig) throws(UnpackError) {
+    public static func precheck(image: ImageConfig, overrides: ConfigOverrides = .init()) throws(UnpackError) {
         guard image.os.lowercased() == "linux" else {
             throw UnpackError(
                 .unsupportedMediaType,
                 "the image is for os \"\(image.os.truncatedForMessage)\"; only linux images can become runtime bundles")
+        }
+        // What can be told about the user without the rootfs is told before unpacking.
+        if let user = overrides.user {
+            try UserDatabase.checkSyntax(user, from: .option)
+        } else if let user = image.config?.user {
+            try UserDatabase.checkSyntax(user, from: .image)
         }
     }
 
@@ -83,7 +89,12 @@ public enum RuntimeConfig {
 
         process["args"] = .strings(arguments(image: image, overrides: overrides))
 
-        let user = try users.resolve(overrides.user ?? execution.user ?? "")
+        let user: UserDatabase.Resolved
+        if let spec = overrides.user {
+            user = try users.resolve(spec, from: .option)
+        } else {
+            user = try users.resolve(execution.user ?? "", from: .image)
+        }
         var userObject = process["user"] ?? .object([:])
         userObject["uid"] = .int(Int64(user.uid))
         userObject["gid"] = .int(Int64(user.gid))

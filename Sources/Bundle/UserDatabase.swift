@@ -59,29 +59,64 @@ public struct UserDatabase: Sendable {
         }
     }
 
-    /// Resolves `uid`, `name`, `uid:gid`, `name:group`, `uid:group` or `name:gid` (empty: root).
-    /// Names must exist; a numeric uid need not. Supplementary groups come from `/etc/group` only
-    /// when no group was given.
-    public func resolve(_ spec: String) throws(UnpackError) -> Resolved {
+    /// Where a user specification came from: the image config's `User`, or `--user`. Errors name
+    /// it, and a malformed one is the image's fault (invalidImage) or the caller's
+    /// (invalidArgument).
+    public enum Source: Sendable {
+        case image
+        case option
+
+        var name: String { self == .image ? "the image's User" : "--user" }
+        var malformedCode: UnpackError.Code { self == .image ? .invalidImage : .invalidArgument }
+    }
+
+    /// A numeric id: decimal, below 2^32 - 1 ((uid_t)-1 means "no change" to chown and is no id).
+    static func numericID(_ text: String) -> UInt32? {
+        guard let value = UInt32(text), value != UInt32.max else { return nil }
+        return value
+    }
+
+    /// Checks the form of a user specification without a user database: `user[:group]` with
+    /// neither part empty when the colon is there, and numeric ids in range.
+    public static func checkSyntax(_ spec: String, from source: Source) throws(UnpackError) {
         let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let userPart = parts[0]
         let groupPart = parts.count == 2 ? parts[1] : nil
-        if groupPart?.isEmpty == true || (userPart.isEmpty && groupPart != nil) {
-            throw UnpackError(.invalidImage, "invalid User \"\(spec.truncatedForMessage)\" in the image config")
+        let malformed = UnpackError(
+            source.malformedCode,
+            "invalid user \"\(spec.truncatedForMessage)\" in \(source.name): expected uid, name, uid:gid or name:group")
+        if groupPart?.isEmpty == true || (userPart.isEmpty && groupPart != nil) { throw malformed }
+        for part in [userPart, groupPart ?? ""] where !part.isEmpty && part.allSatisfy(\.isASCIIDigitCharacter) {
+            guard numericID(part) != nil else {
+                throw UnpackError(
+                    source.malformedCode,
+                    "invalid user \"\(spec.truncatedForMessage)\" in \(source.name): id \(part.truncatedForMessage) is out of range (0 to 4294967294)"
+                )
+            }
         }
+    }
+
+    /// Resolves `uid`, `name`, `uid:gid`, `name:group`, `uid:group` or `name:gid` (empty: root).
+    /// Names must exist; a numeric uid need not. Supplementary groups come from `/etc/group` only
+    /// when no group was given.
+    public func resolve(_ spec: String, from source: Source = .image) throws(UnpackError) -> Resolved {
+        try Self.checkSyntax(spec, from: source)
+        let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        let userPart = parts[0]
+        let groupPart = parts.count == 2 ? parts[1] : nil
         let entry: User?
         let uid: UInt32
         if userPart.isEmpty {
             uid = 0
             entry = user(uid: 0)
-        } else if let numeric = UInt32(userPart) {
+        } else if let numeric = Self.numericID(userPart) {
             uid = numeric
             entry = user(uid: numeric)
         } else {
             guard let named = user(named: userPart) else {
                 throw UnpackError(
                     .notFound,
-                    "user \"\(userPart.truncatedForMessage)\" (from the image's User \"\(spec.truncatedForMessage)\") is not in the image's /etc/passwd",
+                    "user \"\(userPart.truncatedForMessage)\" (from \(source.name) \"\(spec.truncatedForMessage)\") is not in the image's /etc/passwd",
                     context: .init(path: "/etc/passwd"))
             }
             uid = named.uid
@@ -90,14 +125,14 @@ public struct UserDatabase: Sendable {
         let gid: UInt32
         var additional: [UInt32] = []
         if let groupPart {
-            if let numeric = UInt32(groupPart) {
+            if let numeric = Self.numericID(groupPart) {
                 gid = numeric
             } else if let named = group(named: groupPart) {
                 gid = named.gid
             } else {
                 throw UnpackError(
                     .notFound,
-                    "group \"\(groupPart.truncatedForMessage)\" (from the image's User \"\(spec.truncatedForMessage)\") is not in the image's /etc/group",
+                    "group \"\(groupPart.truncatedForMessage)\" (from \(source.name) \"\(spec.truncatedForMessage)\") is not in the image's /etc/group",
                     context: .init(path: "/etc/group"))
             }
         } else {
@@ -110,4 +145,8 @@ public struct UserDatabase: Sendable {
         }
         return Resolved(uid: uid, gid: gid, additionalGids: additional, home: entry?.home)
     }
+}
+
+extension Character {
+    fileprivate var isASCIIDigitCharacter: Bool { isASCII && isNumber }
 }

@@ -246,9 +246,7 @@ public final class Applier {
                 "tar entry \(context.path ?? "") has a path or link target longer than \(limits.maxPathBytes) bytes (limit path-bytes)",
                 context: context)
         }
-        var depth = 0
-        for byte in entry.path where byte == UInt8(ascii: "/") { depth += 1 }
-        guard depth < limits.maxPathDepth else {
+        guard Self.depth(of: entry.path) < limits.maxPathDepth else {
             throw UnpackError(
                 .limitExceeded,
                 "tar entry \(context.path ?? "") is nested deeper than \(limits.maxPathDepth) directories (limit path-depth)",
@@ -261,6 +259,26 @@ public final class Applier {
                 "tar entry \(context.path ?? "") carries \(xattrBytes) bytes of xattrs, over the \(limits.maxXattrBytesPerEntry)-byte limit (limit xattr-bytes-per-entry)",
                 context: context)
         }
+    }
+
+    /// Directories above an entry: its components, not counting empty ones (`a////b`) or `.`,
+    /// less one. `..` is counted as written (an upper bound on the cleaned depth).
+    static func depth(of path: [UInt8]) -> Int {
+        var components = 0
+        var length = 0
+        var dotOnly = true
+        for byte in path {
+            if byte == UInt8(ascii: "/") {
+                if length > 0 && !(dotOnly && length == 1) { components += 1 }
+                length = 0
+                dotOnly = true
+            } else {
+                length += 1
+                if byte != UInt8(ascii: ".") { dotOnly = false }
+            }
+        }
+        if length > 0 && !(dotOnly && length == 1) { components += 1 }
+        return max(components - 1, 0)
     }
 
     private static let whiteoutPrefix = Array(".wh.".utf8)
@@ -491,7 +509,7 @@ public final class Applier {
 
     private func makeHardlink(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws {
         let targetPath = EntryPath(cleaning: entry.linkTarget)
-        let targetDisplay = String(decoding: entry.linkTarget, as: UTF8.self)
+        let targetDisplay = DisplayText.escaping(entry.linkTarget)
         guard !targetPath.isRoot else {
             throw UnpackError(
                 .unsafePath, "hardlink \(entry.displayPath) points at the root directory",

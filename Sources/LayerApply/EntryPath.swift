@@ -1,3 +1,5 @@
+import OCIImage
+
 private let slash = UInt8(ascii: "/")
 private let dot = UInt8(ascii: ".")
 
@@ -100,7 +102,7 @@ public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
     public static func == (a: EntryPath, b: EntryPath) -> Bool { a.key == b.key }
     public func hash(into hasher: inout Hasher) { key.withUnsafeBytes { hasher.combine(bytes: $0) } }
 
-    public var description: String { "/" + String(decoding: key, as: UTF8.self) }
+    public var description: String { "/" + DisplayText.escaping(key) }
 }
 
 /// A path's bytes as a set or dictionary key, hashed in one call instead of byte by byte (the

@@ -16,7 +16,7 @@ struct EntryMetadata: Sendable {
     /// nil for directories, whose times are set when the layer is done.
     var times: (atime: timespec, mtime: timespec)?
 
-    var displayPath: String { String(decoding: path, as: UTF8.self) }
+    var displayPath: String { DisplayText.escaping(path) }
 
     /// Ownership, then mode (chown clears setuid/setgid), then xattrs (chown clears
     /// security.capability), then times, on an open fd.

@@ -1,4 +1,5 @@
 import Glibc
+import OCIImage
 
 /// One tar entry as the applier needs it. Paths and link targets are raw bytes, exactly as in the
 /// archive: Linux file names need not be UTF-8.
@@ -30,5 +31,5 @@ public struct TarEntry: Sendable {
     public var xattrs: [(name: String, value: [UInt8])]
 
     /// The path for messages.
-    public var displayPath: String { String(decoding: path, as: UTF8.self) }
+    public var displayPath: String { DisplayText.escaping(path) }
 }

@@ -162,8 +162,8 @@ public final class TarReader {
             case S_IFSOCK: kind = .socket
             default:
                 throw UnpackError(
-                    .corruptLayer, "tar entry \(String(decoding: path, as: UTF8.self)) has an unknown file type",
-                    context: .init(path: String(decoding: path, as: UTF8.self)))
+                    .corruptLayer, "tar entry \(DisplayText.escaping(path)) has an unknown file type",
+                    context: .init(path: DisplayText.escaping(path)))
             }
         }
         var xattrs: [(String, [UInt8])] = []

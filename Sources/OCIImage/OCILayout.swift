@@ -344,11 +344,11 @@ public struct OCILayout: Sendable {
     ) throws(UnpackError) -> T {
         let data = Data(bytes)
         let probe: DocumentProbe
-        try requireStrictJSON(bytes, place: place)
+        try checkSizes(in: requireStrictJSON(bytes, place: place), place: place, at: "")
         do {
             probe = try JSONDecoder().decode(DocumentProbe.self, from: data)
         } catch {
-            throw UnpackError(.invalidImage, "\(place) is not valid JSON: \(describe(error))")
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
         }
         if let declared = probe.mediaType, declared != expected {
             throw UnpackError(
@@ -388,11 +388,41 @@ public struct OCILayout: Sendable {
     /// which Go's encoding/json (docker, containerd, skopeo, scanners, policy engines) reads as its
     /// last value and Foundation's decoder as its first, so the same config would run as one user
     /// here and be vetted as another there. The typed decode that follows sees only strict JSON.
-    static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) {
+    @discardableResult
+    static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) -> JSONValue {
         do throws(JSONValue.SyntaxError) {
-            _ = try JSONValue(parsing: bytes)
+            return try JSONValue(parsing: bytes)
         } catch {
             throw UnpackError(.invalidImage, "\(place) is not strict JSON (RFC 8259, no repeated keys): \(error)")
+        }
+    }
+
+    /// Every descriptor `size` must be an integer below 2^63: Foundation's decoder says
+    /// only "not valid JSON" for one that does not fit, so it is named here, with its place.
+    static func checkSizes(in value: JSONValue, place: String, at path: String) throws(UnpackError) {
+        switch value {
+        case .object(let members):
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
+                let here = "\(path).\(key)"
+                if key == "size" {
+                    switch member {
+                    case .int: break  // a negative one is refused, as such, by the descriptor
+                    case .double:
+                        throw UnpackError(
+                            .invalidImage,
+                            "\(place) has \(here.dropFirst()) out of range (a size is an integer from 0 to 2^63 - 1)")
+                    default:
+                        throw UnpackError(.invalidImage, "\(place) has \(here.dropFirst()) that is not a number")
+                    }
+                }
+                try checkSizes(in: member, place: place, at: here)
+            }
+        case .array(let elements):
+            for (index, element) in elements.enumerated() {
+                try checkSizes(in: element, place: place, at: "\(path)[\(index)]")
+            }
+        default:
+            break
         }
     }
 

@@ -79,7 +79,7 @@ extension Unpacker {
                     digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
         }
         // What can be refused without unpacking is refused first.
-        try RuntimeConfig.precheck(image: image.config)
+        try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
         if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
             options.apply.warn(
                 "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"

@@ -14,7 +14,7 @@ struct CLIFailure: Error, CustomStringConvertible {
 extension CLIFailure {
     /// Reports and turns into the exit code ArgumentParser should use.
     func report() -> ExitCode {
-        writeStandardError("oci-unpack: error: \(error.description)\n")
+        writeStandardError("oci-unpack: error: \(DisplayText.escaping(error.description))\n")
         if json {
             var object: [String: String] = ["code": error.code.name, "message": error.message]
             if let digest = error.context.digest { object["digest"] = digest.description }

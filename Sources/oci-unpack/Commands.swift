@@ -60,9 +60,7 @@ struct Inspect: ParsableCommand {
     var image: String
 
     func run() throws {
-        LoggingSystem.bootstrap { label in
-            StreamLogHandler.standardError(label: label)
-        }
+        LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         let unpacker = Unpacker(logger: resolution.makeLogger())
         do {
             let resolved = try unpacker.resolve(image, request: resolution.request())
@@ -139,9 +137,7 @@ struct Unpack: ParsableCommand {
     }
 
     func run() throws {
-        LoggingSystem.bootstrap { label in
-            StreamLogHandler.standardError(label: label)
-        }
+        LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         Interrupts.install()
         let logger = resolution.makeLogger()
         let unpacker = Unpacker(logger: logger)

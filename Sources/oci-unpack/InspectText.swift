@@ -4,7 +4,8 @@ import OCIUnpack
 enum InspectText {
     static func render(_ image: ResolvedImage) -> String {
         var out = ""
-        func line(_ s: String = "") { out += s + "\n" }
+        // Tags, annotations and reasons come from the image: escaped, so that none forges a line.
+        func line(_ s: String = "") { out += DisplayText.escaping(s) + "\n" }
         line("image:      \(image.reference)")
         line(
             "requested:  \(image.request.platform), compression preference \(image.request.compressionPreference.map(\.rawValue).joined(separator: ","))"

@@ -60,6 +60,26 @@ import UnpackTestSupport
         #expect(error?.message.contains(manifest.digest.description) == true, "\(String(describing: error))")
     }
 
+    /// A size of 2^63 does not fit a descriptor's size: refused naming the field, not as "not
+    /// valid JSON" (it is valid JSON).
+    @Test func oversizedSizeNamesTheField() throws {
+        let f = try UnpackFixture()
+        _ = try Self.rawImage(
+            f,
+            config: { diffID in
+                #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["\#(diffID)"]}}"#
+            },
+            manifest: { config, layer in
+                let huge = layer.replacingOccurrences(
+                    of: #""size":"#, with: #""size":9223372036854775808,"ignored":"#)
+                return
+                    #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":\#(config),"layers":[\#(huge)]}"#
+            })
+        let error = try f.expectFailure(.invalidImage)
+        #expect(error?.message.contains("not valid JSON") == false, "\(String(describing: error))")
+        #expect(error?.message.contains("layers[0].size") == true, "\(error?.message ?? "")")
+    }
+
     // MARK: - Reads outside the layout
 
     static func secret() throws -> (TemporaryDirectory, String, [UInt8]) {

@@ -164,3 +164,60 @@ import UnpackTestSupport
         #expect(try f.read("d7/f14907") == "14907")
     }
 }
+
+/// `--user` is checked before anything is unpacked, and its errors name `--user`, not the image.
+@Suite struct UserOptionTests {
+    static func image() throws -> UnpackFixture {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+        t.file("etc/group", "root:x:0:\n")
+        try f.image(t)
+        return f
+    }
+
+    @Test(arguments: [
+        ("4294967295", "id 4294967295 is out of range"), ("1000:", "expected uid, name, uid:gid"),
+        (":0", "expected uid, name, uid:gid"), ("0:99999999999", "id 99999999999 is out of range"),
+    ])
+    func malformedUserIsAnInvalidArgument(user: String, message: String) throws {
+        let f = try Self.image()
+        let r = try Command.run(Command.ociUnpack, ["unpack", "-q", "--user", user, f.builder.path, f.bundle])
+        #expect(r.status == UnpackError.Code.invalidArgument.exitCode, "\(r.stderr)")
+        #expect(r.stderr.contains("in --user: \(message)"), "\(r.stderr)")
+        #expect(try f.siblings().isEmpty)
+    }
+
+    @Test func unknownUserNamesTheOption() throws {
+        let f = try Self.image()
+        let r = try Command.run(Command.ociUnpack, ["unpack", "-q", "--user", "app", f.builder.path, f.bundle])
+        #expect(r.status == UnpackError.Code.notFound.exitCode, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("user \"app\" (from --user \"app\") is not in the image's /etc/passwd"), "\(r.stderr)")
+        #expect(try f.siblings().isEmpty)
+    }
+
+    /// The image's own User out of range is the image's fault.
+    @Test func imageUserOutOfRangeIsInvalidImage() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("a", "a")
+        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
+        f.builder.indexEntries = []
+        f.builder.tag(
+            try f.builder.image(layers: [layer], execution: ImageConfig.Execution(user: "4294967295")), "latest")
+        try f.builder.write()
+        let error = try f.expectFailure(.invalidImage, "in the image's User: id 4294967295 is out of range")
+        #expect(error != nil)
+    }
+
+    /// Empty components do not count as directories: `a` + 300 slashes + `b` is one deep.
+    @Test func emptyComponentsAreNotDepth() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        t.file("a" + String(repeating: "/", count: 300) + "b", "x")
+        try f.image(t)
+        try f.unpack()
+        #expect(try f.read("a/b") == "x")
+    }
+}
