@@ -77,10 +77,7 @@ import UnpackTestSupport
     /// the link); the layer blob is removed so that "before" is what the test sees.
     @Test func symlinkBundleIsRefusedFirst() throws {
         let f = try UnpackFixture()
-        var t = TarBuilder()
-        t.file("hello", "x")
-        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
-        try f.image([layer])
+        let layer = try f.oneFileImage()
         try f.builder.removeBlob(layer.descriptor.digest)
         try FileManager.default.createDirectory(atPath: f.tmp.path + "/real", withIntermediateDirectories: false)
         try FileManager.default.createSymbolicLink(atPath: f.bundle, withDestinationPath: f.tmp.path + "/real")

@@ -93,10 +93,7 @@ import UnpackTestSupport
     /// its hash) appears in the error.
     @Test func symlinkedBlobIsNotRead() throws {
         let f = try UnpackFixture()
-        var t = TarBuilder()
-        t.file("hello", "x")
-        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
-        try f.image([layer])
+        let layer = try f.oneFileImage()
         let (_, secretPath, secret) = try Self.secret()
         try f.builder.removeBlob(layer.descriptor.digest)
         let blob = f.builder.path + "/blobs/sha256/" + layer.descriptor.digest.encoded
@@ -110,9 +107,7 @@ import UnpackTestSupport
     /// `blobs/sha256` itself a symlink to a directory outside the layout: nothing is read there.
     @Test func symlinkedBlobDirectoryIsNotFollowed() throws {
         let f = try UnpackFixture()
-        var t = TarBuilder()
-        t.file("hello", "x")
-        try f.image(t)
+        try f.oneFileImage()
         let elsewhere = try TemporaryDirectory()
         let blobs = f.builder.path + "/blobs/sha256"
         try FileManager.default.moveItem(atPath: blobs, toPath: elsewhere.path + "/sha256")
@@ -126,10 +121,7 @@ import UnpackTestSupport
     @Test(.timeLimit(.minutes(1)))
     func fifoBlobIsNotARegularFile() throws {
         let f = try UnpackFixture()
-        var t = TarBuilder()
-        t.file("hello", "x")
-        let layer = try f.builder.layer(t.bytes(), compression: .gzip)
-        try f.image([layer])
+        let layer = try f.oneFileImage()
         try f.builder.removeBlob(layer.descriptor.digest)
         #expect(mkfifo(f.builder.path + "/blobs/sha256/" + layer.descriptor.digest.encoded, 0o644) == 0)
         let error = try f.expectFailure(.invalidImage, "is not a regular file")

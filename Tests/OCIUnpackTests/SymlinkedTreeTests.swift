@@ -89,18 +89,24 @@ import UnpackTestSupport
         #expect(try f.snapshot().paths == [".", "f", "g"])
     }
 
-    /// A chain of 40 symlinks whose targets are ~4 KB of `./`: every parent resolution follows
-    /// 160 KB of targets. Alternating parents defeat the one-entry cache, so without a budget a
-    /// layer of millions of such entries takes hours. The budget stops it, naming the limit.
-    @Test(arguments: [false, true])
-    func symlinkResolutionWorkIsBounded(userspaceResolver: Bool) throws {
-        let f = try UnpackFixture()
+    /// `s1 -> ./././…/s2`, …, `s40 -> ./././…/d`: 40 symlinks of 4,003 bytes each, ending at `d/`.
+    static func longSymlinkChain() -> TarBuilder {
         var lower = TarBuilder()
         lower.directory("d/")
         let padding = String(repeating: "./", count: 2000)
         for i in 1...40 {
             lower.symlink("s\(i)", to: padding + (i == 40 ? "d" : "s\(i + 1)"))
         }
+        return lower
+    }
+
+    /// A chain of 40 symlinks whose targets are ~4 KB of `./`: every parent resolution follows
+    /// 160 KB of targets. Alternating parents defeat the one-entry cache, so without a budget a
+    /// layer of millions of such entries takes hours. The budget stops it, naming the limit.
+    @Test(arguments: [false, true])
+    func symlinkResolutionWorkIsBounded(userspaceResolver: Bool) throws {
+        let f = try UnpackFixture()
+        let lower = Self.longSymlinkChain()
         var upper = TarBuilder()
         for i in 0..<20 {
             upper.file("s1/f\(i)", "x")
@@ -120,12 +126,7 @@ import UnpackTestSupport
     /// The same chain within the budget unpacks, through the userspace walk, to the right place.
     @Test func symlinkChainWithinTheBudgetResolves() throws {
         let f = try UnpackFixture()
-        var lower = TarBuilder()
-        lower.directory("d/")
-        let padding = String(repeating: "./", count: 2000)
-        for i in 1...40 {
-            lower.symlink("s\(i)", to: padding + (i == 40 ? "d" : "s\(i + 1)"))
-        }
+        let lower = Self.longSymlinkChain()
         var upper = TarBuilder()
         upper.file("s1/f", "x")
         try f.image(lower, upper)

@@ -28,6 +28,17 @@ final class UnpackFixture {
         try builder.write()
     }
 
+    /// Tags an image of one gzip layer holding `hello`, and returns that layer (for tests that
+    /// then remove or replace its blob).
+    @discardableResult
+    func oneFileImage() throws -> LayoutBuilder.Layer {
+        var t = TarBuilder()
+        t.file("hello", "x")
+        let layer = try builder.layer(t.bytes(), compression: .gzip)
+        try image([layer])
+        return layer
+    }
+
     /// Tags an image of `tars`, every layer gzip.
     func image(_ tars: TarBuilder...) throws {
         try image(tars.map { ($0, .gzip) })
