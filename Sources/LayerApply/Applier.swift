@@ -191,7 +191,7 @@ public final class Applier {
         var lastRecordedParent: [UInt8] = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`) and its canonical
         /// path.
-        var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t, canonical: EntryPath)?
+        var cachedParent: (key: [UInt8], fd: OwnedFD, childGID: gid_t, canonical: EntryPath, asWritten: Bool)?
         /// The modes the metadata shortcut was confirmed for in the cached parent (`nil`: a symlink,
         /// owner only): each requested mode is checked once per directory, since a filesystem may
         /// mask some bits and not others.
@@ -307,7 +307,8 @@ public final class Applier {
             return
         }
         let (parent, childGID, canonicalParent) = try parentDirectory(of: path, layer: &layer)
-        let canonical = canonicalParent.appending(name)
+        // Usually no symlink is on the way and the path as written is canonical: no new key.
+        let canonical = layer.cachedParent?.asWritten == true ? path : canonicalParent.appending(name)
         let fresh = shortcutHolds ? Fresh(uid: creatorUID, gid: childGID) : nil
         replaced = false
         switch entry.kind {
@@ -359,7 +360,7 @@ public final class Applier {
         let st = try fd.status()
         layer.willModify(canonical, status: st)
         let childGID = (st.st_mode & S_ISGID) != 0 ? st.st_gid : creatorGID
-        layer.cachedParent = (parentPath.key, fd, childGID, canonical)
+        layer.cachedParent = (parentPath.key, fd, childGID, canonical, canonical.key == parentPath.key)
         layer.confirmed.removeAll(keepingCapacity: true)
         return (fd, childGID, canonical)
     }

@@ -196,15 +196,17 @@ final class FileFinisher: @unchecked Sendable {
 
     private func finish(_ job: Job) throws(SystemError) {
         let fd = job.file.rawValue
-        let path = job.metadata.displayPath
+        // The escaped name is made only for an error.
         if job.blocks.isEmpty {
-            try writeAll(fd, job.data, at: 0, path: path)
+            try writeAll(fd, job.data, at: 0, path: job.metadata.displayPath)
         } else {
-            for block in job.blocks { try writeAll(fd, job.data, range: block.range, at: block.offset, path: path) }
+            for block in job.blocks {
+                try writeAll(fd, job.data, range: block.range, at: block.offset, path: job.metadata.displayPath)
+            }
         }
         let end = job.blocks.last.map { $0.offset + Int64($0.range.count) } ?? Int64(job.data.count)
         if end < job.size && ftruncate(fd, off_t(job.size)) != 0 {
-            throw SystemError(call: "ftruncate", errno: errno, path: path)
+            throw SystemError(call: "ftruncate", errno: errno, path: job.metadata.displayPath)
         }
         try job.metadata.apply(to: fd, warn: warn)
     }

@@ -59,9 +59,11 @@ public final class PrefetchStream: LendingByteStream {
     /// The buffer handed out by `borrow`, returned to the producer at the next call.
     private var lent: UnsafeMutableRawBufferPointer?
 
-    public init(upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4, verifying expected: Digest? = nil)
-        throws(UnpackError)
-    {
+    /// `threadNames` name the reader and hasher threads (tests give unique names to count them).
+    public init(
+        upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4, verifying expected: Digest? = nil,
+        threadNames: (reader: String, hasher: String) = ("layer reader", "layer hasher")
+    ) throws(UnpackError) {
         shared = Shared(upstream: upstream, expected: expected)
         for _ in 0..<max(depth, 2) {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
@@ -70,7 +72,7 @@ public final class PrefetchStream: LendingByteStream {
         }
         let shared = self.shared
         do {
-            try startThread(name: "layer reader") { Self.produce(shared) }
+            try startThread(name: threadNames.reader) { Self.produce(shared) }
         } catch {
             shared.exited = true  // deinit, which runs for a failed init, frees the buffers
             throw error
@@ -78,7 +80,7 @@ public final class PrefetchStream: LendingByteStream {
         if expected != nil {
             shared.hasherExited = false
             do {
-                try startThread(name: "layer hasher") { Self.hash(shared) }
+                try startThread(name: threadNames.hasher) { Self.hash(shared) }
             } catch {
                 shared.hasherExited = true  // deinit stops the producer
                 throw error

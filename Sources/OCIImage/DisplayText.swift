@@ -5,10 +5,23 @@
 public enum DisplayText {
     /// Raw bytes (a tar name): valid UTF-8 is kept but for the characters above; each byte of an
     /// invalid sequence becomes `\xNN`.
-    public static func escaping(_ bytes: some Collection<UInt8>) -> String {
+    public static func escaping(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBufferPointer { escaping(buffer: $0) }
+    }
+
+    public static func escaping(_ bytes: ArraySlice<UInt8>) -> String {
+        bytes.withUnsafeBufferPointer { escaping(buffer: $0) }
+    }
+
+    private static func escaping(buffer: UnsafeBufferPointer<UInt8>) -> String {
         // The common case, checked without allocating: printable ASCII only.
-        if bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { return String(decoding: bytes, as: UTF8.self) }
-        let b = Array(bytes)
+        var plain = true
+        for byte in buffer where byte < 0x20 || byte >= 0x7f {
+            plain = false
+            break
+        }
+        if plain { return String(decoding: buffer, as: UTF8.self) }
+        let b = Array(buffer)
         var out = ""
         var i = 0
         while i < b.count {

@@ -122,9 +122,10 @@ public final class OwnedFD: Sendable {
 
 /// Writes all of `bytes` to `fd` (at `offset` with pwrite(2), else at the file position), retrying
 /// short writes and EINTR; `path` names the file in the error.
-public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil, path: String)
-    throws(SystemError)
-{
+/// `path` is evaluated only for an error (it escapes an entry's name, which costs per call).
+public func writeAll(
+    _ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil, path: @autoclosure () -> String
+) throws(SystemError) {
     guard let base = bytes.baseAddress else { return }
     var written = 0
     while written < bytes.count {
@@ -133,7 +134,7 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: In
             ?? Glibc.write(fd, base + written, bytes.count - written)
         if n < 0 {
             if errno == EINTR { continue }
-            throw SystemError(call: "write", errno: errno, path: path)
+            throw SystemError(call: "write", errno: errno, path: path())
         }
         written += n
     }
@@ -141,12 +142,13 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: In
 
 /// The same for `bytes[range]` of an array (all of it without `range`).
 public func writeAll(
-    _ fd: Int32, _ bytes: [UInt8], range: Range<Int>? = nil, at offset: Int64? = nil, path: String
+    _ fd: Int32, _ bytes: [UInt8], range: Range<Int>? = nil, at offset: Int64? = nil,
+    path: @autoclosure () -> String
 ) throws(SystemError) {
     // withUnsafeBytes rethrows untyped: keep the typed error in hand.
     let failure: SystemError? = bytes.withUnsafeBytes { raw in
         do throws(SystemError) {
-            try writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[range ?? 0..<raw.count]), at: offset, path: path)
+            try writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[range ?? 0..<raw.count]), at: offset, path: path())
             return nil
         } catch {
             return error

@@ -1,3 +1,4 @@
+import Glibc
 import LayerStream
 import OCIImage
 import Testing
@@ -142,13 +143,68 @@ import Testing
         }
     }
 
-    @Test func droppingAPrefetchStreamEarlyStopsItsThread() throws {
+    /// The blob stream's own size checks, with a descriptor that disagrees with the file (the
+    /// size check at open is not in the way here): a file that ends early, and one that goes on.
+    @Test(arguments: [(Int64(-3), "went past its descriptor's size"), (3, "ended before its descriptor's size")])
+    func blobStreamChecksTheSizeWhileReading(delta: Int64, message: String) throws {
+        let path = "/tmp/oci-unpack-blob-\(getpid())-\(delta)"
+        let bytes = Array(Self.sample.prefix(100_000))
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(write(fd, bytes, bytes.count) == bytes.count)
+        close(fd)
+        defer { unlink(path) }
+        let descriptor = Descriptor(
+            mediaType: .ociLayer, digest: Digest.of(bytes), size: Int64(bytes.count) + delta)
+        let stream = BlobStream(fd: try OwnedFD.openForReading(path), descriptor: descriptor)
+        let error = #expect(throws: UnpackError.self) { _ = try stream.readAll() }
+        #expect(error?.code == .sizeMismatch)
+        #expect(error?.message.contains(message) == true, "\(String(describing: error))")
+    }
+
+    /// Threads of this process whose name (as /proc shows it, 15 bytes at most) is `name`.
+    static func threads(named name: String) -> Int {
+        guard let tasks = opendir("/proc/self/task") else { return -1 }
+        defer { closedir(tasks) }
+        var count = 0
+        while let entry = readdir(tasks) {
+            let tid = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard tid.first?.isNumber == true else { continue }
+            let fd = open("/proc/self/task/\(tid)/comm", O_RDONLY)
+            guard fd >= 0 else { continue }
+            var bytes = [UInt8](repeating: 0, count: 32)
+            let n = read(fd, &bytes, bytes.count)
+            close(fd)
+            if n > 0 && String(decoding: bytes[..<n], as: UTF8.self) == name + "\n" { count += 1 }
+        }
+        return count
+    }
+
+    /// Dropping a stream whose reader and hasher threads are blocked on a full queue stops both:
+    /// the threads, named uniquely here, are counted in /proc/self/task before and after.
+    @Test(.timeLimit(.minutes(1)))
+    func droppingAPrefetchStreamEarlyStopsItsThreads() throws {
+        let names = (reader: "pf-rd-\(getpid() % 1000)", hasher: "pf-hs-\(getpid() % 1000)")
+        var streams: [PrefetchStream] = []
         for _ in 0..<20 {
-            let stream = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2)
+            let stream = try PrefetchStream(
+                upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2, verifying: Digest.of(Self.sample),
+                threadNames: names)
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 10, alignment: 1)
             _ = try stream.read(into: scratch)
             scratch.deallocate()
+            streams.append(stream)
         }
+        #expect(Self.threads(named: names.reader) == 20, "each stream runs its reader")
+        #expect(Self.threads(named: names.hasher) == 20, "and its hasher")
+        streams.removeAll()
+        var left = (Self.threads(named: names.reader), Self.threads(named: names.hasher))
+        for _ in 0..<500 where left != (0, 0) {
+            usleep(10_000)
+            left = (Self.threads(named: names.reader), Self.threads(named: names.hasher))
+        }
+        #expect(left == (0, 0), "threads still running after their streams were dropped: \(left)")
     }
 
     @Test(arguments: [1, 4])

@@ -62,16 +62,36 @@ import Testing
         #expect(try JSONValue(parsing: value.formatted()) == value)
     }
 
+    /// SplitMix64: a seeded generator, so that a failing run can be repeated with its seed
+    /// (OCI_UNPACK_TEST_SEED=N).
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9e37_79b9_7f4a_7c15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let seed: UInt64 =
+        ProcessInfo.processInfo.environment["OCI_UNPACK_TEST_SEED"].flatMap { UInt64($0) }
+        ?? UInt64.random(in: 0..<UInt64.max)
+
     @Test func numbersAreFormattedAsJSONEncoderFormatsThem() throws {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededGenerator(state: Self.seed)
+        print("numbersAreFormattedAsJSONEncoderFormatsThem: OCI_UNPACK_TEST_SEED=\(Self.seed)")
         var values: [Double] = [
             0, -0.0, 1, -1, 9_007_199_254_740_992, 9_007_199_254_740_994, 1e21, 123e18, 0.0001, 1e-5,
         ]
         for _ in 0..<3000 {
-            values.append(Double.random(in: -10...10, using: &generator) * pow(10, Double(Int.random(in: -30...30))))
-            values.append(Double(Int64.random(in: -(1 << 60)...(1 << 60))))
-            values.append(Double(Int64.random(in: -(1 << 20)...(1 << 20))))
-            let bits = Double(bitPattern: UInt64.random(in: .min ... .max))
+            values.append(
+                Double.random(in: -10...10, using: &generator)
+                    * pow(10, Double(Int.random(in: -30...30, using: &generator))))
+            values.append(Double(Int64.random(in: -(1 << 60)...(1 << 60), using: &generator)))
+            values.append(Double(Int64.random(in: -(1 << 20)...(1 << 20), using: &generator)))
+            let bits = Double(bitPattern: UInt64.random(in: .min ... .max, using: &generator))
             if bits.isFinite { values.append(bits) }
         }
         let encoder = JSONEncoder()
@@ -79,10 +99,10 @@ import Testing
             let expected = String(decoding: try encoder.encode([value]), as: UTF8.self).dropFirst().dropLast()
             if value.magnitude >= 0x1p53 && value.magnitude < 0x1p63 || value == 0 && value.sign == .minus {
                 // The one difference: integers, which read back as the same text.
-                #expect(JSONValue.numberText(value) == String(Int64(value)), "\(value)")
+                #expect(JSONValue.numberText(value) == String(Int64(value)), "\(value) (seed \(Self.seed))")
                 #expect(Double(expected) == value)
             } else {
-                #expect(JSONValue.numberText(value) == expected, "\(value)")
+                #expect(JSONValue.numberText(value) == expected, "\(value) (seed \(Self.seed))")
             }
         }
     }

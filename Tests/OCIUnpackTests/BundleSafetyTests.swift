@@ -17,7 +17,7 @@ import UnpackTestSupport
 
     /// `--force` over a bundle with a bind mount inside is refused before anything is unpacked,
     /// naming the mount; the host directory, the old bundle and the parent stay as they were.
-    @Test(.enabled(if: isRoot, "bind mounts need root"))
+    @Test(.enabled(if: rootTestsRun, "bind mounts need root"))
     func forceRefusesABundleWithAMountInside() throws {
         let f = try UnpackFixture()
         try Self.oneFile(f, "old")
@@ -41,7 +41,7 @@ import UnpackTestSupport
 
     /// The tree removal itself never crosses into another mount: it stops with EXDEV naming the
     /// mount point, and what the mount holds is untouched.
-    @Test(.enabled(if: isRoot, "bind mounts need root"))
+    @Test(.enabled(if: rootTestsRun, "bind mounts need root"))
     func treeRemovalStopsAtAMount() throws {
         let tmp = try TemporaryDirectory()
         let host = try TemporaryDirectory()
@@ -59,7 +59,7 @@ import UnpackTestSupport
     }
 
     /// A bundle that is itself a mount point cannot be renamed over: refused before unpacking.
-    @Test(.enabled(if: isRoot, "mounts need root"))
+    @Test(.enabled(if: rootTestsRun, "mounts need root"))
     func mountPointBundleIsRefusedFirst() throws {
         let f = try UnpackFixture()
         try Self.oneFile(f)
@@ -162,7 +162,7 @@ import UnpackTestSupport
 
     /// As an ordinary user, a failed unpack removes its staging directory even when a layer made
     /// directories unreadable (0000) or read-only (0555) with children.
-    @Test(.enabled(if: isRoot, "switches to an unprivileged user with setpriv"))
+    @Test(.enabled(if: rootTestsRun, "switches to an unprivileged user with setpriv"))
     func nonRootCleanupRemovesUnwritableDirectories() throws {
         let f = try UnpackFixture()
         try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: f.tmp.path)

@@ -55,7 +55,7 @@ import UnpackTestSupport
     static func owner(_ node: TreeSnapshot.Node?) -> String { node.map { "\($0.uid):\($0.gid)" } ?? "missing" }
 
     /// A setgid directory gives new files its group: an entry with another group is chowned.
-    @Test(.enabled(if: isRoot, "restoring owners needs root"), arguments: [false, true])
+    @Test(.enabled(if: rootTestsRun, "restoring owners needs root"), arguments: [false, true])
     func setgidParentDoesNotDecideTheGroup(userspaceResolver: Bool) throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
@@ -78,7 +78,7 @@ import UnpackTestSupport
 
     /// A root entry (`./`) that makes the root setgid: what follows at the top level gets the
     /// root's group from the kernel, so the cached prediction must be dropped with it.
-    @Test(.enabled(if: isRoot, "restoring owners needs root"))
+    @Test(.enabled(if: rootTestsRun, "restoring owners needs root"))
     func rootEntryChangingSetgidIsSeen() throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
@@ -135,7 +135,7 @@ import UnpackTestSupport
         return (try? setDefaultACL(dir.path))?.status == 0
     }()
 
-    @Test(.enabled(if: aclsWork, "needs root and a file system with POSIX ACLs"))
+    @Test(.enabled(if: Required.gate("acl", available: aclsWork), "needs root and a file system with POSIX ACLs"))
     func defaultACLFromALayerDoesNotDecideModes() throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
@@ -152,7 +152,7 @@ import UnpackTestSupport
         try Self.expectModes(f)
     }
 
-    @Test(.enabled(if: aclsWork, "needs root and a file system with POSIX ACLs"))
+    @Test(.enabled(if: Required.gate("acl", available: aclsWork), "needs root and a file system with POSIX ACLs"))
     func defaultACLAboveTheBundleDoesNotDecideModes() throws {
         let f = try UnpackFixture()
         try Self.modesImage(f)

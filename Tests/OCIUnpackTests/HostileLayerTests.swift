@@ -13,8 +13,22 @@ import UnpackTestSupport
     struct Case: CustomTestStringConvertible, Sendable {
         let name: String
         let expected: UnpackError.Code?
+        /// Files that must end up inside the rootfs, with their content: `CANARY` in a path stands
+        /// for the canary's absolute path without its leading slash (where a name that tried to
+        /// reach it lands in the rootfs).
+        let inRoot: [String: String]
         let layers: @Sendable (_ canary: String) -> [TarBuilder]
         var testDescription: String { name }
+
+        init(
+            name: String, expected: UnpackError.Code?, inRoot: [String: String] = [:],
+            layers: @escaping @Sendable (_ canary: String) -> [TarBuilder]
+        ) {
+            self.name = name
+            self.expected = expected
+            self.inRoot = inRoot
+            self.layers = layers
+        }
     }
 
     static func layer(_ build: (inout TarBuilder) -> Void) -> TarBuilder {
@@ -24,34 +38,40 @@ import UnpackTestSupport
     }
 
     static let cases: [Case] = [
-        Case(name: "dot-dot file name", expected: nil) { _ in
+        Case(name: "dot-dot file name", expected: nil, inRoot: ["canary/file": "pwned", "canary/new": "pwned"]) { _ in
             [
                 layer {
                     $0.file("../../canary/file", "pwned"); $0.file("../../../../../../canary/new", "pwned")
                 }
             ]
         },
-        Case(name: "absolute file name", expected: nil) { canary in
+        Case(name: "absolute file name", expected: nil, inRoot: ["CANARY/file": "pwned"]) { canary in
             [
                 layer {
                     $0.file(canary + "/file", "pwned"); $0.directory(canary + "/newdir/")
                 }
             ]
         },
-        Case(name: "write through symlink to / in one layer", expected: nil) { canary in
+        Case(name: "write through symlink to / in one layer", expected: nil, inRoot: ["CANARY/file": "pwned"]) {
+            canary in
             [
                 layer {
                     $0.symlink("evil", to: "/"); $0.file("evil" + canary + "/file", "pwned")
                 }
             ]
         },
-        Case(name: "write through symlink to / across layers", expected: nil) { canary in
+        Case(name: "write through symlink to / across layers", expected: nil, inRoot: ["CANARY/file": "pwned"]) {
+            canary in
             [layer { $0.symlink("evil", to: "/") }, layer { $0.file("evil" + canary + "/file", "pwned") }]
         },
-        Case(name: "write through relative symlink up and out", expected: nil) { _ in
+        Case(name: "write through relative symlink up and out", expected: nil, inRoot: ["canary/file": "pwned"]) {
+            _ in
             [layer { $0.symlink("evil", to: "../../canary") }, layer { $0.file("evil/file", "pwned") }]
         },
-        Case(name: "write through absolute symlink to the canary", expected: nil) { canary in
+        Case(
+            name: "write through absolute symlink to the canary", expected: nil,
+            inRoot: ["CANARY/file": "pwned", "CANARY/new": "x"]
+        ) { canary in
             [
                 layer { $0.symlink("evil", to: canary) },
                 layer {
@@ -59,7 +79,7 @@ import UnpackTestSupport
                 },
             ]
         },
-        Case(name: "chain of symlinks", expected: nil) { canary in
+        Case(name: "chain of symlinks", expected: nil, inRoot: ["CANARY/file": "pwned"]) { canary in
             [
                 layer {
                     $0.symlink("a", to: "b"); $0.symlink("b", to: "c/../d"); $0.directory("c/");
@@ -90,7 +110,11 @@ import UnpackTestSupport
         Case(name: "hardlink through a symlinked directory", expected: .corruptLayer) { canary in
             [layer { $0.symlink("d", to: canary) }, layer { $0.hardlink("h", to: "d/file") }]
         },
-        Case(name: "hardlink to a symlink pointing out, then written", expected: nil) { canary in
+        Case(
+            name: "hardlink to a symlink pointing out, then written", expected: nil,
+            inRoot: ["h": "pwned", "s": "pwned"]
+        ) {
+            canary in
             [
                 layer {
                     $0.symlink("s", to: canary + "/file"); $0.hardlink("h", to: "s")
@@ -100,7 +124,7 @@ import UnpackTestSupport
                 },
             ]
         },
-        Case(name: "file replaces a symlink to a host file", expected: nil) { canary in
+        Case(name: "file replaces a symlink to a host file", expected: nil, inRoot: ["f": "pwned"]) { canary in
             [
                 layer { $0.symlink("f", to: canary + "/file") },
                 layer { $0.add(.init(path: "f", kind: .file(content: Array("pwned".utf8)), mode: 0o4777, uid: 4242)) },
@@ -131,6 +155,17 @@ import UnpackTestSupport
                 },
             ]
         },
+        Case(
+            name: "symlink entries owned by another user, pointing at the canary (lchown, not chown)", expected: nil
+        ) { canary in
+            [
+                layer {
+                    $0.add(.init(path: "to-file", kind: .symlink(target: canary + "/file"), uid: 4242, gid: 4242))
+                    $0.add(.init(path: "to-dir", kind: .symlink(target: canary), uid: 4242, gid: 4242, mtime: 1))
+                    $0.add(.init(path: "up", kind: .symlink(target: "../../canary/file"), uid: 4242, gid: 4242))
+                }
+            ]
+        },
         Case(name: "whiteout with a dot-dot parent", expected: nil) { _ in
             [layer { $0.whiteout("../../canary/file") }]
         },
@@ -156,6 +191,8 @@ import UnpackTestSupport
         let f: UnpackFixture
         let canary: String
         let before: TreeSnapshot
+        /// Every canary node's ctime: a chown or chmod that restores the old values still changes it.
+        let ctimes: [String: timespec]
 
         init() throws {
             f = try UnpackFixture()
@@ -165,6 +202,25 @@ import UnpackTestSupport
             try Data("inner".utf8).write(to: URL(fileURLWithPath: canary + "/dir/inner"))
             chmod(canary + "/file", 0o640)
             before = try TreeSnapshot(canary)
+            ctimes = Self.ctimes(canary, before)
+        }
+
+        static func ctimes(_ canary: String, _ snapshot: TreeSnapshot) -> [String: timespec] {
+            var out: [String: timespec] = [:]
+            for path in snapshot.paths {
+                var st = stat()
+                if lstat(canary + "/" + path, &st) == 0 { out[path] = st.st_ctim }
+            }
+            return out
+        }
+
+        /// The files a case expects inside the rootfs, with their content.
+        func verifyInRoot(_ expected: [String: String], _ sourceLocation: SourceLocation = #_sourceLocation) {
+            for (path, content) in expected {
+                let real = path.replacingOccurrences(of: "CANARY", with: String(canary.dropFirst()))
+                let found = try? String(contentsOfFile: f.rootfs + "/" + real, encoding: .utf8)
+                #expect(found == content, "rootfs/\(real)", sourceLocation: sourceLocation)
+            }
         }
 
         func verifyUntouched(_ sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -174,6 +230,10 @@ import UnpackTestSupport
                 differences.isEmpty, "the canary changed:\n\(differences.joined(separator: "\n"))",
                 sourceLocation: sourceLocation)
             #expect(extendedAttribute(canary + "/file", "user.pwned") == nil, sourceLocation: sourceLocation)
+            let changed = Self.ctimes(canary, after).filter { path, ctime in
+                ctimes[path].map { $0.tv_sec != ctime.tv_sec || $0.tv_nsec != ctime.tv_nsec } ?? true
+            }
+            #expect(changed.isEmpty, "canary ctime changed: \(changed.keys.sorted())", sourceLocation: sourceLocation)
             let beside = try FileManager.default.contentsOfDirectory(atPath: f.tmp.path).sorted()
             #expect(
                 Set(beside).isSubset(of: ["bundle", "canary", "layout"]), "created beside the bundle: \(beside)",
@@ -188,7 +248,7 @@ import UnpackTestSupport
         let outcome = Result { () throws(UnpackError) in try h.f.unpack(userspaceResolver: userspaceResolver) }
         switch (outcome, c.expected) {
         case (.success, nil):
-            break
+            h.verifyInRoot(c.inRoot)
         case (.failure(let error), let code?):
             #expect(error.code == code, "\(error)")
             #expect(!FileManager.default.fileExists(atPath: h.f.bundle), "a failed unpack leaves no bundle")

@@ -45,7 +45,14 @@ import UnpackTestSupport
     @Test func preferCompressionFlagPicksGzip() throws {
         let r = try inspect(b.path + ":v1", "--platform", "linux/amd64", "--prefer-compression", "gzip,zstd", "--json")
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("\"digest\" : \"\(gzip.digest)\""))
+        // The chosen manifest, not any mention (the candidate list names every variant).
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let manifest = try #require(object["manifest"] as? [String: Any])
+        #expect(manifest["digest"] as? String == gzip.digest.description)
+        // And without the flag, the zstd variant.
+        let plain = try inspect(b.path + ":v1", "--platform", "linux/amd64", "--json")
+        let chosen = try #require(try JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as? [String: Any])
+        #expect((chosen["manifest"] as? [String: Any])?["digest"] as? String == zstd.digest.description)
     }
 
     @Test func textOutputExplainsCandidates() throws {

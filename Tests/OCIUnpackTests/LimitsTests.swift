@@ -152,7 +152,7 @@ import UnpackTestSupport
 }
 
 /// A full disk: a small tmpfs as the bundle's parent.
-@Suite(.enabled(if: isRoot, "mounting a tmpfs needs root"))
+@Suite(.enabled(if: rootTestsRun, "mounting a tmpfs needs root"))
 struct FullDiskTests {
     /// One big file fills the disk on the applier's thread; many small ones fill it on the
     /// finisher thread (or on the applier's, with that off). The error names the file either way.

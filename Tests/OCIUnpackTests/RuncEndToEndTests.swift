@@ -5,7 +5,7 @@ import UnpackTestSupport
 
 /// The example image (static busybox) in gzip, zstd and mixed form, unpacked by oci-unpack, its
 /// config.json validated against the runtime-spec schema, and started with Debian's runc.
-@Suite(.enabled(if: isRoot, "runc needs root"), .serialized)
+@Suite(.enabled(if: rootTestsRun, "runc needs root"), .serialized)
 struct RuncEndToEndTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path

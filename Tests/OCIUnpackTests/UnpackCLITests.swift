@@ -100,7 +100,7 @@ import UnpackTestSupport
     }
 
     /// Every terminating signal is handled like SIGTERM: staging removed, the interrupted code.
-    @Test(arguments: [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM])
+    @Test(.timeLimit(.minutes(2)), arguments: [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM])
     func signalInTheMiddleLeavesNothing(signal: Int32) throws {
         let f = try UnpackFixture()
         let process = try interruptedUnpack(f, signal)
@@ -111,7 +111,8 @@ import UnpackTestSupport
 
     /// SIGQUIT during `--force`: the Swift runtime's crash report does not run, the unpack stops,
     /// and the old bundle stays as it was.
-    @Test func sigquitDuringForceKeepsTheOldBundle() throws {
+    @Test(.timeLimit(.minutes(2)))
+    func sigquitDuringForceKeepsTheOldBundle() throws {
         let f = try UnpackFixture()
         var old = TarBuilder()
         old.file("old", "old")
@@ -139,7 +140,8 @@ import UnpackTestSupport
 
     /// A file-size limit (RLIMIT_FSIZE) makes the write fail with EFBIG: an ordinary io error
     /// naming the entry, not death by SIGXFSZ, and nothing left behind.
-    @Test func fileSizeLimitIsAnOrdinaryError() throws {
+    @Test(.timeLimit(.minutes(2)))
+    func fileSizeLimitIsAnOrdinaryError() throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
         t.file("big", String(repeating: "x", count: 1 << 20))
@@ -153,7 +155,8 @@ import UnpackTestSupport
         #expect(try f.siblings().isEmpty)
     }
 
-    @Test func killDashNineLeavesNoCompleteBundleAndTheNextRunSucceeds() throws {
+    @Test(.timeLimit(.minutes(2)))
+    func killDashNineLeavesNoCompleteBundleAndTheNextRunSucceeds() throws {
         let f = try UnpackFixture()
         _ = try interruptedUnpack(f, SIGKILL)
         #expect(!FileManager.default.fileExists(atPath: f.bundle), "a half bundle never sits at the target")

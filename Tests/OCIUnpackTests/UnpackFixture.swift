@@ -104,3 +104,49 @@ final class WarningLog: @unchecked Sendable {
 }
 
 let isRoot = geteuid() == 0
+
+/// What the environment must provide, from `OCI_UNPACK_REQUIRE` (comma-separated: `root`, `acl`,
+/// `openat2`, `userns`; `.ci/run` sets all of them). A test gated on a required capability runs,
+/// and fails, instead of being skipped where the capability is missing, and
+/// `RequirementTests` checks each one directly: CI cannot go green by skipping.
+enum Required {
+    static let names: Set<String> = Set(
+        (ProcessInfo.processInfo.environment["OCI_UNPACK_REQUIRE"] ?? "").split(separator: ",").map {
+            String($0).trimmingCharacters(in: .whitespaces)
+        })
+
+    /// Whether a test gated on `name` runs: when the capability is there, or when it is required.
+    static func gate(_ name: String, available: Bool) -> Bool { available || names.contains(name) }
+}
+
+/// Root-only tests run as root, or everywhere when root is required (and then fail loudly).
+let rootTestsRun = Required.gate("root", available: isRoot)
+
+/// Each capability named in `OCI_UNPACK_REQUIRE` is present (nothing runs when none is named).
+@Suite struct RequirementTests {
+    @Test func requiredCapabilitiesArePresent() throws {
+        for name in Required.names.sorted() {
+            switch name {
+            case "root":
+                #expect(isRoot, "root is required: run as root")
+            case "acl":
+                #expect(FreshMetadataTests.aclsWork, "POSIX ACLs (and python3 to set them) are required")
+            case "openat2":
+                // The in-root resolver in use must be the kernel's: a fallback to the userspace
+                // walk (ENOSYS, or EPERM from a seccomp filter) would test that walk twice.
+                let tmp = try TemporaryDirectory()
+                let root = try RootDirectory(path: tmp.path)
+                #expect(root.useOpenat2, "openat2 is required, but the userspace resolver is in use")
+            case "userns":
+                #expect(UserNamespaceTests.unshareWorks, "unprivileged user namespaces (unshare -r) are required")
+            default:
+                Issue.record("OCI_UNPACK_REQUIRE names an unknown capability \"\(name)\"")
+            }
+        }
+    }
+
+    @Test func forcingTheUserspaceResolverIsHonoured() throws {
+        let tmp = try TemporaryDirectory()
+        #expect(try RootDirectory(path: tmp.path, forceUserspaceResolver: true).useOpenat2 == false)
+    }
+}

@@ -11,7 +11,9 @@ import UnpackTestSupport
         (try? Command.run("unshare", ["-r", "true"]).status) == 0
     }()
 
-    @Test(.enabled(if: unshareWorks, "needs unprivileged user namespaces (unshare -r)"))
+    @Test(
+        .enabled(
+            if: Required.gate("userns", available: unshareWorks), "needs unprivileged user namespaces (unshare -r)"))
     func unmappedOwnersAndDevicesAreWarnings() throws {
         let f = try UnpackFixture()
         var t = TarBuilder()

@@ -407,9 +407,9 @@ import UnpackTestSupport
         #expect(r.layers[0].compression == .gzip)
     }
 
-    @Test func selfReferencingIndexIsRejected() throws {
-        // An index cannot contain its own digest, but two indexes can point at each other only if
-        // hashes collide; nesting depth is the bound that matters. Build a chain deeper than allowed.
+    /// A cycle of indexes cannot be built (an index would have to contain its own digest, or two
+    /// would need colliding hashes): the bound that matters is the nesting depth.
+    @Test func indexesNestedTooDeeplyAreRejected() throws {
         var current = try image(name: "deep")
         for _ in 0..<10 { current = try b.index([current]) }
         b.tag(current, "latest")
