@@ -186,7 +186,11 @@ import Testing
     @Test(.timeLimit(.minutes(1)))
     func droppingAPrefetchStreamEarlyStopsItsThreads() throws {
         let names = (reader: "pf-rd-\(getpid() % 1000)", hasher: "pf-hs-\(getpid() % 1000)")
-        var streams: [PrefetchStream] = []
+        final class Streams: @unchecked Sendable {
+            // Touched by the test's thread, then only by the dropping thread.
+            var all: [PrefetchStream] = []
+        }
+        let box = Streams()
         for _ in 0..<20 {
             let stream = try PrefetchStream(
                 upstream: MemoryStream(Self.sample), bufferSize: 1024, depth: 2, verifying: Digest.of(Self.sample),
@@ -194,13 +198,15 @@ import Testing
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 10, alignment: 1)
             _ = try stream.read(into: scratch)
             scratch.deallocate()
-            streams.append(stream)
+            box.all.append(stream)
         }
         #expect(Self.threads(named: names.reader) == 20, "each stream runs its reader")
         #expect(Self.threads(named: names.hasher) == 20, "and its hasher")
-        streams.removeAll()
+        // Dropped on a thread of its own: a deinit that cannot stop its threads blocks forever,
+        // and this test must then fail, not hang.
+        try startThread(name: "pf-dropper") { box.all.removeAll() }
         var left = (Self.threads(named: names.reader), Self.threads(named: names.hasher))
-        for _ in 0..<500 where left != (0, 0) {
+        for _ in 0..<300 where left != (0, 0) {
             usleep(10_000)
             left = (Self.threads(named: names.reader), Self.threads(named: names.hasher))
         }
