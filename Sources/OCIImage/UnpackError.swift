@@ -5,6 +5,11 @@
 /// naming the thing at fault, and the ``context`` facts (digest, media type, layer index, path).
 public struct UnpackError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is. Each code has its own documented exit code.
+    ///
+    /// Exit codes never give a sysexits.h number another meaning (supervisors act on them: 75,
+    /// EX_TEMPFAIL, invites a retry): the four that match a sysexits.h meaning use its number
+    /// (64 EX_USAGE, 66 EX_NOINPUT, 74 EX_IOERR, 77 EX_NOPERM), the others are 80-88, 1 is a bug
+    /// and 130 a signal.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// A short stable name, used in `--json` output and logs.
         public let name: String
@@ -25,28 +30,28 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         /// The image layout, a tag, or a blob does not exist.
         public static let notFound = Code(name: "notFound", exitCode: 66)
         /// No manifest in the image is for the requested platform.
-        public static let platformNotFound = Code(name: "platformNotFound", exitCode: 67)
+        public static let platformNotFound = Code(name: "platformNotFound", exitCode: 80)
         /// No candidate manifest (or a required layer) uses media types oci-unpack can process.
-        public static let unsupportedMediaType = Code(name: "unsupportedMediaType", exitCode: 68)
+        public static let unsupportedMediaType = Code(name: "unsupportedMediaType", exitCode: 81)
         /// A blob's content does not hash to its digest, or a layer's tar stream to its diff_id.
-        public static let digestMismatch = Code(name: "digestMismatch", exitCode: 69)
+        public static let digestMismatch = Code(name: "digestMismatch", exitCode: 82)
         /// A blob's length differs from its descriptor's size.
-        public static let sizeMismatch = Code(name: "sizeMismatch", exitCode: 70)
+        public static let sizeMismatch = Code(name: "sizeMismatch", exitCode: 83)
         /// The image's JSON documents are malformed or inconsistent with each other.
-        public static let invalidImage = Code(name: "invalidImage", exitCode: 71)
+        public static let invalidImage = Code(name: "invalidImage", exitCode: 84)
         /// A layer's compressed or tar stream is corrupt or truncated.
-        public static let corruptLayer = Code(name: "corruptLayer", exitCode: 72)
+        public static let corruptLayer = Code(name: "corruptLayer", exitCode: 85)
         /// A layer entry tried to leave the root filesystem.
-        public static let unsafePath = Code(name: "unsafePath", exitCode: 73)
+        public static let unsafePath = Code(name: "unsafePath", exitCode: 86)
         /// The target bundle exists and is not empty (and `--force` was not given).
-        public static let bundleExists = Code(name: "bundleExists", exitCode: 74)
+        public static let bundleExists = Code(name: "bundleExists", exitCode: 87)
         /// The operating system refused an operation for lack of privilege.
         public static let permissionDenied = Code(name: "permissionDenied", exitCode: 77)
         /// A configured resource limit was exceeded.
-        public static let limitExceeded = Code(name: "limitExceeded", exitCode: 75)
+        public static let limitExceeded = Code(name: "limitExceeded", exitCode: 88)
         /// A system call failed for another reason (disk full, I/O error).
-        public static let io = Code(name: "io", exitCode: 76)
-        /// The run was interrupted by SIGINT or SIGTERM.
+        public static let io = Code(name: "io", exitCode: 74)
+        /// The run was stopped by a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, …).
         public static let interrupted = Code(name: "interrupted", exitCode: 130)
 
         /// Every code, in the order the README documents them.

@@ -44,6 +44,31 @@ struct OCIUnpackCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [Unpack.self, Inspect.self]
     )
+
+    /// Parses and runs like ArgumentParser's own `main`, but every bad argument of every command
+    /// (an unknown option, a failed validation, a malformed platform) ends the same way: one
+    /// `oci-unpack: error:` line and the invalid-argument exit code. Help and version print as
+    /// usual.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let code as ExitCode {
+            // A command's own failure, already reported by CLIFailure.
+            Glibc.exit(code.rawValue)
+        } catch let error as UnpackError {
+            Glibc.exit(CLIFailure(error: error, json: false).report().rawValue)
+        } catch {
+            let status = exitCode(for: error)
+            if status == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            let message = DisplayText.escaping(self.message(for: error))
+            writeStandardError("oci-unpack: error: \(message)\n")
+            Glibc.exit(UnpackError.Code.invalidArgument.exitCode)
+        }
+    }
 }
 
 struct Inspect: ParsableCommand {
@@ -159,7 +184,12 @@ struct Unpack: ParsableCommand {
             options.progress = { progress.update($0) }
         }
         let templatePath = template
-        let request = try resolution.request()
+        let request: ResolutionRequest
+        do {
+            request = try resolution.request()
+        } catch {
+            throw CLIFailure(error: error, json: false).report()
+        }
         let outcome = Result { () throws(UnpackError) -> UnpackResult in
             if let templatePath { options.template = try RuntimeConfig.template(at: templatePath) }
             return try unpacker.unpack(image, into: bundle, request: request, options: options)

@@ -64,9 +64,15 @@ import UnpackTestSupport
     }
 
     @Test(arguments: [
-        (["--platform", "linux/s390x"], Int32(67), "available platforms: linux/amd64, linux/arm64"),
-        (["--platform", "linux//"], Int32(64), "invalid platform"),
-        (["--prefer-compression", "zstd,brotli"], Int32(64), "unknown compression \"brotli\""),
+        (
+            ["--platform", "linux/s390x"], UnpackError.Code.platformNotFound.exitCode,
+            "available platforms: linux/amd64, linux/arm64"
+        ),
+        (["--platform", "linux//"], UnpackError.Code.invalidArgument.exitCode, "invalid platform"),
+        (
+            ["--prefer-compression", "zstd,brotli"], UnpackError.Code.invalidArgument.exitCode,
+            "unknown compression \"brotli\""
+        ),
     ])
     func errorsHaveDocumentedExitCodes(extra: [String], status: Int32, message: String) throws {
         let r = try Command.run(Command.ociUnpack, ["inspect", b.path + ":v1"] + extra)
