@@ -41,10 +41,10 @@ public enum FuzzDocuments {
     public static func run(_ data: UnsafeBufferPointer<UInt8>) {
         let bytes = Array(data)
         for type in [MediaType.ociIndex, .dockerManifestList] {
-            _ = try? OCILayout.decodeDocument(Index.self, from: bytes, expected: type, where: "fuzz")
+            _ = try? ImageDocuments.decode(Index.self, from: bytes, expected: type, where: "fuzz")
         }
         for type in [MediaType.ociManifest, .dockerManifest] {
-            _ = try? OCILayout.decodeDocument(Manifest.self, from: bytes, expected: type, where: "fuzz")
+            _ = try? ImageDocuments.decode(Manifest.self, from: bytes, expected: type, where: "fuzz")
         }
         if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)) {
             _ = config.platform.normalized

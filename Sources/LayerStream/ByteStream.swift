@@ -1,13 +1,5 @@
 import OCIImage
 
-/// A pull stream of bytes: each stage of the layer pipeline reads from the stage before it.
-///
-/// `read` fills at most `buffer.count` bytes and returns how many; 0 means the end of the stream,
-/// reached only after the stage has verified what it must verify (size, digest, trailer).
-public protocol ByteStream: AnyObject {
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int
-}
-
 /// A stream that can lend its own buffers instead of copying into the caller's.
 public protocol LendingByteStream: ByteStream {
     /// The next bytes of the stream in place (empty at the end), valid until the next call to

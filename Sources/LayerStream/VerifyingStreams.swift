@@ -1,11 +1,11 @@
 import OCIImage
 import Synchronization
 
-/// The first stage of a layer: the blob file, checked against its descriptor. Its length must be
-/// exactly `size` and its content must hash to `digest`; both are checked as the bytes stream past,
-/// and the end of the stream is reported only once they hold.
+/// The first stage of a layer: the blob's bytes from its source, checked against its descriptor.
+/// Its length must be exactly `size` and its content must hash to `digest`; both are checked as the
+/// bytes stream past, and the end of the stream is reported only once they hold.
 public final class BlobStream: ByteStream {
-    private let fd: OwnedFD
+    private let upstream: any ByteStream
     private let descriptor: Descriptor
     private var digester: Digester
     private var count: Int64 = 0
@@ -15,10 +15,15 @@ public final class BlobStream: ByteStream {
     /// Bytes read so far; safe to read from any thread (progress reporting).
     public var bytesRead: Int64 { published.load(ordering: .relaxed) }
 
-    public init(fd: OwnedFD, descriptor: Descriptor) {
-        self.fd = fd
+    public init(upstream: any ByteStream, descriptor: Descriptor) {
+        self.upstream = upstream
         self.descriptor = descriptor
         digester = Digester(descriptor.digest.algorithm)
+    }
+
+    /// A blob read from a file.
+    public convenience init(fd: OwnedFD, descriptor: Descriptor) {
+        self.init(upstream: FileStream(fd), descriptor: descriptor)
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
@@ -27,11 +32,9 @@ public final class BlobStream: ByteStream {
         let want = Int(min(Int64(buffer.count), max(remaining, 1)))
         let n: Int
         do {
-            n = try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            n = try upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
         } catch {
-            throw error.unpackError(
-                "reading blob \(descriptor.digest) failed",
-                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
         }
         count += Int64(n)
         published.store(count, ordering: .relaxed)

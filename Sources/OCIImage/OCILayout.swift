@@ -22,8 +22,9 @@ public struct DocumentLimits: Sendable, Equatable {
 ///
 /// Every blob read checks the descriptor's size before reading and the digest after, and every
 /// document's `mediaType` must agree with the descriptor that led to it.
-public struct OCILayout: Sendable {
+public struct OCILayout: ImageSource {
     public let path: String
+    public var name: String { path }
     /// The layout's directory (O_PATH). Everything the layout names is opened beneath it, one
     /// component at a time without following symlinks: a layout cannot make oci-unpack read a
     /// file outside it (`blobs/sha256/HEX -> /etc/shadow`, or `blobs/sha256 -> /etc`).
@@ -56,12 +57,12 @@ public struct OCILayout: Sendable {
             in: directory, ["oci-layout"], display: markerPath, limit: 64 << 10, what: "oci-layout file")
         struct Marker: Decodable { let imageLayoutVersion: String }
         let version: String
-        try Self.requireStrictJSON(marker, place: markerPath)
+        try ImageDocuments.requireStrictJSON(marker, place: markerPath)
         do {
             version = try JSONDecoder().decode(Marker.self, from: Data(marker)).imageLayoutVersion
         } catch {
             throw UnpackError(
-                .invalidImage, "\(markerPath) is not a valid oci-layout file: \(Self.describe(error))",
+                .invalidImage, "\(markerPath) is not a valid oci-layout file: \(ImageDocuments.describe(error))",
                 context: .init(path: markerPath))
         }
         guard version.hasPrefix("1.") else {
@@ -74,7 +75,7 @@ public struct OCILayout: Sendable {
         let indexBytes = try Self.readSmallFile(
             in: directory, ["index.json"], display: indexPath, limit: limits.maxManifestBytes, what: "index.json")
         do throws(UnpackError) {
-            index = try Self.decodeDocument(Index.self, from: indexBytes, expected: .ociIndex, where: indexPath)
+            index = try ImageDocuments.decode(Index.self, from: indexBytes, expected: .ociIndex, where: indexPath)
         } catch {
             throw error.adding(path: indexPath)
         }
@@ -143,11 +144,17 @@ public struct OCILayout: Sendable {
         return .failure(.notRegular)
     }
 
+    /// The blob's bytes, its length already checked against the descriptor's size (the pipeline
+    /// checks size and digest again while reading).
+    public func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
+        FileStream(try openBlobFile(descriptor))
+    }
+
     /// Opens a blob and checks that its length is the descriptor's size.
     ///
     /// Messages never state the length or hash of bytes that did not verify: a layout could
     /// otherwise make oci-unpack an oracle on files it can reach.
-    public func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> OwnedFD {
+    func openBlobFile(_ descriptor: Descriptor) throws(UnpackError) -> OwnedFD {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
         let fd: OwnedFD
         switch Self.openBeneath(directory, Self.blobComponents(descriptor.digest)) {
@@ -186,7 +193,7 @@ public struct OCILayout: Sendable {
                 "blob \(descriptor.digest) (\(descriptor.mediaType)) is \(descriptor.size) bytes, over the \(limit)-byte limit for such documents",
                 context: context)
         }
-        let fd = try openBlob(descriptor)
+        let fd = try openBlobFile(descriptor)
         let read = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: Int(descriptor.size)) }) {
             $0.unpackError("blob \(descriptor.digest) cannot be read", context: context)
         }
@@ -204,70 +211,6 @@ public struct OCILayout: Sendable {
                 context: context)
         }
         return bytes
-    }
-
-    /// Reads and decodes a manifest, checking its `mediaType` against the descriptor.
-    public func manifest(_ descriptor: Descriptor) throws(UnpackError) -> Manifest {
-        guard descriptor.mediaType.kind == .manifest else {
-            throw UnpackError(
-                .unsupportedMediaType,
-                "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image manifest",
-                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
-        }
-        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
-        do throws(UnpackError) {
-            let manifest = try Self.decodeDocument(
-                Manifest.self, from: bytes, expected: descriptor.mediaType,
-                where: "manifest \(descriptor.digest)")
-            guard manifest.config.mediaType.kind == .config else {
-                throw UnpackError(
-                    .unsupportedMediaType,
-                    "manifest \(descriptor.digest) has config media type \(manifest.config.mediaType), which is not an image configuration (an artifact, not an image)",
-                    context: .init(mediaType: manifest.config.mediaType))
-            }
-            return manifest
-        } catch {
-            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        }
-    }
-
-    /// Reads and decodes an index (or Docker manifest list), checking its `mediaType`.
-    public func index(_ descriptor: Descriptor) throws(UnpackError) -> Index {
-        guard descriptor.mediaType.kind == .index else {
-            throw UnpackError(
-                .unsupportedMediaType,
-                "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image index",
-                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
-        }
-        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
-        do throws(UnpackError) {
-            return try Self.decodeDocument(
-                Index.self, from: bytes, expected: descriptor.mediaType,
-                where: "index \(descriptor.digest)")
-        } catch {
-            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        }
-    }
-
-    /// Reads and decodes an image configuration.
-    public func config(_ descriptor: Descriptor) throws(UnpackError) -> ImageConfig {
-        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        guard descriptor.mediaType.kind == .config else {
-            throw UnpackError(
-                .unsupportedMediaType,
-                "config \(descriptor.digest) has media type \(descriptor.mediaType), not an image configuration",
-                context: context)
-        }
-        let bytes = try readBlob(descriptor, limit: limits.maxConfigBytes)
-        try Self.requireStrictJSON(bytes, place: "config \(descriptor.digest)")
-        do {
-            return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
-        } catch {
-            throw UnpackError(
-                .invalidImage,
-                "config \(descriptor.digest) is not a valid image configuration: \(Self.describe(error))",
-                context: context)
-        }
     }
 
     /// Reads a blob named only by its digest (a digest reference not listed in any index) and
@@ -288,18 +231,18 @@ public struct OCILayout: Sendable {
             size = Int64(st.st_size)
         case .failure:
             // openBlob names the problem (a symlink, not a regular file).
-            _ = try openBlob(Descriptor(mediaType: .ociManifest, digest: digest, size: 0))
+            _ = try openBlobFile(Descriptor(mediaType: .ociManifest, digest: digest, size: 0))
             throw UnpackError(.internal, "blob \(digest) could not be opened", context: .init(digest: digest))
         }
         let probeDescriptor = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
         let bytes = try readBlob(probeDescriptor, limit: limits.maxManifestBytes)
-        let probe: DocumentProbe
-        try Self.requireStrictJSON(bytes, place: "blob \(digest)")
+        let probe: ImageDocuments.DocumentProbe
+        try ImageDocuments.requireStrictJSON(bytes, place: "blob \(digest)")
         do {
-            probe = try JSONDecoder().decode(DocumentProbe.self, from: Data(bytes))
+            probe = try JSONDecoder().decode(ImageDocuments.DocumentProbe.self, from: Data(bytes))
         } catch {
             throw UnpackError(
-                .invalidImage, "blob \(digest) is not a manifest or index: \(Self.describe(error))",
+                .invalidImage, "blob \(digest) is not a manifest or index: \(ImageDocuments.describe(error))",
                 context: .init(digest: digest))
         }
         let mediaType: MediaType
@@ -319,111 +262,6 @@ public struct OCILayout: Sendable {
                 context: .init(digest: digest, mediaType: mediaType))
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: size)
-    }
-
-    // MARK: - Decoding
-
-    /// The keys that tell a manifest from an index, read before the full decode.
-    private struct DocumentProbe: Decodable {
-        let mediaType: MediaType?
-        let schemaVersion: Int?
-        let manifests: [AnyDecodable]?
-        let config: AnyDecodable?
-        let layers: [AnyDecodable]?
-    }
-
-    private struct AnyDecodable: Decodable {
-        init(from decoder: any Decoder) throws {}
-    }
-
-    /// Decodes a manifest or index and checks that it is what the descriptor said it is: the
-    /// embedded `mediaType` (when present) must equal the descriptor's, and an index must not carry
-    /// `config`/`layers` nor a manifest `manifests` (CVE-2021-41190).
-    public static func decodeDocument<T: Decodable>(
-        _ type: T.Type, from bytes: [UInt8], expected: MediaType, where place: String
-    ) throws(UnpackError) -> T {
-        let data = Data(bytes)
-        let probe: DocumentProbe
-        try checkSizes(in: requireStrictJSON(bytes, place: place), place: place, at: "")
-        do {
-            probe = try JSONDecoder().decode(DocumentProbe.self, from: data)
-        } catch {
-            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
-        }
-        if let declared = probe.mediaType, declared != expected {
-            throw UnpackError(
-                .invalidImage,
-                "\(place) declares media type \(declared) but was referenced as \(expected)",
-                context: .init(mediaType: declared))
-        }
-        guard probe.schemaVersion == 2 else {
-            throw UnpackError(
-                .invalidImage,
-                "\(place) has schemaVersion \(probe.schemaVersion.map(String.init) ?? "missing"), expected 2")
-        }
-        switch expected.kind {
-        case .index:
-            guard probe.config == nil, probe.layers == nil else {
-                throw UnpackError(
-                    .invalidImage,
-                    "\(place) was referenced as an index but contains config/layers (a manifest posing as an index)")
-            }
-        case .manifest:
-            guard probe.manifests == nil else {
-                throw UnpackError(
-                    .invalidImage,
-                    "\(place) was referenced as a manifest but contains manifests (an index posing as a manifest)")
-            }
-        default:
-            break
-        }
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
-        } catch {
-            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
-        }
-    }
-
-    /// Refuses a document that is not strict JSON (RFC 8259): above all one with a repeated key,
-    /// which Go's encoding/json (docker, containerd, skopeo, scanners, policy engines) reads as its
-    /// last value and Foundation's decoder as its first, so the same config would run as one user
-    /// here and be vetted as another there. The typed decode that follows sees only strict JSON.
-    @discardableResult
-    static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) -> JSONValue {
-        do throws(JSONValue.SyntaxError) {
-            return try JSONValue(parsing: bytes)
-        } catch {
-            throw UnpackError(.invalidImage, "\(place) is not strict JSON (RFC 8259, no repeated keys): \(error)")
-        }
-    }
-
-    /// Every descriptor `size` must be an integer below 2^63: Foundation's decoder says
-    /// only "not valid JSON" for one that does not fit, so it is named here, with its place.
-    static func checkSizes(in value: JSONValue, place: String, at path: String) throws(UnpackError) {
-        switch value {
-        case .object(let members):
-            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
-                let here = "\(path).\(key)"
-                if key == "size" {
-                    switch member {
-                    case .int: break  // a negative one is refused, as such, by the descriptor
-                    case .double:
-                        throw UnpackError(
-                            .invalidImage,
-                            "\(place) has \(here.dropFirst()) out of range (a size is an integer from 0 to 2^63 - 1)")
-                    default:
-                        throw UnpackError(.invalidImage, "\(place) has \(here.dropFirst()) that is not a number")
-                    }
-                }
-                try checkSizes(in: member, place: place, at: here)
-            }
-        case .array(let elements):
-            for (index, element) in elements.enumerated() {
-                try checkSizes(in: element, place: place, at: "\(path)[\(index)]")
-            }
-        default:
-            break
-        }
     }
 
     private static func readSmallFile(
@@ -452,23 +290,5 @@ public struct OCILayout: Sendable {
             throw UnpackError(.limitExceeded, "\(path) is larger than \(limit) bytes", context: context)
         }
         return bytes
-    }
-
-    /// A decoding error as one line: what was wrong and where in the document.
-    static func describe(_ error: any Error) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "" : " at \(keys)"
-        }
-        switch error {
-        case DecodingError.keyNotFound(let key, let context):
-            return "missing field \"\(key.stringValue)\"\(path(context))"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            return "wrong type\(path(context)): \(context.debugDescription)"
-        case DecodingError.dataCorrupted(let context):
-            return "\(context.debugDescription)\(path(context))"
-        default:
-            return "\(error)"
-        }
     }
 }

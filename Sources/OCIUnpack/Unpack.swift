@@ -96,13 +96,13 @@ extension Unpacker {
             let checkpoint: () throws(UnpackError) -> Void =
                 options.honourInterrupts ? { () throws(UnpackError) in try Interrupts.check() } : {}
             let applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
-            let layout = image.layout
+            let source = image.source
             var entries: [Int] = []
             var uncompressed: Int64 = 0
             for layer in image.layers {
                 do throws(UnpackError) {
                     let (count, bytes) = try apply(
-                        layer, of: image, from: layout, with: applier, options: options, uncompressedSoFar: uncompressed
+                        layer, of: image, from: source, with: applier, options: options, uncompressedSoFar: uncompressed
                     )
                     entries.append(count)
                     uncompressed += bytes
@@ -145,7 +145,7 @@ extension Unpacker {
 
     /// One layer: blob → size/digest check → decompressor → diff_id check → tar reader → applier.
     private func apply(
-        _ layer: ResolvedImage.Layer, of image: ResolvedImage, from layout: OCILayout, with applier: Applier,
+        _ layer: ResolvedImage.Layer, of image: ResolvedImage, from source: any ImageSource, with applier: Applier,
         options: UnpackOptions, uncompressedSoFar: Int64
     ) throws(UnpackError) -> (entries: Int, uncompressedBytes: Int64) {
         let descriptor = layer.descriptor
@@ -154,7 +154,7 @@ extension Unpacker {
             metadata: [
                 "index": "\(layer.index)", "digest": "\(descriptor.digest)", "compression": "\(layer.compression)",
             ])
-        let blob = BlobStream(fd: try layout.openBlob(descriptor), descriptor: descriptor)
+        let blob = BlobStream(upstream: try source.openBlob(descriptor), descriptor: descriptor)
         let decompressed = try LayerDecoder.decompressing(
             blob, compression: layer.compression, mediaType: descriptor.mediaType, gzip: options.gzip)
         // An uncompressed layer's diff_id is its blob's digest: the bytes are hashed once, by

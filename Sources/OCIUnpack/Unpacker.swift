@@ -23,7 +23,7 @@ public struct Unpacker: Sendable {
 
     public func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
         let layout = try OCILayout(path: reference.layoutPath, limits: documentLimits)
-        let resolved = try Resolver(layout: layout).resolve(reference, request: request)
+        let resolved = try Resolver(source: layout).resolve(reference, request: request)
         logger.debug(
             "resolved image",
             metadata: [

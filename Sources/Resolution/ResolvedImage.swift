@@ -72,9 +72,10 @@ public struct ResolvedImage: Sendable, Encodable {
     }
 
     public let reference: String
-    /// The layout the image was resolved in (its blobs are read from there).
-    public let layout: OCILayout
-    public var layoutPath: String { layout.path }
+    /// The source the image was resolved in (its blobs are read from there).
+    public let source: any ImageSource
+    /// The source's name (a layout's path), as `inspect --json` reports it under `layout`.
+    public var layoutPath: String { source.name }
     public let request: ResolutionRequest
     public let steps: [Step]
     public let candidates: [Candidate]

@@ -43,15 +43,15 @@ public struct ResolutionRequest: Sendable, Equatable {
 /// Walks from a reference through indexes to one manifest, recording every candidate and why it was
 /// chosen or refused.
 public struct Resolver: Sendable {
-    public let layout: OCILayout
+    public let source: any ImageSource
 
-    public init(layout: OCILayout) {
-        self.layout = layout
+    public init(source: any ImageSource) {
+        self.source = source
     }
 
-    /// Resolves `reference` (whose layout must be this resolver's) for `request`.
+    /// Resolves `reference` (whose images must be this resolver's source's) for `request`.
     public func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
-        var walk = Walk(layout: layout)
+        var walk = Walk(source: source)
         let roots = try selectRoots(reference, walk: &walk)
         for root in roots {
             try walk.expand(root.descriptor, via: [], selectedBy: root.how, depth: 0)
@@ -83,7 +83,7 @@ public struct Resolver: Sendable {
                 diffID: config.rootfs.diffIDs[i])
         }
         return ResolvedImage(
-            reference: reference.description, layout: layout, request: request, steps: walk.steps,
+            reference: reference.description, source: source, request: request, steps: walk.steps,
             candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
             config: config, layers: layers)
     }
@@ -96,7 +96,7 @@ public struct Resolver: Sendable {
     }
 
     private func selectRoots(_ reference: ImageReference, walk: inout Walk) throws(UnpackError) -> [Root] {
-        let entries = layout.index.manifests
+        let entries = source.index.manifests
         switch reference.selector {
         case .only:
             if entries.count == 1, let only = entries.first {
@@ -104,16 +104,16 @@ public struct Resolver: Sendable {
             }
             if entries.isEmpty {
                 throw UnpackError(
-                    .notFound, "the image layout \(layout.path) has no images (index.json lists no manifests)")
+                    .notFound, "the image layout \(source.name) has no images (index.json lists no manifests)")
             }
             throw UnpackError(
                 .invalidArgument,
-                "the image layout \(layout.path) holds \(entries.count) entries; name one: \(availableEntries())")
+                "the image layout \(source.name) holds \(entries.count) entries; name one: \(availableEntries())")
         case .tag(let tag):
             let tagged = entries.filter { $0.refName == tag }
             guard !tagged.isEmpty else {
                 throw UnpackError(
-                    .notFound, "tag \"\(tag.truncatedForMessage)\" not found in \(layout.path); \(availableEntries())")
+                    .notFound, "tag \"\(tag.truncatedForMessage)\" not found in \(source.name); \(availableEntries())")
             }
             return tagged.map { Root(descriptor: $0, how: "tag \"\(tag)\" in index.json") }
         case .digest(let digest):
@@ -123,18 +123,18 @@ public struct Resolver: Sendable {
             if let nested = try walk.findNested(digest, in: entries) {
                 return [Root(descriptor: nested, how: "digest \(digest) inside a nested index")]
             }
-            let sniffed = try layout.sniffDescriptor(for: digest)
+            let sniffed = try source.sniffDescriptor(for: digest)
             return [Root(descriptor: sniffed, how: "digest \(digest) (blob not listed in any index)")]
         }
     }
 
     /// "available tags: a, b" or, without tags, the digests to select by.
     private func availableEntries() -> String {
-        let tags = layout.index.manifests.compactMap(\.refName)
+        let tags = source.index.manifests.compactMap(\.refName)
         if !tags.isEmpty {
             return "available tags: " + Array(Set(tags)).sorted().joined(separator: ", ")
         }
-        let digests = layout.index.manifests.map { entry in
+        let digests = source.index.manifests.map { entry in
             entry.platform.map { "@\(entry.digest) (\($0))" } ?? "@\(entry.digest)"
         }
         return "no entry has a tag; select one by digest: " + digests.joined(separator: ", ")
@@ -184,7 +184,7 @@ public struct Resolver: Sendable {
                 code: .invalidImage)
             return
         }
-        if let missing = manifest.layers.enumerated().first(where: { !layout.hasBlob($0.element.digest) }) {
+        if let missing = manifest.layers.enumerated().first(where: { !source.hasBlob($0.element.digest) }) {
             candidate.decision = .refused(
                 reason: "layer \(missing.offset) blob \(missing.element.digest) is missing from the layout",
                 code: .notFound)
@@ -203,14 +203,14 @@ public struct Resolver: Sendable {
             if let cached = cache.manifests[candidate.descriptor] {
                 manifest = cached
             } else {
-                manifest = try layout.manifest(candidate.descriptor)
+                manifest = try source.manifest(candidate.descriptor)
                 cache.manifests[candidate.descriptor] = manifest
             }
             candidate.manifest = manifest
             if let cached = cache.configs[manifest.config] {
                 candidate.config = cached
             } else {
-                let config = try layout.config(manifest.config)
+                let config = try source.config(manifest.config)
                 cache.configs[manifest.config] = config
                 candidate.config = config
             }

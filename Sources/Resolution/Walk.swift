@@ -45,12 +45,12 @@ struct Walk {
     /// index can ask for.
     static let maxCandidates = 4096
 
-    let layout: OCILayout
+    let source: any ImageSource
     var candidates: [Candidate] = []
     var steps: [ResolvedImage.Step] = []
 
-    init(layout: OCILayout) {
-        self.layout = layout
+    init(source: any ImageSource) {
+        self.source = source
     }
 
     mutating func expand(_ descriptor: Descriptor, via path: [Digest], selectedBy how: String?, depth: Int)
@@ -69,10 +69,10 @@ struct Walk {
             candidates.append(Candidate(descriptor: descriptor, indexPath: path, position: candidates.count))
             return
         }
-        guard depth < layout.limits.maxIndexDepth else {
+        guard depth < source.limits.maxIndexDepth else {
             throw UnpackError(
                 .limitExceeded,
-                "indexes nest deeper than \(layout.limits.maxIndexDepth) levels at \(descriptor.digest)",
+                "indexes nest deeper than \(source.limits.maxIndexDepth) levels at \(descriptor.digest)",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
         // A cycle is an index on its own path; the same index reached twice by different paths is
@@ -82,7 +82,7 @@ struct Walk {
                 .invalidImage, "index \(descriptor.digest) refers to itself (a cycle of indexes)",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
-        let index = try layout.index(descriptor)
+        let index = try source.index(descriptor)
         steps.append(
             .init(
                 digest: descriptor.digest, mediaType: descriptor.mediaType,
@@ -96,15 +96,15 @@ struct Walk {
     /// Finds a manifest or index with `digest` anywhere below `entries` (a digest reference to one
     /// platform's manifest inside a multi-platform index).
     mutating func findNested(_ digest: Digest, in entries: [Descriptor]) throws(UnpackError) -> Descriptor? {
-        var queue = entries.filter { $0.mediaType.kind == .index && layout.hasBlob($0.digest) }
+        var queue = entries.filter { $0.mediaType.kind == .index && source.hasBlob($0.digest) }
         var seen: Set<Digest> = []
         var depth = 0
-        while !queue.isEmpty, depth < layout.limits.maxIndexDepth {
+        while !queue.isEmpty, depth < source.limits.maxIndexDepth {
             var next: [Descriptor] = []
             for descriptor in queue where seen.insert(descriptor.digest).inserted {
-                let index = try layout.index(descriptor)
+                let index = try source.index(descriptor)
                 if let hit = index.manifests.first(where: { $0.digest == digest }) { return hit }
-                next += index.manifests.filter { $0.mediaType.kind == .index && layout.hasBlob($0.digest) }
+                next += index.manifests.filter { $0.mediaType.kind == .index && source.hasBlob($0.digest) }
             }
             queue = next
             depth += 1

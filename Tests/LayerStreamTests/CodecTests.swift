@@ -200,8 +200,13 @@ import Testing
             scratch.deallocate()
             box.all.append(stream)
         }
-        #expect(Self.threads(named: names.reader) == 20, "each stream runs its reader")
-        #expect(Self.threads(named: names.hasher) == 20, "and its hasher")
+        // A thread names itself once it runs: wait for all forty.
+        var started = (0, 0)
+        for _ in 0..<500 where started != (20, 20) {
+            started = (Self.threads(named: names.reader), Self.threads(named: names.hasher))
+            if started != (20, 20) { usleep(10_000) }
+        }
+        #expect(started == (20, 20), "each stream runs its reader and its hasher: \(started)")
         // Dropped on a thread of its own: a deinit that cannot stop its threads blocks forever,
         // and this test must then fail, not hang.
         try startThread(name: "pf-dropper") { box.all.removeAll() }

@@ -47,7 +47,7 @@ import UnpackTestSupport
             : ref.isEmpty
                 ? ImageReference(layoutPath: b.path, selector: .only)
                 : ImageReference(layoutPath: b.path, selector: .tag(ref))
-        return try Resolver(layout: layout).resolve(
+        return try Resolver(source: layout).resolve(
             reference, request: ResolutionRequest(platform: platform, compressionPreference: preference))
     }
 
@@ -440,5 +440,79 @@ import UnpackTestSupport
         let candidates = try #require(object["candidates"] as? [[String: Any]])
         #expect(candidates.map { $0["status"] as? String } == ["passed-over", "chosen"])
         #expect(object["compressionPreference"] as? [String] == ["zstd", "gzip", "none"])
+    }
+}
+
+/// The source seam: resolution reads through `ImageSource` only, so any store of blobs can feed
+/// it. A source that keeps its blobs in memory resolves like the layout it was copied from.
+@Suite struct ImageSourceTests {
+    final class MemorySource: ImageSource, @unchecked Sendable {
+        // Immutable after init.
+        let name = "memory"
+        let index: Index
+        let limits = DocumentLimits()
+        let blobs: [Digest: [UInt8]]
+
+        init(copying layout: OCILayout, path: String) throws {
+            index = layout.index
+            var blobs: [Digest: [UInt8]] = [:]
+            for file in try FileManager.default.contentsOfDirectory(atPath: path + "/blobs/sha256") {
+                let digest = try Digest(parsing: "sha256:" + file)
+                blobs[digest] = Array(try Data(contentsOf: URL(fileURLWithPath: path + "/blobs/sha256/" + file)))
+            }
+            self.blobs = blobs
+        }
+
+        func hasBlob(_ digest: Digest) -> Bool { blobs[digest] != nil }
+
+        func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+            guard let bytes = blobs[descriptor.digest] else { throw UnpackError(.notFound, "no \(descriptor.digest)") }
+            guard Digest.of(bytes) == descriptor.digest, Int64(bytes.count) == descriptor.size else {
+                throw UnpackError(.digestMismatch, "corrupt \(descriptor.digest)")
+            }
+            return bytes
+        }
+
+        func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
+            guard let bytes = blobs[descriptor.digest] else { throw UnpackError(.notFound, "no \(descriptor.digest)") }
+            return BytesStream(bytes)
+        }
+
+        func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
+            throw UnpackError(.notFound, "no sniffing in memory")
+        }
+    }
+
+    final class BytesStream: ByteStream {
+        var rest: ArraySlice<UInt8>
+        init(_ bytes: [UInt8]) { rest = bytes[...] }
+        func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+            let n = min(buffer.count, rest.count)
+            buffer.copyBytes(from: rest.prefix(n))
+            rest = rest.dropFirst(n)
+            return n
+        }
+    }
+
+    @Test func aSourceOtherThanALayoutResolvesTheSameImage() throws {
+        let tmp = try TemporaryDirectory()
+        let b = try LayoutBuilder(path: tmp.path + "/img")
+        var t = TarBuilder()
+        t.file("a", "a")
+        let gzip = try b.image(layers: [b.layer(t.bytes(), compression: .gzip)])
+        let zstd = try b.image(
+            layers: [b.layer(t.bytes(), compression: .zstd)], annotations: [AnnotationKey.zstdCompression: "true"])
+        b.tag(try b.index([gzip, zstd]), "v1")
+        try b.write()
+        let layout = try OCILayout(path: b.path)
+        let memory = try MemorySource(copying: layout, path: b.path)
+        let reference = ImageReference(layoutPath: b.path, selector: .tag("v1"))
+        let request = ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64"))
+        let fromLayout = try Resolver(source: layout).resolve(reference, request: request)
+        let fromMemory = try Resolver(source: memory).resolve(reference, request: request)
+        #expect(fromMemory.manifestDescriptor == fromLayout.manifestDescriptor)
+        #expect(fromMemory.manifestDescriptor.digest == zstd.digest)
+        #expect(fromMemory.layers.map(\.diffID) == fromLayout.layers.map(\.diffID))
+        #expect(fromMemory.layoutPath == "memory")
     }
 }

@@ -1,0 +1,244 @@
+import FoundationEssentials
+
+/// A pull stream of bytes: each stage of the layer pipeline reads from the stage before it.
+///
+/// `read` fills at most `buffer.count` bytes and returns how many; 0 means the end of the stream,
+/// reached only after the stage has verified what it must verify (size, digest, trailer).
+public protocol ByteStream: AnyObject {
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int
+}
+
+/// Where images are read from: the one seam between a store of blobs (an OCI layout today;
+/// archives and registries later) and everything above it. Resolution reads its documents and
+/// the pipeline its layer streams through it, by descriptor, so a new source touches neither.
+///
+/// A source returns bytes as it has them; what they must be is checked above it, by the same code
+/// for every source: documents against size, digest and media type (`readBlob` and the
+/// `manifest`/`index`/`config` readers), layer streams against size and digest while they stream.
+public protocol ImageSource: Sendable {
+    /// Where the images come from, for messages (a layout's path).
+    var name: String { get }
+    /// The source's own list of images (a layout's `index.json`), with their tags.
+    var index: Index { get }
+    /// Size caps for the documents read from it.
+    var limits: DocumentLimits { get }
+    /// Whether something is stored for `digest` (it may still be corrupt, or not a blob at all:
+    /// opening it says which).
+    func hasBlob(_ digest: Digest) -> Bool
+    /// A whole small blob (a manifest, an index, a config), of at most `limit` bytes, checked
+    /// against the descriptor's size and digest.
+    func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8]
+    /// A blob's bytes as a stream, for the layer pipeline, which checks its size and digest as
+    /// they pass.
+    func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream
+    /// The descriptor of a blob known only by its digest (a digest reference no index lists),
+    /// worked out from its content.
+    func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor
+}
+
+extension ImageSource {
+    /// Reads and decodes a manifest, checking its `mediaType` against the descriptor.
+    public func manifest(_ descriptor: Descriptor) throws(UnpackError) -> Manifest {
+        guard descriptor.mediaType.kind == .manifest else {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image manifest",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
+        do throws(UnpackError) {
+            let manifest = try ImageDocuments.decode(
+                Manifest.self, from: bytes, expected: descriptor.mediaType,
+                where: "manifest \(descriptor.digest)")
+            guard manifest.config.mediaType.kind == .config else {
+                throw UnpackError(
+                    .unsupportedMediaType,
+                    "manifest \(descriptor.digest) has config media type \(manifest.config.mediaType), which is not an image configuration (an artifact, not an image)",
+                    context: .init(mediaType: manifest.config.mediaType))
+            }
+            return manifest
+        } catch {
+            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        }
+    }
+
+    /// Reads and decodes an index (or Docker manifest list), checking its `mediaType`.
+    public func index(_ descriptor: Descriptor) throws(UnpackError) -> Index {
+        guard descriptor.mediaType.kind == .index else {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image index",
+                context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
+        }
+        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
+        do throws(UnpackError) {
+            return try ImageDocuments.decode(
+                Index.self, from: bytes, expected: descriptor.mediaType,
+                where: "index \(descriptor.digest)")
+        } catch {
+            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        }
+    }
+
+    /// Reads and decodes an image configuration.
+    public func config(_ descriptor: Descriptor) throws(UnpackError) -> ImageConfig {
+        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        guard descriptor.mediaType.kind == .config else {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "config \(descriptor.digest) has media type \(descriptor.mediaType), not an image configuration",
+                context: context)
+        }
+        let bytes = try readBlob(descriptor, limit: limits.maxConfigBytes)
+        try ImageDocuments.requireStrictJSON(bytes, place: "config \(descriptor.digest)")
+        do {
+            return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
+        } catch {
+            throw UnpackError(
+                .invalidImage,
+                "config \(descriptor.digest) is not a valid image configuration: \(ImageDocuments.describe(error))",
+                context: context)
+        }
+    }
+}
+
+/// Reading image documents: strict JSON first (one meaning for every reader), then the typed
+/// model, with each document's media type checked against the descriptor that led to it.
+public enum ImageDocuments {
+
+    /// The keys that tell a manifest from an index, read before the full decode.
+    struct DocumentProbe: Decodable {
+        let mediaType: MediaType?
+        let schemaVersion: Int?
+        let manifests: [AnyDecodable]?
+        let config: AnyDecodable?
+        let layers: [AnyDecodable]?
+    }
+
+    struct AnyDecodable: Decodable {
+        init(from decoder: any Decoder) throws {}
+    }
+
+    /// Decodes a manifest or index and checks that it is what the descriptor said it is: the
+    /// embedded `mediaType` (when present) must equal the descriptor's, and an index must not carry
+    /// `config`/`layers` nor a manifest `manifests` (CVE-2021-41190).
+    public static func decode<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], expected: MediaType, where place: String
+    ) throws(UnpackError) -> T {
+        let data = Data(bytes)
+        let probe: DocumentProbe
+        try checkSizes(in: requireStrictJSON(bytes, place: place), place: place, at: "")
+        do {
+            probe = try JSONDecoder().decode(DocumentProbe.self, from: data)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
+        }
+        if let declared = probe.mediaType, declared != expected {
+            throw UnpackError(
+                .invalidImage,
+                "\(place) declares media type \(declared) but was referenced as \(expected)",
+                context: .init(mediaType: declared))
+        }
+        guard probe.schemaVersion == 2 else {
+            throw UnpackError(
+                .invalidImage,
+                "\(place) has schemaVersion \(probe.schemaVersion.map(String.init) ?? "missing"), expected 2")
+        }
+        switch expected.kind {
+        case .index:
+            guard probe.config == nil, probe.layers == nil else {
+                throw UnpackError(
+                    .invalidImage,
+                    "\(place) was referenced as an index but contains config/layers (a manifest posing as an index)")
+            }
+        case .manifest:
+            guard probe.manifests == nil else {
+                throw UnpackError(
+                    .invalidImage,
+                    "\(place) was referenced as a manifest but contains manifests (an index posing as a manifest)")
+            }
+        default:
+            break
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
+        }
+    }
+
+    /// Refuses a document that is not strict JSON (RFC 8259): above all one with a repeated key,
+    /// which Go's encoding/json (docker, containerd, skopeo, scanners, policy engines) reads as its
+    /// last value and Foundation's decoder as its first, so the same config would run as one user
+    /// here and be vetted as another there. The typed decode that follows sees only strict JSON.
+    @discardableResult
+    static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) -> JSONValue {
+        do throws(JSONValue.SyntaxError) {
+            return try JSONValue(parsing: bytes)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is not strict JSON (RFC 8259, no repeated keys): \(error)")
+        }
+    }
+
+    /// Every descriptor `size` must be an integer below 2^63: Foundation's decoder says
+    /// only "not valid JSON" for one that does not fit, so it is named here, with its place.
+    static func checkSizes(in value: JSONValue, place: String, at path: String) throws(UnpackError) {
+        switch value {
+        case .object(let members):
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
+                let here = "\(path).\(key)"
+                if key == "size" {
+                    switch member {
+                    case .int: break  // a negative one is refused, as such, by the descriptor
+                    case .double:
+                        throw UnpackError(
+                            .invalidImage,
+                            "\(place) has \(here.dropFirst()) out of range (a size is an integer from 0 to 2^63 - 1)")
+                    default:
+                        throw UnpackError(.invalidImage, "\(place) has \(here.dropFirst()) that is not a number")
+                    }
+                }
+                try checkSizes(in: member, place: place, at: here)
+            }
+        case .array(let elements):
+            for (index, element) in elements.enumerated() {
+                try checkSizes(in: element, place: place, at: "\(path)[\(index)]")
+            }
+        default:
+            break
+        }
+    }
+
+    /// A decoding error as one line: what was wrong and where in the document.
+    static func describe(_ error: any Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return keys.isEmpty ? "" : " at \(keys)"
+        }
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing field \"\(key.stringValue)\"\(path(context))"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            return "wrong type\(path(context)): \(context.debugDescription)"
+        case DecodingError.dataCorrupted(let context):
+            return "\(context.debugDescription)\(path(context))"
+        default:
+            return "\(error)"
+        }
+    }
+}
+
+/// A file read from its current position (a blob of a layout).
+public final class FileStream: ByteStream {
+    private let fd: OwnedFD
+
+    public init(_ fd: OwnedFD) { self.fd = fd }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        do {
+            return try fd.read(into: buffer)
+        } catch {
+            throw error.unpackError("reading \(error.path ?? "a blob") failed")
+        }
+    }
+}
