@@ -41,12 +41,12 @@ public enum FuzzDocuments {
     public static func run(_ data: UnsafeBufferPointer<UInt8>) {
         let bytes = Array(data)
         for type in [MediaType.ociIndex, .dockerManifestList] {
-            _ = try? ImageDocuments.decode(Index.self, from: bytes, expected: type, where: "fuzz")
+            _ = try? ImageDocuments.index(from: bytes, expected: type, where: "fuzz")
         }
         for type in [MediaType.ociManifest, .dockerManifest] {
-            _ = try? ImageDocuments.decode(Manifest.self, from: bytes, expected: type, where: "fuzz")
+            _ = try? ImageDocuments.manifest(from: bytes, expected: type, where: "fuzz")
         }
-        if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes)) {
+        if let config = try? ImageDocuments.config(from: bytes, where: "fuzz") {
             _ = config.platform.normalized
         }
         // The template reader: what parses must be written as JSON that reads back to the same text.

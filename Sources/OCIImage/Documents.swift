@@ -157,6 +157,13 @@ public struct ImageConfig: Hashable, Sendable, Codable {
             case comment
             case emptyLayer = "empty_layer"
         }
+
+        public init(created: String? = nil, createdBy: String? = nil, comment: String? = nil, emptyLayer: Bool? = nil) {
+            self.created = created
+            self.createdBy = createdBy
+            self.comment = comment
+            self.emptyLayer = emptyLayer
+        }
     }
 
     public var created: String?

@@ -47,9 +47,8 @@ extension ImageSource {
         }
         let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
         do throws(UnpackError) {
-            let manifest = try ImageDocuments.decode(
-                Manifest.self, from: bytes, expected: descriptor.mediaType,
-                where: "manifest \(descriptor.digest)")
+            let manifest = try ImageDocuments.manifest(
+                from: bytes, expected: descriptor.mediaType, where: "manifest \(descriptor.digest)")
             guard manifest.config.mediaType.kind == .config else {
                 throw UnpackError(
                     .unsupportedMediaType,
@@ -72,9 +71,8 @@ extension ImageSource {
         }
         let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
         do throws(UnpackError) {
-            return try ImageDocuments.decode(
-                Index.self, from: bytes, expected: descriptor.mediaType,
-                where: "index \(descriptor.digest)")
+            return try ImageDocuments.index(
+                from: bytes, expected: descriptor.mediaType, where: "index \(descriptor.digest)")
         } catch {
             throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
         }
@@ -90,14 +88,10 @@ extension ImageSource {
                 context: context)
         }
         let bytes = try readBlob(descriptor, limit: limits.maxConfigBytes)
-        try ImageDocuments.requireStrictJSON(bytes, place: "config \(descriptor.digest)")
-        do {
-            return try JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
+        do throws(UnpackError) {
+            return try ImageDocuments.config(from: bytes, where: "config \(descriptor.digest)")
         } catch {
-            throw UnpackError(
-                .invalidImage,
-                "config \(descriptor.digest) is not a valid image configuration: \(ImageDocuments.describe(error))",
-                context: context)
+            throw error.adding(digest: descriptor.digest, mediaType: descriptor.mediaType)
         }
     }
 }
@@ -105,34 +99,71 @@ extension ImageSource {
 /// Reading image documents: strict JSON first (one meaning for every reader), then the typed
 /// model, with each document's media type checked against the descriptor that led to it.
 public enum ImageDocuments {
+    /// What tells a manifest from an index, read before the whole document.
+    struct Probe {
+        var mediaType: MediaType?
+        var schemaVersion: Int64?
+        var hasManifests = false
+        var hasConfig = false
+        var hasLayers = false
 
-    /// The keys that tell a manifest from an index, read before the full decode.
-    struct DocumentProbe: Decodable {
-        let mediaType: MediaType?
-        let schemaVersion: Int?
-        let manifests: [AnyDecodable]?
-        let config: AnyDecodable?
-        let layers: [AnyDecodable]?
-    }
-
-    struct AnyDecodable: Decodable {
-        init(from decoder: any Decoder) throws {}
-    }
-
-    /// Decodes a manifest or index and checks that it is what the descriptor said it is: the
-    /// embedded `mediaType` (when present) must equal the descriptor's, and an index must not carry
-    /// `config`/`layers` nor a manifest `manifests` (CVE-2021-41190).
-    public static func decode<T: Decodable>(
-        _ type: T.Type, from bytes: [UInt8], expected: MediaType, where place: String
-    ) throws(UnpackError) -> T {
-        let data = Data(bytes)
-        let probe: DocumentProbe
-        try checkSizes(in: requireStrictJSON(bytes, place: place), place: place, at: "")
-        do {
-            probe = try JSONDecoder().decode(DocumentProbe.self, from: data)
-        } catch {
-            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
+        init(_ value: JSONValue) {
+            guard case .object(let members) = value else { return }
+            func present(_ key: String) -> Bool {
+                if let member = members[key], member != .null { return true }
+                return false
+            }
+            if case .string(let type)? = members["mediaType"] { mediaType = MediaType(type) }
+            if case .int(let version)? = members["schemaVersion"] { schemaVersion = version }
+            hasManifests = present("manifests")
+            hasConfig = present("config")
+            hasLayers = present("layers")
         }
+    }
+
+    /// Reads a manifest, checking that it is what the descriptor said it is.
+    public static func manifest(from bytes: [UInt8], expected: MediaType, where place: String)
+        throws(UnpackError) -> Manifest
+    {
+        let fields = try document(bytes, expected: expected, place: place)
+        do throws(DocumentFields.Problem) {
+            return try Manifest(fields: fields)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(error)")
+        }
+    }
+
+    /// Reads an index (or Docker manifest list), checking that it is what the descriptor said.
+    public static func index(from bytes: [UInt8], expected: MediaType, where place: String)
+        throws(UnpackError) -> Index
+    {
+        let fields = try document(bytes, expected: expected, place: place)
+        do throws(DocumentFields.Problem) {
+            return try Index(fields: fields)
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(error)")
+        }
+    }
+
+    /// Reads an image configuration.
+    public static func config(from bytes: [UInt8], where place: String) throws(UnpackError) -> ImageConfig {
+        let value = try requireStrictJSON(bytes, place: place)
+        do throws(DocumentFields.Problem) {
+            return try ImageConfig(fields: DocumentFields(value, at: ""))
+        } catch {
+            throw UnpackError(.invalidImage, "\(place) is not a valid image configuration: \(error)")
+        }
+    }
+
+    /// The strict parse and the checks every manifest and index gets: the embedded `mediaType`
+    /// (when present) must equal the descriptor's, `schemaVersion` must be 2, and an index must not
+    /// carry `config`/`layers` nor a manifest `manifests` (CVE-2021-41190).
+    static func document(_ bytes: [UInt8], expected: MediaType, place: String) throws(UnpackError)
+        -> DocumentFields
+    {
+        let value = try requireStrictJSON(bytes, place: place)
+        try checkSizes(in: value, place: place, at: "")
+        let probe = Probe(value)
         if let declared = probe.mediaType, declared != expected {
             throw UnpackError(
                 .invalidImage,
@@ -146,13 +177,13 @@ public enum ImageDocuments {
         }
         switch expected.kind {
         case .index:
-            guard probe.config == nil, probe.layers == nil else {
+            guard !probe.hasConfig, !probe.hasLayers else {
                 throw UnpackError(
                     .invalidImage,
                     "\(place) was referenced as an index but contains config/layers (a manifest posing as an index)")
             }
         case .manifest:
-            guard probe.manifests == nil else {
+            guard !probe.hasManifests else {
                 throw UnpackError(
                     .invalidImage,
                     "\(place) was referenced as a manifest but contains manifests (an index posing as a manifest)")
@@ -160,10 +191,10 @@ public enum ImageDocuments {
         default:
             break
         }
-        do {
-            return try JSONDecoder().decode(T.self, from: data)
+        do throws(DocumentFields.Problem) {
+            return try DocumentFields(value, at: "")
         } catch {
-            throw UnpackError(.invalidImage, "\(place) is malformed: \(describe(error))")
+            throw UnpackError(.invalidImage, "\(place) is malformed: \(error)")
         }
     }
 
@@ -206,24 +237,6 @@ public enum ImageDocuments {
             }
         default:
             break
-        }
-    }
-
-    /// A decoding error as one line: what was wrong and where in the document.
-    static func describe(_ error: any Error) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "" : " at \(keys)"
-        }
-        switch error {
-        case DecodingError.keyNotFound(let key, let context):
-            return "missing field \"\(key.stringValue)\"\(path(context))"
-        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-            return "wrong type\(path(context)): \(context.debugDescription)"
-        case DecodingError.dataCorrupted(let context):
-            return "\(context.debugDescription)\(path(context))"
-        default:
-            return "\(error)"
         }
     }
 }

@@ -55,14 +55,13 @@ public struct OCILayout: ImageSource {
         let markerPath = path + "/oci-layout"
         let marker = try Self.readSmallFile(
             in: directory, ["oci-layout"], display: markerPath, limit: 64 << 10, what: "oci-layout file")
-        struct Marker: Decodable { let imageLayoutVersion: String }
         let version: String
-        try ImageDocuments.requireStrictJSON(marker, place: markerPath)
-        do {
-            version = try JSONDecoder().decode(Marker.self, from: Data(marker)).imageLayoutVersion
+        let markerValue = try ImageDocuments.requireStrictJSON(marker, place: markerPath)
+        do throws(DocumentFields.Problem) {
+            version = try DocumentFields(markerValue, at: "").string("imageLayoutVersion")
         } catch {
             throw UnpackError(
-                .invalidImage, "\(markerPath) is not a valid oci-layout file: \(ImageDocuments.describe(error))",
+                .invalidImage, "\(markerPath) is not a valid oci-layout file: \(error)",
                 context: .init(path: markerPath))
         }
         guard version.hasPrefix("1.") else {
@@ -75,7 +74,7 @@ public struct OCILayout: ImageSource {
         let indexBytes = try Self.readSmallFile(
             in: directory, ["index.json"], display: indexPath, limit: limits.maxManifestBytes, what: "index.json")
         do throws(UnpackError) {
-            index = try ImageDocuments.decode(Index.self, from: indexBytes, expected: .ociIndex, where: indexPath)
+            index = try ImageDocuments.index(from: indexBytes, expected: .ociIndex, where: indexPath)
         } catch {
             throw error.adding(path: indexPath)
         }
@@ -236,21 +235,13 @@ public struct OCILayout: ImageSource {
         }
         let probeDescriptor = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
         let bytes = try readBlob(probeDescriptor, limit: limits.maxManifestBytes)
-        let probe: ImageDocuments.DocumentProbe
-        try ImageDocuments.requireStrictJSON(bytes, place: "blob \(digest)")
-        do {
-            probe = try JSONDecoder().decode(ImageDocuments.DocumentProbe.self, from: Data(bytes))
-        } catch {
-            throw UnpackError(
-                .invalidImage, "blob \(digest) is not a manifest or index: \(ImageDocuments.describe(error))",
-                context: .init(digest: digest))
-        }
+        let probe = ImageDocuments.Probe(try ImageDocuments.requireStrictJSON(bytes, place: "blob \(digest)"))
         let mediaType: MediaType
         if let declared = probe.mediaType {
             mediaType = declared
-        } else if probe.manifests != nil && probe.config == nil {
+        } else if probe.hasManifests && !probe.hasConfig {
             mediaType = .ociIndex
-        } else if probe.config != nil && probe.manifests == nil {
+        } else if probe.hasConfig && !probe.hasManifests {
             mediaType = .ociManifest
         } else {
             throw UnpackError(

@@ -157,3 +157,65 @@ import UnpackTestSupport
         #expect(error?.message.contains("application/vnd.example.sbom.config+json") == true)
     }
 }
+
+/// Image documents are built from the strict reader's values: the models equal what Codable
+/// wrote, and a misfit names its field.
+@Suite struct DocumentModelTests {
+    @Test func modelsReadBackWhatCodableWrote() throws {
+        var execution = ImageConfig.Execution(
+            user: "app:staff", exposedPorts: ["80/tcp": EmptyObject()], env: ["A=1"], entrypoint: ["/bin/sh"],
+            cmd: ["-c", "true"], volumes: ["/data": EmptyObject()], workingDir: "/w", labels: ["k": "v"],
+            stopSignal: "SIGTERM")
+        execution.user = "app:staff"
+        var config = ImageConfig(
+            platform: Platform(os: "linux", architecture: "arm", variant: "v7", osFeatures: ["f"]), config: execution,
+            diffIDs: [Digest.of([1]), Digest.of([2])], created: "2026-01-01T00:00:00Z")
+        config.author = "someone"
+        config.history = [.init(created: "x", createdBy: "y", comment: nil, emptyLayer: true)]
+        let encoder = JSONEncoder()
+        let configBytes = Array(try encoder.encode(config))
+        #expect(try ImageDocuments.config(from: configBytes, where: "c") == config)
+
+        let layer = Descriptor(
+            mediaType: .ociLayerZstd, digest: Digest.of([3]), size: 3, annotations: ["a": "b"], urls: ["u"])
+        let manifest = Manifest(
+            config: Descriptor(mediaType: .ociConfig, digest: Digest.of(configBytes), size: Int64(configBytes.count)),
+            layers: [layer], annotations: ["m": "n"])
+        let read = try ImageDocuments.manifest(
+            from: Array(try encoder.encode(manifest)), expected: .ociManifest, where: "m")
+        #expect(read == manifest)
+        let index = Index(
+            manifests: [
+                Descriptor(
+                    mediaType: .ociManifest, digest: Digest.of([4]), size: 4,
+                    platform: Platform(os: "linux", architecture: "amd64", osVersion: "10"))
+            ])
+        #expect(
+            try ImageDocuments.index(from: Array(try encoder.encode(index)), expected: .ociIndex, where: "i") == index)
+    }
+
+    @Test(arguments: [
+        (
+            #"{"architecture":"amd64","os":"linux","config":{"Env":"A=1"},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+            "wrong type at .config.Env"
+        ),
+        (
+            #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["md5:00"]}}"#,
+            "at .rootfs.diff_ids[0]"
+        ),
+        (#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}"#, "missing field \"diff_ids\" at .rootfs"),
+        (#"{"architecture":"amd64","os":null,"rootfs":{"type":"layers","diff_ids":[]}}"#, "missing field \"os\""),
+    ])
+    func misfitsNameTheirField(text: String, message: String) {
+        let error = #expect(throws: UnpackError.self) { try ImageDocuments.config(from: Array(text.utf8), where: "c") }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
+    }
+
+    @Test func optionalNullsAreAbsent() throws {
+        let text =
+            #"{"architecture":"amd64","os":"linux","variant":null,"config":null,"rootfs":{"type":"layers","diff_ids":[]}}"#
+        let config = try ImageDocuments.config(from: Array(text.utf8), where: "c")
+        #expect(config.variant == nil && config.config == nil)
+    }
+}

@@ -1,0 +1,254 @@
+/// The image documents built from the strict reader's values (`JSONValue`), not from a second,
+/// lenient parse: what oci-unpack acts on is exactly what the strict reader accepted, so no
+/// document can mean one thing here and another to a Go tool.
+///
+/// Field rules follow the OCI and Docker schemas: a required field must be there (and not `null`),
+/// an optional one may be absent or `null`, unknown fields are ignored. A failure names the field
+/// by its place in the document (`.layers[0].digest`).
+struct DocumentFields {
+    /// A document that does not fit its model: what is wrong, and where.
+    struct Problem: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    let members: [String: JSONValue]
+    /// Where this object is in the document: empty at the top, else `.config`, `.layers[2]`, …
+    let path: String
+
+    init(_ value: JSONValue, at path: String) throws(Problem) {
+        guard case .object(let members) = value else {
+            throw Problem(description: "wrong type\(Self.place(path)): expected an object")
+        }
+        self.members = members
+        self.path = path
+    }
+
+    static func place(_ path: String) -> String { path.isEmpty ? "" : " at \(path)" }
+
+    /// The member `key`, `nil` when absent or `null`.
+    func optional(_ key: String) -> JSONValue? {
+        guard let value = members[key] else { return nil }
+        if case .null = value { return nil }
+        return value
+    }
+
+    func required(_ key: String) throws(Problem) -> JSONValue {
+        guard let value = optional(key) else {
+            throw Problem(description: "missing field \"\(key)\"\(Self.place(path))")
+        }
+        return value
+    }
+
+    func wrongType(_ key: String, _ expected: String) -> Problem {
+        Problem(description: "wrong type\(Self.place(path + "." + key)): expected \(expected)")
+    }
+
+    func string(_ key: String) throws(Problem) -> String {
+        guard case .string(let text) = try required(key) else { throw wrongType(key, "a string") }
+        return text
+    }
+
+    func optionalString(_ key: String) throws(Problem) -> String? {
+        guard let value = optional(key) else { return nil }
+        guard case .string(let text) = value else { throw wrongType(key, "a string") }
+        return text
+    }
+
+    func int64(_ key: String) throws(Problem) -> Int64 {
+        guard case .int(let number) = try required(key) else { throw wrongType(key, "an integer") }
+        return number
+    }
+
+    func optionalInt(_ key: String) throws(Problem) -> Int? {
+        guard let value = optional(key) else { return nil }
+        guard case .int(let number) = value, let fits = Int(exactly: number) else {
+            throw wrongType(key, "an integer")
+        }
+        return fits
+    }
+
+    func optionalBool(_ key: String) throws(Problem) -> Bool? {
+        guard let value = optional(key) else { return nil }
+        guard case .bool(let flag) = value else { throw wrongType(key, "a boolean") }
+        return flag
+    }
+
+    func optionalStrings(_ key: String) throws(Problem) -> [String]? {
+        guard let value = optional(key) else { return nil }
+        guard case .array(let elements) = value else { throw wrongType(key, "an array of strings") }
+        var out: [String] = []
+        out.reserveCapacity(elements.count)
+        for element in elements {
+            guard case .string(let text) = element else { throw wrongType(key, "an array of strings") }
+            out.append(text)
+        }
+        return out
+    }
+
+    func optionalStringMap(_ key: String) throws(Problem) -> [String: String]? {
+        guard let value = optional(key) else { return nil }
+        guard case .object(let members) = value else { throw wrongType(key, "an object of strings") }
+        var out: [String: String] = [:]
+        for (name, member) in members {
+            guard case .string(let text) = member else { throw wrongType(key, "an object of strings") }
+            out[name] = text
+        }
+        return out
+    }
+
+    /// `{"80/tcp": {}, …}` (ExposedPorts, Volumes): the keys; the values must be objects.
+    func optionalSet(_ key: String) throws(Problem) -> [String: EmptyObject]? {
+        guard let value = optional(key) else { return nil }
+        guard case .object(let members) = value else { throw wrongType(key, "an object") }
+        var out: [String: EmptyObject] = [:]
+        for (name, member) in members {
+            guard case .object = member else { throw wrongType(key + "." + name, "an object") }
+            out[name] = EmptyObject()
+        }
+        return out
+    }
+
+    func object(_ key: String) throws(Problem) -> DocumentFields {
+        try DocumentFields(required(key), at: path + "." + key)
+    }
+
+    func optionalObject(_ key: String) throws(Problem) -> DocumentFields? {
+        guard let value = optional(key) else { return nil }
+        return try DocumentFields(value, at: path + "." + key)
+    }
+
+    /// The elements of an array of objects.
+    func objects(_ key: String, required: Bool) throws(Problem) -> [DocumentFields]? {
+        guard let value = required ? try self.required(key) : optional(key) else { return nil }
+        guard case .array(let elements) = value else { throw wrongType(key, "an array") }
+        var out: [DocumentFields] = []
+        out.reserveCapacity(elements.count)
+        for (i, element) in elements.enumerated() {
+            out.append(try DocumentFields(element, at: "\(path).\(key)[\(i)]"))
+        }
+        return out
+    }
+
+    func digest(_ key: String) throws(Problem) -> Digest {
+        let text = try string(key)
+        do throws(UnpackError) {
+            return try Digest(parsing: text)
+        } catch {
+            throw Problem(description: "\(error.message)\(Self.place(path + "." + key))")
+        }
+    }
+}
+
+extension Descriptor {
+    init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        let digest = try f.digest("digest")
+        let size = try f.int64("size")
+        guard size >= 0 else {
+            throw DocumentFields.Problem(
+                description: "descriptor \(digest) has negative size \(size)\(DocumentFields.place(f.path))")
+        }
+        self.init(
+            mediaType: MediaType(try f.string("mediaType")), digest: digest, size: size,
+            annotations: try f.optionalStringMap("annotations"),
+            platform: try f.optionalObject("platform").map { (p) throws(DocumentFields.Problem) in
+                try Platform(fields: p)
+            },
+            urls: try f.optionalStrings("urls"), artifactType: try f.optionalString("artifactType"))
+    }
+}
+
+extension Platform {
+    init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        self.init(
+            os: try f.string("os"), architecture: try f.string("architecture"),
+            variant: try f.optionalString("variant"),
+            osVersion: try f.optionalString("os.version"), osFeatures: try f.optionalStrings("os.features"))
+    }
+}
+
+extension Manifest {
+    init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        var layers: [Descriptor] = []
+        for layer in try f.objects("layers", required: true) ?? [] { layers.append(try Descriptor(fields: layer)) }
+        self.init(
+            mediaType: try f.optionalString("mediaType").map(MediaType.init(rawValue:)),
+            config: try Descriptor(fields: f.object("config")), layers: layers,
+            annotations: try f.optionalStringMap("annotations"))
+        schemaVersion = try f.optionalInt("schemaVersion") ?? 0
+        artifactType = try f.optionalString("artifactType")
+        subject = try f.optionalObject("subject").map { (s) throws(DocumentFields.Problem) in try Descriptor(fields: s)
+        }
+    }
+}
+
+extension Index {
+    init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        var manifests: [Descriptor] = []
+        for entry in try f.objects("manifests", required: true) ?? [] {
+            manifests.append(try Descriptor(fields: entry))
+        }
+        self.init(
+            mediaType: try f.optionalString("mediaType").map(MediaType.init(rawValue:)), manifests: manifests,
+            annotations: try f.optionalStringMap("annotations"))
+        schemaVersion = try f.optionalInt("schemaVersion") ?? 0
+        artifactType = try f.optionalString("artifactType")
+        subject = try f.optionalObject("subject").map { (s) throws(DocumentFields.Problem) in try Descriptor(fields: s)
+        }
+    }
+}
+
+extension ImageConfig {
+    /// Fields are read in the order the schema lists them (architecture and os first), so the
+    /// first problem reported is the one Codable reported.
+    init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        let created = try f.optionalString("created")
+        let author = try f.optionalString("author")
+        let architecture = try f.string("architecture")
+        let os = try f.string("os")
+        let platform = Platform(
+            os: os, architecture: architecture, variant: try f.optionalString("variant"),
+            osVersion: try f.optionalString("os.version"), osFeatures: try f.optionalStrings("os.features"))
+        let execution = try f.optionalObject("config").map { (c) throws(DocumentFields.Problem) in
+            try Execution(fields: c)
+        }
+        let rootfs = try f.object("rootfs")
+        let type = try rootfs.string("type")
+        guard case .array(let ids) = try rootfs.required("diff_ids") else {
+            throw rootfs.wrongType("diff_ids", "an array of digests")
+        }
+        var diffIDs: [Digest] = []
+        for (i, id) in ids.enumerated() {
+            guard case .string(let text) = id else { throw rootfs.wrongType("diff_ids[\(i)]", "a digest string") }
+            do throws(UnpackError) {
+                diffIDs.append(try Digest(parsing: text))
+            } catch {
+                throw DocumentFields.Problem(description: "\(error.message) at .rootfs.diff_ids[\(i)]")
+            }
+        }
+        self.init(platform: platform, config: execution, diffIDs: diffIDs, created: created)
+        self.author = author
+        self.rootfs.type = type
+        if let entries = try f.objects("history", required: false) {
+            var history: [History] = []
+            for entry in entries {
+                history.append(
+                    History(
+                        created: try entry.optionalString("created"), createdBy: try entry.optionalString("created_by"),
+                        comment: try entry.optionalString("comment"), emptyLayer: try entry.optionalBool("empty_layer"))
+                )
+            }
+            self.history = history
+        }
+    }
+}
+
+extension ImageConfig.Execution {
+    init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        self.init(
+            user: try f.optionalString("User"), exposedPorts: try f.optionalSet("ExposedPorts"),
+            env: try f.optionalStrings("Env"), entrypoint: try f.optionalStrings("Entrypoint"),
+            cmd: try f.optionalStrings("Cmd"), volumes: try f.optionalSet("Volumes"),
+            workingDir: try f.optionalString("WorkingDir"), labels: try f.optionalStringMap("Labels"),
+            stopSignal: try f.optionalString("StopSignal"))
+    }
+}
