@@ -22,22 +22,29 @@ let package = Package(
         .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
         .target(name: "CShims"),
 
+        // The system layer: fds, syscalls that capture errno, threads and locks, signals, tree
+        // removal, mounts, id maps. The only importer of CShims.
+        .target(name: "UnpackSystem", dependencies: ["CShims"]),
+        // The image model: documents, digests, platforms, references, the strict JSON reader, the
+        // public error type. No fds, no syscalls (it names SystemError only to map it).
         .target(
             name: "OCIImage",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["UnpackSystem", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Sources of images behind the ImageSource protocol: the OCI image layout on disk.
+        .target(name: "LayoutSource", dependencies: ["OCIImage", "UnpackSystem"]),
         .target(name: "Resolution", dependencies: ["OCIImage"]),
         .target(
             name: "LayerStream",
             dependencies: [
-                "OCIImage", "CArchive", "CZstd", "CZlib", "CIsal", "CShims",
+                "OCIImage", "UnpackSystem", "CArchive", "CZstd", "CZlib", "CIsal",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .target(name: "LayerApply", dependencies: ["OCIImage", "LayerStream", "CShims"]),
+        .target(name: "LayerApply", dependencies: ["OCIImage", "LayerStream", "UnpackSystem"]),
         .target(
-            name: "Bundle",
-            dependencies: ["OCIImage", "LayerApply"],
+            name: "RuntimeBundle",
+            dependencies: ["OCIImage", "UnpackSystem"],
             // A link to bundle-templates/default.json, compiled into the binary so that an installed
             // oci-unpack needs no data files.
             resources: [.embedInCode("Templates/default.json")]
@@ -45,14 +52,14 @@ let package = Package(
         .target(
             name: "OCIUnpack",
             dependencies: [
-                "OCIImage", "Resolution", "LayerStream", "LayerApply", "Bundle",
-                .product(name: "Logging", package: "swift-log"),
+                "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
+                "RuntimeBundle", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "oci-unpack",
             dependencies: [
-                "OCIUnpack",
+                "OCIUnpack", "UnpackSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -61,18 +68,24 @@ let package = Package(
         .target(
             name: "UnpackTestSupport",
             dependencies: [
-                "OCIImage", "LayerStream",
+                "OCIImage", "UnpackSystem", "LayerStream",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
 
-        .testTarget(name: "OCIImageTests", dependencies: ["OCIImage", "UnpackTestSupport"]),
-        .testTarget(name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "UnpackTestSupport"]),
-        .testTarget(name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackTestSupport"]),
-        .testTarget(name: "BundleTests", dependencies: ["Bundle", "OCIImage", "UnpackTestSupport"]),
+        .testTarget(
+            name: "OCIImageTests", dependencies: ["OCIImage", "LayoutSource", "UnpackSystem", "UnpackTestSupport"]),
+        .testTarget(
+            name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "LayoutSource", "UnpackTestSupport"]),
+        .testTarget(
+            name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
+        .testTarget(name: "RuntimeBundleTests", dependencies: ["RuntimeBundle", "OCIImage", "UnpackTestSupport"]),
         .testTarget(
             name: "OCIUnpackTests",
-            dependencies: ["OCIUnpack", "OCIImage", "LayerApply", "UnpackTestSupport"]
+            dependencies: [
+                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
+                "RuntimeBundle", "UnpackTestSupport",
+            ]
         ),
     ]
 )
@@ -88,7 +101,9 @@ if Context.environment["OCI_UNPACK_FUZZ"] == "1" {
     }
 }
 package.targets.append(
-    .target(name: "FuzzTargets", dependencies: ["OCIImage", "Resolution", "LayerStream", "LayerApply", "Bundle"]))
+    .target(
+        name: "FuzzTargets",
+        dependencies: ["OCIImage", "UnpackSystem", "Resolution", "LayerStream", "LayerApply", "RuntimeBundle"]))
 
 // One set of Swift settings for every Swift target (as swift-log does).
 for target in package.targets where target.type != .system && target.name != "CShims" {

@@ -1,10 +1,11 @@
-import Bundle
 import Foundation
 import Glibc
 import LayerApply
 import LayerStream
 import OCIImage
 import Resolution
+import RuntimeBundle
+import UnpackSystem
 
 /// Fuzz targets, kept in an ordinary library so that every build type-checks them; hack/fuzz links
 /// each into a libFuzzer binary. Each returns normally for any input: a crash, a sanitizer report

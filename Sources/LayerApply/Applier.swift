@@ -1,6 +1,7 @@
 import Glibc
 import LayerStream
 import OCIImage
+import UnpackSystem
 
 /// How entries are applied.
 public struct ApplyOptions: Sendable {

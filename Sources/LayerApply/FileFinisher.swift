@@ -1,6 +1,7 @@
 import Glibc
 import LayerStream
 import OCIImage
+import UnpackSystem
 
 /// The metadata of one entry, taken from the tar entry on the applier's thread (where the
 /// ownership policy and the per-layer state live), applied to an open fd on either thread.
@@ -97,7 +98,7 @@ final class FileFinisher: @unchecked Sendable {
             try startThread(name: "file finisher") { [self] in run() }
         } catch {
             exited = true
-            throw error
+            throw PrefetchStream.threadFailure(error)
         }
     }
 

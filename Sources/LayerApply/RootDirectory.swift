@@ -1,5 +1,6 @@
 import Glibc
 import OCIImage
+import UnpackSystem
 
 /// The root filesystem being built, held as a directory fd. Every path is resolved from this fd
 /// with symlinks interpreted inside it (as if it were `/`): openat2 with RESOLVE_IN_ROOT, or an

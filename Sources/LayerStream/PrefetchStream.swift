@@ -1,5 +1,6 @@
 import Glibc
 import OCIImage
+import UnpackSystem
 
 /// Runs an upstream stage (blob read, digest, decompression, diff_id hashing) on its own thread,
 /// a few buffers ahead of the consumer (tar parsing and the applier), so that the two halves of a
@@ -75,7 +76,7 @@ public final class PrefetchStream: LendingByteStream {
             try startThread(name: threadNames.reader) { Self.produce(shared) }
         } catch {
             shared.exited = true  // deinit, which runs for a failed init, frees the buffers
-            throw error
+            throw Self.threadFailure(error)
         }
         if expected != nil {
             shared.hasherExited = false
@@ -83,9 +84,14 @@ public final class PrefetchStream: LendingByteStream {
                 try startThread(name: threadNames.hasher) { Self.hash(shared) }
             } catch {
                 shared.hasherExited = true  // deinit stops the producer
-                throw error
+                throw Self.threadFailure(error)
             }
         }
+    }
+
+    /// A helper thread the system refused (EAGAIN under a process limit).
+    package static func threadFailure(_ error: SystemError) -> UnpackError {
+        UnpackError(.internal, "cannot start a thread: \(error)", underlying: error)
     }
 
     deinit {

@@ -1,5 +1,6 @@
 import OCIImage
 import Synchronization
+import UnpackSystem
 
 /// The first stage of a layer: the blob's bytes from its source, checked against its descriptor.
 /// Its length must be exactly `size` and its content must hash to `digest`; both are checked as the
@@ -19,11 +20,6 @@ public final class BlobStream: ByteStream {
         self.upstream = upstream
         self.descriptor = descriptor
         digester = Digester(descriptor.digest.algorithm)
-    }
-
-    /// A blob read from a file.
-    public convenience init(fd: OwnedFD, descriptor: Descriptor) {
-        self.init(upstream: FileStream(fd), descriptor: descriptor)
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {

@@ -5,17 +5,18 @@
 /// Field rules follow the OCI and Docker schemas: a required field must be there (and not `null`),
 /// an optional one may be absent or `null`, unknown fields are ignored. A failure names the field
 /// by its place in the document (`.layers[0].digest`).
-struct DocumentFields {
+package struct DocumentFields {
     /// A document that does not fit its model: what is wrong, and where.
-    struct Problem: Error, CustomStringConvertible {
-        let description: String
+    package struct Problem: Error, CustomStringConvertible {
+        package let description: String
+        package init(description: String) { self.description = description }
     }
 
-    let members: [String: JSONValue]
+    package let members: [String: JSONValue]
     /// Where this object is in the document: empty at the top, else `.config`, `.layers[2]`, …
-    let path: String
+    package let path: String
 
-    init(_ value: JSONValue, at path: String) throws(Problem) {
+    package init(_ value: JSONValue, at path: String) throws(Problem) {
         guard case .object(let members) = value else {
             throw Problem(description: "wrong type\(Self.place(path)): expected an object")
         }
@@ -23,43 +24,43 @@ struct DocumentFields {
         self.path = path
     }
 
-    static func place(_ path: String) -> String { path.isEmpty ? "" : " at \(path)" }
+    package static func place(_ path: String) -> String { path.isEmpty ? "" : " at \(path)" }
 
     /// The member `key`, `nil` when absent or `null`.
-    func optional(_ key: String) -> JSONValue? {
+    package func optional(_ key: String) -> JSONValue? {
         guard let value = members[key] else { return nil }
         if case .null = value { return nil }
         return value
     }
 
-    func required(_ key: String) throws(Problem) -> JSONValue {
+    package func required(_ key: String) throws(Problem) -> JSONValue {
         guard let value = optional(key) else {
             throw Problem(description: "missing field \"\(key)\"\(Self.place(path))")
         }
         return value
     }
 
-    func wrongType(_ key: String, _ expected: String) -> Problem {
+    package func wrongType(_ key: String, _ expected: String) -> Problem {
         Problem(description: "wrong type\(Self.place(path + "." + key)): expected \(expected)")
     }
 
-    func string(_ key: String) throws(Problem) -> String {
+    package func string(_ key: String) throws(Problem) -> String {
         guard case .string(let text) = try required(key) else { throw wrongType(key, "a string") }
         return text
     }
 
-    func optionalString(_ key: String) throws(Problem) -> String? {
+    package func optionalString(_ key: String) throws(Problem) -> String? {
         guard let value = optional(key) else { return nil }
         guard case .string(let text) = value else { throw wrongType(key, "a string") }
         return text
     }
 
-    func int64(_ key: String) throws(Problem) -> Int64 {
+    package func int64(_ key: String) throws(Problem) -> Int64 {
         guard case .int(let number) = try required(key) else { throw wrongType(key, "an integer") }
         return number
     }
 
-    func optionalInt(_ key: String) throws(Problem) -> Int? {
+    package func optionalInt(_ key: String) throws(Problem) -> Int? {
         guard let value = optional(key) else { return nil }
         guard case .int(let number) = value, let fits = Int(exactly: number) else {
             throw wrongType(key, "an integer")
@@ -67,13 +68,13 @@ struct DocumentFields {
         return fits
     }
 
-    func optionalBool(_ key: String) throws(Problem) -> Bool? {
+    package func optionalBool(_ key: String) throws(Problem) -> Bool? {
         guard let value = optional(key) else { return nil }
         guard case .bool(let flag) = value else { throw wrongType(key, "a boolean") }
         return flag
     }
 
-    func optionalStrings(_ key: String) throws(Problem) -> [String]? {
+    package func optionalStrings(_ key: String) throws(Problem) -> [String]? {
         guard let value = optional(key) else { return nil }
         guard case .array(let elements) = value else { throw wrongType(key, "an array of strings") }
         var out: [String] = []
@@ -85,7 +86,7 @@ struct DocumentFields {
         return out
     }
 
-    func optionalStringMap(_ key: String) throws(Problem) -> [String: String]? {
+    package func optionalStringMap(_ key: String) throws(Problem) -> [String: String]? {
         guard let value = optional(key) else { return nil }
         guard case .object(let members) = value else { throw wrongType(key, "an object of strings") }
         var out: [String: String] = [:]
@@ -97,7 +98,7 @@ struct DocumentFields {
     }
 
     /// `{"80/tcp": {}, …}` (ExposedPorts, Volumes): the keys; the values must be objects.
-    func optionalSet(_ key: String) throws(Problem) -> [String: EmptyObject]? {
+    package func optionalSet(_ key: String) throws(Problem) -> [String: EmptyObject]? {
         guard let value = optional(key) else { return nil }
         guard case .object(let members) = value else { throw wrongType(key, "an object") }
         var out: [String: EmptyObject] = [:]
@@ -108,17 +109,17 @@ struct DocumentFields {
         return out
     }
 
-    func object(_ key: String) throws(Problem) -> DocumentFields {
+    package func object(_ key: String) throws(Problem) -> DocumentFields {
         try DocumentFields(required(key), at: path + "." + key)
     }
 
-    func optionalObject(_ key: String) throws(Problem) -> DocumentFields? {
+    package func optionalObject(_ key: String) throws(Problem) -> DocumentFields? {
         guard let value = optional(key) else { return nil }
         return try DocumentFields(value, at: path + "." + key)
     }
 
     /// The elements of an array of objects.
-    func objects(_ key: String, required: Bool) throws(Problem) -> [DocumentFields]? {
+    package func objects(_ key: String, required: Bool) throws(Problem) -> [DocumentFields]? {
         guard let value = required ? try self.required(key) : optional(key) else { return nil }
         guard case .array(let elements) = value else { throw wrongType(key, "an array") }
         var out: [DocumentFields] = []
@@ -129,7 +130,7 @@ struct DocumentFields {
         return out
     }
 
-    func digest(_ key: String) throws(Problem) -> Digest {
+    package func digest(_ key: String) throws(Problem) -> Digest {
         let text = try string(key)
         do throws(UnpackError) {
             return try Digest(parsing: text)

@@ -1,4 +1,5 @@
 import Glibc
+import UnpackSystem
 
 /// Which image of an OCI image layout a user asked for.
 ///

@@ -1,5 +1,22 @@
 import FoundationEssentials
 
+/// Size caps for the JSON documents of an image, so a hostile layout cannot make us read gigabytes
+/// into memory.
+public struct DocumentLimits: Sendable, Equatable {
+    /// Largest manifest or index accepted (registries commonly cap manifests at 4 MiB).
+    public var maxManifestBytes: Int
+    /// Largest image configuration accepted.
+    public var maxConfigBytes: Int
+    /// Deepest nesting of indexes followed.
+    public var maxIndexDepth: Int
+
+    public init(maxManifestBytes: Int = 4 << 20, maxConfigBytes: Int = 8 << 20, maxIndexDepth: Int = 8) {
+        self.maxManifestBytes = maxManifestBytes
+        self.maxConfigBytes = maxConfigBytes
+        self.maxIndexDepth = maxIndexDepth
+    }
+}
+
 /// A pull stream of bytes: each stage of the layer pipeline reads from the stage before it.
 ///
 /// `read` fills at most `buffer.count` bytes and returns how many; 0 means the end of the stream,
@@ -100,14 +117,14 @@ extension ImageSource {
 /// model, with each document's media type checked against the descriptor that led to it.
 public enum ImageDocuments {
     /// What tells a manifest from an index, read before the whole document.
-    struct Probe {
-        var mediaType: MediaType?
-        var schemaVersion: Int64?
-        var hasManifests = false
-        var hasConfig = false
-        var hasLayers = false
+    package struct Probe {
+        package var mediaType: MediaType?
+        package var schemaVersion: Int64?
+        package var hasManifests = false
+        package var hasConfig = false
+        package var hasLayers = false
 
-        init(_ value: JSONValue) {
+        package init(_ value: JSONValue) {
             guard case .object(let members) = value else { return }
             func present(_ key: String) -> Bool {
                 if let member = members[key], member != .null { return true }
@@ -203,7 +220,7 @@ public enum ImageDocuments {
     /// last value and Foundation's decoder as its first, so the same config would run as one user
     /// here and be vetted as another there. The typed decode that follows sees only strict JSON.
     @discardableResult
-    static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) -> JSONValue {
+    package static func requireStrictJSON(_ bytes: [UInt8], place: String) throws(UnpackError) -> JSONValue {
         do throws(JSONValue.SyntaxError) {
             return try JSONValue(parsing: bytes)
         } catch {
@@ -213,7 +230,7 @@ public enum ImageDocuments {
 
     /// Every descriptor `size` must be an integer below 2^63: Foundation's decoder says
     /// only "not valid JSON" for one that does not fit, so it is named here, with its place.
-    static func checkSizes(in value: JSONValue, place: String, at path: String) throws(UnpackError) {
+    package static func checkSizes(in value: JSONValue, place: String, at path: String) throws(UnpackError) {
         switch value {
         case .object(let members):
             for (key, member) in members.sorted(by: { $0.key < $1.key }) {
@@ -237,21 +254,6 @@ public enum ImageDocuments {
             }
         default:
             break
-        }
-    }
-}
-
-/// A file read from its current position (a blob of a layout).
-public final class FileStream: ByteStream {
-    private let fd: OwnedFD
-
-    public init(_ fd: OwnedFD) { self.fd = fd }
-
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
-        do {
-            return try fd.read(into: buffer)
-        } catch {
-            throw error.unpackError("reading \(error.path ?? "a blob") failed")
         }
     }
 }

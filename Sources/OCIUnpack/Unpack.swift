@@ -1,7 +1,8 @@
-@_exported import Bundle
 import LayerApply
 import LayerStream
 import Logging
+@_exported import RuntimeBundle
+import UnpackSystem
 
 /// Progress of one layer, reported between entries and when a layer ends.
 public struct UnpackProgress: Sendable {

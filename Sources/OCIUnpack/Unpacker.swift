@@ -1,5 +1,6 @@
 @_exported import LayerApply
 @_exported import LayerStream
+import LayoutSource
 import Logging
 @_exported import OCIImage
 @_exported import Resolution

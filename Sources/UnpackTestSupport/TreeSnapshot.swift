@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import OCIImage
+import UnpackSystem
 
 /// A description of every path below a directory, for comparing trees in tests: type, mode,
 /// owner, size, content digest or link target, and mtime, without following symlinks.

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 import Logging
 import OCIUnpack
+import UnpackSystem
 
 /// Options shared by every command that resolves an image.
 struct ResolutionOptions: ParsableArguments {

@@ -1,6 +1,7 @@
 import Glibc
 import OCIUnpack
 import Synchronization
+import UnpackSystem
 
 /// One self-overwriting line on stderr per layer: `layer 2/3 sha256:abcdef012345  12.1/40.0 MiB`.
 /// Updates are throttled to ten a second; a finished layer keeps its final line.

@@ -2,6 +2,7 @@ import Glibc
 import LayerStream
 import OCIImage
 import Testing
+import UnpackSystem
 
 @Suite struct CodecTests {
     static let sample: [UInt8] = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 / 7) }
@@ -143,19 +144,14 @@ import Testing
         }
     }
 
-    /// The blob stream's own size checks, with a descriptor that disagrees with the file (the
-    /// size check at open is not in the way here): a file that ends early, and one that goes on.
+    /// The blob stream's own size checks, with a descriptor that disagrees with the source's bytes
+    /// (no size check at open is in the way here): bytes that end early, and bytes that go on.
     @Test(arguments: [(Int64(-3), "went past its descriptor's size"), (3, "ended before its descriptor's size")])
     func blobStreamChecksTheSizeWhileReading(delta: Int64, message: String) throws {
-        let path = "/tmp/oci-unpack-blob-\(getpid())-\(delta)"
         let bytes = Array(Self.sample.prefix(100_000))
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        #expect(write(fd, bytes, bytes.count) == bytes.count)
-        close(fd)
-        defer { unlink(path) }
         let descriptor = Descriptor(
             mediaType: .ociLayer, digest: Digest.of(bytes), size: Int64(bytes.count) + delta)
-        let stream = BlobStream(fd: try OwnedFD.openForReading(path), descriptor: descriptor)
+        let stream = BlobStream(upstream: MemoryStream(bytes), descriptor: descriptor)
         let error = #expect(throws: UnpackError.self) { _ = try stream.readAll() }
         #expect(error?.code == .sizeMismatch)
         #expect(error?.message.contains(message) == true, "\(String(describing: error))")

@@ -1,6 +1,7 @@
 import Glibc
 import LayerStream
 import Testing
+import UnpackSystem
 
 @Suite struct ThreadsTests {
     /// The helper threads carry their names, so that `top -H` and `perf` tell them apart.

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import OCIUnpack
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// Entry types and metadata, applied through the whole pipeline.

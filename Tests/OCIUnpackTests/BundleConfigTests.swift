@@ -3,6 +3,7 @@ import Glibc
 import LayerStream
 import OCIUnpack
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// config.json as `unpack` writes it: users looked up inside the new rootfs only.

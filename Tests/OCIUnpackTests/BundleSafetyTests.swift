@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import OCIUnpack
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// What replacing, staging and cleaning up a bundle may and may not touch: mounts inside an old

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import OCIUnpack
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// The breakout catalogue: every class of hostile layer from spec-notes' "Known attacks", in

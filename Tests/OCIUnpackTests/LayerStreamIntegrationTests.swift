@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LayerStream
+import LayoutSource
 import OCIUnpack
 import Testing
 import UnpackTestSupport

@@ -3,6 +3,7 @@ import Glibc
 import LayerStream
 import OCIUnpack
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// Resource limits: each exceeded one is a clear `limitExceeded` that names it, and leaves nothing.

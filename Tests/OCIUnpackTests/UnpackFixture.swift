@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import OCIUnpack
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// A layout with one image built from tar layers, and a bundle path to unpack it into.

@@ -1,4 +1,5 @@
 import Foundation
+import LayoutSource
 import OCIImage
 import Resolution
 import Testing

@@ -1,7 +1,7 @@
 import FoundationEssentials
 import Glibc
-import LayerApply
 import OCIImage
+import UnpackSystem
 
 /// A bundle under construction: a hidden staging directory beside the target, published by one
 /// rename only when everything succeeded, and removed on any failure.

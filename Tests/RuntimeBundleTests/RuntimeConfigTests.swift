@@ -1,6 +1,6 @@
-import Bundle
 import Foundation
 import OCIImage
+import RuntimeBundle
 import Testing
 
 @Suite struct RuntimeConfigTests {

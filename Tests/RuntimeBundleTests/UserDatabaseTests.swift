@@ -1,5 +1,5 @@
-import Bundle
 import OCIImage
+import RuntimeBundle
 import Testing
 
 @Suite struct UserDatabaseTests {

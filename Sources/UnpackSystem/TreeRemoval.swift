@@ -1,12 +1,11 @@
 internal import CShims
 import Glibc
-import OCIImage
 
 /// fd-anchored directory operations: listing and recursive removal that never follow a symlink and
 /// never cross into another mount.
-enum Tree {
+package enum Tree {
     /// The names in the directory `name` of `parent` (excluding `.` and `..`).
-    static func children(of parent: Int32, _ name: some Collection<UInt8>) throws(SystemError) -> [[UInt8]] {
+    package static func children(of parent: Int32, _ name: some Collection<UInt8>) throws(SystemError) -> [[UInt8]] {
         let fd = name.withCString { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         guard fd >= 0 else {
             throw SystemError(call: "openat", errno: errno, path: String(decoding: name, as: UTF8.self))
@@ -15,7 +14,7 @@ enum Tree {
     }
 
     /// Lists and closes `fd`.
-    static func children(ofOwned fd: Int32) throws(SystemError) -> [[UInt8]] {
+    package static func children(ofOwned fd: Int32) throws(SystemError) -> [[UInt8]] {
         guard let dir = fdopendir(fd) else {
             let e = errno
             close(fd)
@@ -68,7 +67,7 @@ enum Tree {
     /// before anything of it is touched. Directories without owner read, write or search
     /// permission are made accessible (on the directory itself, through an fd opened without
     /// following anything) so that a non-root run can remove what a layer made read-only.
-    static func remove(in parent: Int32, _ name: some Collection<UInt8>) throws(SystemError) {
+    package static func remove(in parent: Int32, _ name: some Collection<UInt8>) throws(SystemError) {
         try remove(in: parent, name, path: String(decoding: name, as: UTF8.self), mount: nil)
     }
 

@@ -1,22 +1,7 @@
 import FoundationEssentials
 import Glibc
-
-/// Size caps for the JSON documents of an image, so a hostile layout cannot make us read gigabytes
-/// into memory.
-public struct DocumentLimits: Sendable, Equatable {
-    /// Largest manifest or index accepted (registries commonly cap manifests at 4 MiB).
-    public var maxManifestBytes: Int
-    /// Largest image configuration accepted.
-    public var maxConfigBytes: Int
-    /// Deepest nesting of indexes followed.
-    public var maxIndexDepth: Int
-
-    public init(maxManifestBytes: Int = 4 << 20, maxConfigBytes: Int = 8 << 20, maxIndexDepth: Int = 8) {
-        self.maxManifestBytes = maxManifestBytes
-        self.maxConfigBytes = maxConfigBytes
-        self.maxIndexDepth = maxIndexDepth
-    }
-}
+import OCIImage
+import UnpackSystem
 
 /// An OCI image layout directory: `oci-layout`, `index.json` and `blobs/ALG/HEX`.
 ///

@@ -1,5 +1,4 @@
 import Glibc
-import OCIImage
 
 /// Which ids this process can give files, from /proc/self/uid_map and gid_map.
 ///

@@ -1,32 +1,33 @@
 internal import CShims
 import Glibc
-import OCIImage
 
 /// The few calls Swift cannot make directly (macros, a syscall without a glibc wrapper, signal
 /// handlers), through CShims.
-enum CSys {
-    static func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t { CShims_makedev(major, minor) }
+package enum CSys {
+    package static func makedev(_ major: UInt32, _ minor: UInt32) -> Glibc.dev_t { CShims_makedev(major, minor) }
 
-    static func fsetxattr(_ fd: Int32, _ name: String, _ value: UnsafeRawBufferPointer) -> Int32 {
+    package static func fsetxattr(_ fd: Int32, _ name: String, _ value: UnsafeRawBufferPointer) -> Int32 {
         CShims_fsetxattr(fd, name, value.baseAddress, value.count)
     }
 
-    static func lsetxattr(_ path: UnsafePointer<CChar>, _ name: String, _ value: UnsafeRawBufferPointer) -> Int32 {
+    package static func lsetxattr(_ path: UnsafePointer<CChar>, _ name: String, _ value: UnsafeRawBufferPointer)
+        -> Int32
+    {
         CShims_lsetxattr(path, name, value.baseAddress, value.count)
     }
 
     /// The size of extended attribute `name` of `path` (not following a final symlink), or -1
     /// with errno (ENODATA: not set).
-    static func lgetxattrSize(_ path: String, _ name: String) -> Int {
+    package static func lgetxattrSize(_ path: String, _ name: String) -> Int {
         CShims_lgetxattr(path, name, nil, 0)
     }
 
-    static let resolveInRoot = CShims_RESOLVE_IN_ROOT
-    static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
-    static let resolveNoSymlinks = CShims_RESOLVE_NO_SYMLINKS
+    package static let resolveInRoot = CShims_RESOLVE_IN_ROOT
+    package static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
+    package static let resolveNoSymlinks = CShims_RESOLVE_NO_SYMLINKS
 
     /// openat2(2); -1 with errno (ENOSYS before Linux 5.6).
-    static func openat2(_ dirfd: Int32, _ path: UnsafePointer<CChar>, flags: Int32, resolve: UInt64) -> Int32 {
+    package static func openat2(_ dirfd: Int32, _ path: UnsafePointer<CChar>, flags: Int32, resolve: UInt64) -> Int32 {
         CShims_openat2(dirfd, path, UInt64(UInt32(bitPattern: flags)), 0, resolve)
     }
 }
@@ -47,13 +48,6 @@ public enum Interrupts {
         return signal == 0 ? nil : signal
     }
 
-    /// Throws `interrupted` when a signal arrived.
-    public static func check() throws(UnpackError) {
-        if let signal = pending {
-            throw UnpackError(.interrupted, "interrupted by signal \(signal) (\(name(of: signal)))")
-        }
-    }
-
     /// The usual name of a signal number (`SIGTERM`), or `signal N`.
     public static func name(of signal: Int32) -> String {
         let names: [Int32: String] = [
@@ -62,11 +56,6 @@ public enum Interrupts {
             SIGPWR: "SIGPWR", SIGXCPU: "SIGXCPU", SIGSTKFLT: "SIGSTKFLT",
         ]
         return names[signal] ?? "signal \(signal)"
-    }
-
-    /// `check()` when `enabled`.
-    public static func checkIf(_ enabled: Bool) throws(UnpackError) {
-        if enabled { try check() }
     }
 
     /// Restores default handling and re-sends the pending signal to this process, so that the
@@ -103,7 +92,7 @@ public func extendedAttribute(_ path: String, _ name: String) -> [UInt8]? {
 }
 
 /// Calls `body` with the (atime, mtime) pair that utimensat and futimens take, on the stack.
-func withTimes<R>(_ atime: timespec, _ mtime: timespec, _ body: (UnsafePointer<timespec>) -> R) -> R {
+package func withTimes<R>(_ atime: timespec, _ mtime: timespec, _ body: (UnsafePointer<timespec>) -> R) -> R {
     let pair = (atime, mtime)
     return withUnsafePointer(to: pair) { $0.withMemoryRebound(to: timespec.self, capacity: 2, body) }
 }

@@ -1,6 +1,5 @@
-import CShims
+internal import CShims
 import Glibc
-import OCIImage
 
 /// A pthread mutex with one condition variable: the hand-off primitive between the layer reader
 /// thread and the applier, and the applier and its file finisher (Foundation's Thread and NSCondition would pull all of Foundation into
@@ -33,7 +32,7 @@ public final class ConditionLock: @unchecked Sendable {
 /// `top -H`, `perf` and /proc/PID/task/TID/comm show it; the kernel keeps 15 bytes); the caller
 /// waits for it through its own condition. Throws when the system refuses a thread (EAGAIN under a
 /// process limit).
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(UnpackError) {
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
     final class Box: Sendable {
         let name: String
         let body: @Sendable () -> Void
@@ -60,7 +59,6 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) th
         }, box.toOpaque())
     if rc != 0 {
         box.release()
-        throw UnpackError(
-            .internal, "cannot start the \(name) thread: \(String(cString: strerror(rc)))")
+        throw SystemError(call: "pthread_create (the \(name) thread)", errno: rc)
     }
 }
