@@ -13,7 +13,7 @@ func LLVMFuzzerRunDriver(
 nonisolated(unsafe) private var currentTarget: ((UnsafeBufferPointer<UInt8>) -> Void)?
 
 /// Runs libFuzzer with the process's arguments on `target` and exits with its status.
-public func runFuzzer(_ target: @escaping (UnsafeBufferPointer<UInt8>) -> Void) -> Never {
+package func runFuzzer(_ target: @escaping (UnsafeBufferPointer<UInt8>) -> Void) -> Never {
     currentTarget = target
     var argc = CommandLine.argc
     var argv = CommandLine.unsafeArgv

@@ -12,8 +12,8 @@ import UnpackSystem
 /// or a failed containment check (`fatalError`) is a finding.
 
 /// Image references, platform strings, digests and compression lists.
-public enum FuzzReference {
-    public static func run(_ data: UnsafeBufferPointer<UInt8>) {
+package enum FuzzReference {
+    package static func run(_ data: UnsafeBufferPointer<UInt8>) {
         let text = String(decoding: data, as: UTF8.self)
         if let reference = try? ImageReference(parsing: text, isDirectory: { $0.count % 2 == 0 }) {
             // Whatever parses must print back to something that parses to the same value.
@@ -38,8 +38,8 @@ public enum FuzzReference {
 
 /// Index, manifest and config JSON, through the same checks the layout applies, and the same bytes
 /// through the template reader and writer.
-public enum FuzzDocuments {
-    public static func run(_ data: UnsafeBufferPointer<UInt8>) {
+package enum FuzzDocuments {
+    package static func run(_ data: UnsafeBufferPointer<UInt8>) {
         let bytes = Array(data)
         for type in [MediaType.ociIndex, .dockerManifestList] {
             _ = try? ImageDocuments.index(from: bytes, expected: type, where: "fuzz")
@@ -62,10 +62,10 @@ public enum FuzzDocuments {
 
 /// An arbitrary tar stream applied onto a fresh root, twice (so the second application meets what
 /// the first made), with a canary beside the root that must stay untouched.
-public enum FuzzTar {
+package enum FuzzTar {
     nonisolated(unsafe) private static var workspace: String?
 
-    public static func run(_ data: UnsafeBufferPointer<UInt8>) {
+    package static func run(_ data: UnsafeBufferPointer<UInt8>) {
         let base = prepareWorkspace()
         let root = base + "/root"
         mkdir(root, 0o755)

@@ -4,24 +4,24 @@ import OCIImage
 import UnpackSystem
 
 /// How entries are applied.
-public struct ApplyOptions: Sendable {
+package struct ApplyOptions: Sendable {
     /// Restore uid/gid (lchown). Default: when running as root. Without it, ownership is skipped
     /// with one warning per layer.
-    public var preserveOwnership: Bool
+    package var preserveOwnership: Bool
     /// Use the userspace in-root resolver even where openat2 exists (tests).
-    public var forceUserspaceResolver: Bool
+    package var forceUserspaceResolver: Bool
     /// Finish small files (data, owner, mode, xattrs, times) on a second thread; off, everything
     /// happens on the applier's thread (tests cover both).
-    public var finishFilesInParallel: Bool
+    package var finishFilesInParallel: Bool
     /// Receives warnings (skipped devices, unsupported xattrs, libarchive warnings).
-    public var warn: @Sendable (String) -> Void
+    package var warn: @Sendable (String) -> Void
     /// Entry count, path and xattr limits (the others are enforced by the pipeline).
-    public var limits: UnpackLimits
+    package var limits: UnpackLimits
     /// Tests only: a umask to assume instead of the process's (a wrong one must be caught by the
     /// per-directory check of the metadata shortcut).
     var assumedUmask: mode_t?
 
-    public init(
+    package init(
         preserveOwnership: Bool = geteuid() == 0, forceUserspaceResolver: Bool = false,
         finishFilesInParallel: Bool = true,
         warn: @escaping @Sendable (String) -> Void = { _ in }, limits: UnpackLimits = .init()
@@ -40,21 +40,21 @@ public struct ApplyOptions: Sendable {
 ///
 /// Every path is resolved inside the root (see `RootDirectory`); the last component is never
 /// followed, and every metadata call works on an fd or with AT_SYMLINK_NOFOLLOW.
-public final class Applier {
-    public let root: RootDirectory
+package final class Applier {
+    package let root: RootDirectory
     private let options: ApplyOptions
     /// Called between entries; throws to stop (interrupts).
     private let checkpoint: () throws(UnpackError) -> Void
 
     /// Work counters, for tests that prove crafted layers cannot make the work superlinear.
-    public struct Statistics: Sendable, Equatable {
+    package struct Statistics: Sendable, Equatable {
         /// Directories listed to apply whiteouts and opaque markers.
-        public var directoryListings = 0
+        package var directoryListings = 0
         /// Entries applied.
-        public var entries = 0
+        package var entries = 0
     }
 
-    public private(set) var statistics = Statistics()
+    package private(set) var statistics = Statistics()
     /// Whether the current entry removed something in its way (then the parent cache is dropped).
     private var replaced = false
     /// Finishes small files on a second thread during `apply`.
@@ -76,7 +76,7 @@ public final class Applier {
     /// The ids this process can give files (all of them outside a user namespace).
     private let idMapping = IDMapping.current
 
-    public init(
+    package init(
         rootPath: String, options: ApplyOptions = .init(),
         checkpoint: @escaping () throws(UnpackError) -> Void = {}
     ) throws(UnpackError) {
@@ -129,7 +129,7 @@ public final class Applier {
 
     /// Applies every entry of `reader`; returns the number of entries. `onEntry` runs after each.
     @discardableResult
-    public func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
+    package func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
         var layer = LayerState()
         var count = 0
         root.resetSymlinkBudget(options.limits.maxSymlinkBytesPerLayer)

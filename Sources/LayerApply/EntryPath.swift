@@ -10,14 +10,14 @@ private let dot = UInt8(ascii: ".")
 /// Stored flat (`a/b/c`, the form the per-layer sets use as keys) with the offset of the last
 /// component, so that the name, the parent and the ancestors are slices: an entry costs no
 /// allocation beyond its path bytes, and none at all when the tar already holds a clean path.
-public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
+package struct EntryPath: Hashable, Sendable, CustomStringConvertible {
     /// The cleaned path, `a/b/c`: no leading, trailing or doubled `/`, no `.` or `..` component;
     /// empty for the root.
-    public let key: [UInt8]
+    package let key: [UInt8]
     /// Where the last component starts in `key`.
     private let nameStart: Int
 
-    public static let root = EntryPath(clean: [])
+    package static let root = EntryPath(clean: [])
 
     /// `clean` must already be in the cleaned form.
     private init(clean: [UInt8]) {
@@ -25,12 +25,12 @@ public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
         nameStart = clean.lastIndex(of: slash).map { $0 + 1 } ?? 0
     }
 
-    public init(components: [[UInt8]]) {
+    package init(components: [[UInt8]]) {
         self.init(cleaning: Array(components.joined(separator: [slash])))
     }
 
     /// Cleans `raw`.
-    public init(cleaning raw: [UInt8]) {
+    package init(cleaning raw: [UInt8]) {
         if Self.isClean(raw) {
             self.init(clean: raw)
             return
@@ -68,17 +68,17 @@ public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var isRoot: Bool { key.isEmpty }
+    package var isRoot: Bool { key.isEmpty }
     /// The last component (empty for the root).
-    public var name: ArraySlice<UInt8> { key[nameStart...] }
+    package var name: ArraySlice<UInt8> { key[nameStart...] }
     /// The parent's key, as a slice of this one.
-    public var parentKey: ArraySlice<UInt8> { key[..<max(nameStart - 1, 0)] }
-    public var parent: EntryPath { EntryPath(clean: Array(parentKey)) }
+    package var parentKey: ArraySlice<UInt8> { key[..<max(nameStart - 1, 0)] }
+    package var parent: EntryPath { EntryPath(clean: Array(parentKey)) }
     /// The components, for the userspace resolver's walk.
-    public var components: [ArraySlice<UInt8>] { key.split(separator: slash) }
+    package var components: [ArraySlice<UInt8>] { key.split(separator: slash) }
 
     /// This path with one more component; `name` must be one component (no `/`, not `.`/`..`).
-    public func appending(_ name: some Collection<UInt8>) -> EntryPath {
+    package func appending(_ name: some Collection<UInt8>) -> EntryPath {
         precondition(!name.isEmpty && !name.contains(slash), "appending a name that is not one component")
         if isRoot { return EntryPath(clean: Array(name)) }
         var out = key
@@ -99,10 +99,10 @@ public struct EntryPath: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public static func == (a: EntryPath, b: EntryPath) -> Bool { a.key == b.key }
-    public func hash(into hasher: inout Hasher) { key.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    package static func == (a: EntryPath, b: EntryPath) -> Bool { a.key == b.key }
+    package func hash(into hasher: inout Hasher) { key.withUnsafeBytes { hasher.combine(bytes: $0) } }
 
-    public var description: String { "/" + DisplayText.escaping(key) }
+    package var description: String { "/" + DisplayText.escaping(key) }
 }
 
 /// A path's bytes as a set or dictionary key, hashed in one call instead of byte by byte (the

@@ -5,17 +5,17 @@ import UnpackSystem
 /// The root filesystem being built, held as a directory fd. Every path is resolved from this fd
 /// with symlinks interpreted inside it (as if it were `/`): openat2 with RESOLVE_IN_ROOT, or an
 /// equivalent component-by-component walk where openat2 is missing.
-public final class RootDirectory {
-    public let fd: OwnedFD
-    public let path: String
+package final class RootDirectory {
+    package let fd: OwnedFD
+    package let path: String
     /// Whether to use openat2 (false forces the userspace resolver; tests use it to cover both).
-    public private(set) var useOpenat2: Bool
+    package private(set) var useOpenat2: Bool
     /// Symlinks followed in one resolution before ELOOP (the kernel's limit is 40 too).
-    public let maxSymlinks = 40
+    package let maxSymlinks = 40
     /// Whether the umask may take bits from a new 0755 directory (or is unknown).
     private let umaskMasksDirectories: Bool
 
-    public init(path: String, forceUserspaceResolver: Bool = false) throws(UnpackError) {
+    package init(path: String, forceUserspaceResolver: Bool = false) throws(UnpackError) {
         self.path = path
         umaskMasksDirectories = Applier.readUmask().map { $0 & 0o755 != 0 } ?? true
         do throws(SystemError) {
@@ -41,16 +41,16 @@ public final class RootDirectory {
     /// cost milliseconds per entry, hours for a layer of millions of entries.
     private var symlinkBudget: Int = .max
     /// The `call` of the error that reports an exhausted budget.
-    public static let budgetExhausted = "resolve (limit symlink-bytes-per-layer)"
+    package static let budgetExhausted = "resolve (limit symlink-bytes-per-layer)"
 
     /// Starts a layer with `limit` bytes of symlink targets to follow.
-    public func resetSymlinkBudget(_ limit: Int) {
+    package func resetSymlinkBudget(_ limit: Int) {
         symlinkBudget = limit
     }
 
     /// Opens the directory at `path` (O_PATH), creating missing components as 0755 directories
     /// when `create` is set. Symlinks on the way are followed inside the root.
-    public func openDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
+    package func openDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> OwnedFD {
         try resolveDirectory(path, create: create).fd
     }
 
@@ -61,7 +61,7 @@ public final class RootDirectory {
     /// A path without symlinks is opened by the kernel in one call (openat2 with
     /// RESOLVE_NO_SYMLINKS, so its canonical path is itself); one through a symlink, or with a
     /// missing directory to create, is walked in userspace, where the symlink budget is counted.
-    public func resolveDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> (
+    package func resolveDirectory(_ path: EntryPath, create: Bool) throws(SystemError) -> (
         fd: OwnedFD, canonical: EntryPath
     ) {
         if path.isRoot {
@@ -81,12 +81,12 @@ public final class RootDirectory {
 
     /// `openDirectory` without creating; `nil` when the directory (or a parent) does not exist or
     /// is not a directory.
-    public func openExistingDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
+    package func openExistingDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
         try resolveExistingDirectory(path)?.fd
     }
 
     /// `resolveDirectory` without creating; `nil` when it does not exist or is not a directory.
-    public func resolveExistingDirectory(_ path: EntryPath) throws(SystemError) -> (
+    package func resolveExistingDirectory(_ path: EntryPath) throws(SystemError) -> (
         fd: OwnedFD, canonical: EntryPath
     )? {
         do {
@@ -98,7 +98,7 @@ public final class RootDirectory {
     }
 
     /// `resolveDirectory` creating what is missing; `nil` when a non-directory stands on the way.
-    public func resolveOrCreateDirectory(_ path: EntryPath) throws(SystemError) -> (
+    package func resolveOrCreateDirectory(_ path: EntryPath) throws(SystemError) -> (
         fd: OwnedFD, canonical: EntryPath
     )? {
         do {
@@ -111,7 +111,7 @@ public final class RootDirectory {
 
     /// The directory at a canonical `path` (one without symlinks), never following one: `nil`
     /// when it is gone or a symlink now stands on the way (a later entry replaced it).
-    public func openCanonicalDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
+    package func openCanonicalDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
         if path.isRoot { return try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) }) }
         if useOpenat2 {
             switch openat2Directory(path.key) {
@@ -138,7 +138,7 @@ public final class RootDirectory {
     /// Reads a regular file of the root filesystem, resolving every symlink (the last one too)
     /// inside the root, so `/etc/passwd -> /etc/shadow` or `-> ../../host` stays in the rootfs.
     /// `nil` when it does not exist; an error when it is not a regular file or exceeds `limit`.
-    public func readFile(_ path: EntryPath, limit: Int) throws(UnpackError) -> [UInt8]? {
+    package func readFile(_ path: EntryPath, limit: Int) throws(UnpackError) -> [UInt8]? {
         let context = UnpackError.Context(path: path.description)
         var current = path
         var followed = 0

@@ -1,20 +1,20 @@
 import OCIImage
 
 /// A stream that can lend its own buffers instead of copying into the caller's.
-public protocol LendingByteStream: ByteStream {
+package protocol LendingByteStream: ByteStream {
     /// The next bytes of the stream in place (empty at the end), valid until the next call to
     /// `borrow` or `read`.
     func borrow() throws(UnpackError) -> UnsafeRawBufferPointer
 }
 
 /// A stream over bytes already in memory (tests, small inputs).
-public final class MemoryStream: ByteStream {
+package final class MemoryStream: ByteStream {
     private let bytes: [UInt8]
     private var offset = 0
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         let n = min(buffer.count, bytes.count - offset)
         guard n > 0 else { return 0 }
         bytes.withUnsafeBytes { src in
@@ -27,7 +27,7 @@ public final class MemoryStream: ByteStream {
 
 extension ByteStream {
     /// Reads the stream to its end into memory, failing past `limit` bytes (tests, small inputs).
-    public func readAll(limit: Int = Int.max) throws(UnpackError) -> [UInt8] {
+    package func readAll(limit: Int = Int.max) throws(UnpackError) -> [UInt8] {
         var out: [UInt8] = []
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { chunk.deallocate() }
@@ -45,7 +45,7 @@ extension ByteStream {
 extension ByteStream {
     /// Reads whatever is left and throws it away (tar padding after the end-of-archive blocks), so
     /// that every stage verifies the whole stream.
-    public func drain() throws(UnpackError) {
+    package func drain() throws(UnpackError) {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { scratch.deallocate() }
         while try read(into: scratch) > 0 {}

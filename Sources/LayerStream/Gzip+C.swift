@@ -3,7 +3,7 @@ import OCIImage
 
 /// Streaming gzip decompression (zlib) over an upstream `ByteStream`; accepts several concatenated
 /// members, as gzip(1) writes them, and refuses anything after the last member that is not one.
-public final class GzipDecompressor: ByteStream {
+package final class GzipDecompressor: ByteStream {
     private let upstream: any ByteStream
     private var stream = z_stream()
     private var input: UnsafeMutableRawBufferPointer
@@ -11,7 +11,7 @@ public final class GzipDecompressor: ByteStream {
     private var finished = false
     private var memberStarted = false
 
-    public init(upstream: any ByteStream, inputBufferSize: Int = 256 * 1024) throws(UnpackError) {
+    package init(upstream: any ByteStream, inputBufferSize: Int = 256 * 1024) throws(UnpackError) {
         self.upstream = upstream
         input = .allocate(byteCount: inputBufferSize, alignment: 16)
         // 15 + 16: a gzip wrapper, not zlib or raw deflate.
@@ -27,7 +27,7 @@ public final class GzipDecompressor: ByteStream {
         input.deallocate()
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         guard !finished, let out = buffer.baseAddress, buffer.count > 0 else { return 0 }
         stream.next_out = out.assumingMemoryBound(to: Bytef.self)
         stream.avail_out = UInt32(min(buffer.count, Int(UInt32.max)))
@@ -81,8 +81,8 @@ public final class GzipDecompressor: ByteStream {
 
 /// gzip compression in memory (fixtures, the example image). `members` > 1 splits the input into
 /// that many concatenated gzip members.
-public enum GzipCompressor {
-    public static func compress(_ bytes: [UInt8], level: Int32 = 6, members: Int = 1) -> [UInt8] {
+package enum GzipCompressor {
+    package static func compress(_ bytes: [UInt8], level: Int32 = 6, members: Int = 1) -> [UInt8] {
         let count = max(1, members)
         let chunk = max(1, (bytes.count + count - 1) / count)
         var out: [UInt8] = []

@@ -4,7 +4,7 @@ import OCIImage
 /// Streaming gzip decompression with ISA-L's inflate (SIMD Huffman decoding; several times faster
 /// than zlib on these machines). Same contract as `GzipDecompressor`: several members accepted,
 /// trailing non-gzip data and truncation refused, each member's CRC and length checked.
-public final class IsalGzipDecompressor: ByteStream {
+package final class IsalGzipDecompressor: ByteStream {
     private let upstream: any ByteStream
     private let state: UnsafeMutablePointer<inflate_state>
     private var input: UnsafeMutableRawBufferPointer
@@ -12,7 +12,7 @@ public final class IsalGzipDecompressor: ByteStream {
     private var finished = false
     private var memberStarted = false
 
-    public init(upstream: any ByteStream, inputBufferSize: Int = 256 * 1024) {
+    package init(upstream: any ByteStream, inputBufferSize: Int = 256 * 1024) {
         self.upstream = upstream
         input = .allocate(byteCount: inputBufferSize, alignment: 64)
         state = .allocate(capacity: 1)
@@ -25,7 +25,7 @@ public final class IsalGzipDecompressor: ByteStream {
         input.deallocate()
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         guard !finished, let out = buffer.baseAddress, buffer.count > 0 else { return 0 }
         state.pointee.next_out = out.assumingMemoryBound(to: UInt8.self)
         state.pointee.avail_out = UInt32(min(buffer.count, Int(UInt32.max)))

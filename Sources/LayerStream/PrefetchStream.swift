@@ -12,7 +12,7 @@ import UnpackSystem
 ///
 /// An upstream error is delivered to the consumer at the point in the stream where it happened.
 /// Dropping the stream stops the threads and waits for them.
-public final class PrefetchStream: LendingByteStream {
+package final class PrefetchStream: LendingByteStream {
     /// The upstream chain and the buffers in flight are handed between the two threads under
     /// `condition`; `upstream` itself is touched only by the producer thread once it has started.
     private final class Shared: @unchecked Sendable {
@@ -61,7 +61,7 @@ public final class PrefetchStream: LendingByteStream {
     private var lent: UnsafeMutableRawBufferPointer?
 
     /// `threadNames` name the reader and hasher threads (tests give unique names to count them).
-    public init(
+    package init(
         upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4, verifying expected: Digest? = nil,
         threadNames: (reader: String, hasher: String) = ("layer reader", "layer hasher")
     ) throws(UnpackError) {
@@ -195,7 +195,7 @@ public final class PrefetchStream: LendingByteStream {
         }
     }
 
-    public func read(into destination: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into destination: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         guard destination.count > 0 else { return 0 }
         returnLent()
         if current == nil {
@@ -218,7 +218,7 @@ public final class PrefetchStream: LendingByteStream {
 
     /// The next filled bytes in place, without a copy: tar parsing reads straight from the
     /// producer's buffers.
-    public func borrow() throws(UnpackError) -> UnsafeRawBufferPointer {
+    package func borrow() throws(UnpackError) -> UnsafeRawBufferPointer {
         returnLent()
         if let chunk = current {
             current = nil

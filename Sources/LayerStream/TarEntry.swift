@@ -3,8 +3,8 @@ import OCIImage
 
 /// One tar entry as the applier needs it. Paths and link targets are raw bytes, exactly as in the
 /// archive: Linux file names need not be UTF-8.
-public struct TarEntry: Sendable {
-    public enum Kind: Sendable, Equatable {
+package struct TarEntry: Sendable {
+    package enum Kind: Sendable, Equatable {
         case regular
         case directory
         case symlink
@@ -15,21 +15,21 @@ public struct TarEntry: Sendable {
         case socket
     }
 
-    public var path: [UInt8]
-    public var kind: Kind
+    package var path: [UInt8]
+    package var kind: Kind
     /// Symlink or hardlink target.
-    public var linkTarget: [UInt8]
+    package var linkTarget: [UInt8]
     /// Permission bits including setuid, setgid and sticky (07777).
-    public var mode: UInt32
-    public var uid: Int64
-    public var gid: Int64
-    public var size: Int64
-    public var mtime: timespec
-    public var atime: timespec?
-    public var deviceMajor: UInt32
-    public var deviceMinor: UInt32
-    public var xattrs: [(name: String, value: [UInt8])]
+    package var mode: UInt32
+    package var uid: Int64
+    package var gid: Int64
+    package var size: Int64
+    package var mtime: timespec
+    package var atime: timespec?
+    package var deviceMajor: UInt32
+    package var deviceMinor: UInt32
+    package var xattrs: [(name: String, value: [UInt8])]
 
     /// The path for messages.
-    public var displayPath: String { DisplayText.escaping(path) }
+    package var displayPath: String { DisplayText.escaping(path) }
 }

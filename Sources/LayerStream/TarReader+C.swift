@@ -7,13 +7,13 @@ import OCIImage
 /// Only the tar formats are enabled and no filters: decompression happened before. Every libarchive
 /// status is checked: FATAL (and a data read that stops short) is an error, WARN is reported
 /// through `onWarning`.
-public final class TarReader {
+package final class TarReader {
     private let archive: OpaquePointer
     private let context: ReadContext
     private var finished = false
     private let onWarning: (String) -> Void
 
-    public init(
+    package init(
         upstream: any ByteStream, bufferSize: Int = 256 * 1024, onWarning: @escaping (String) -> Void = { _ in }
     )
         throws(UnpackError)
@@ -43,7 +43,7 @@ public final class TarReader {
     }
 
     /// The next entry, or `nil` after the end-of-archive marker.
-    public func next() throws(UnpackError) -> TarEntry? {
+    package func next() throws(UnpackError) -> TarEntry? {
         guard !finished else { return nil }
         return try Self.inUTF8Locale { () throws(UnpackError) -> TarEntry? in
             var entryPointer: OpaquePointer?
@@ -92,7 +92,7 @@ public final class TarReader {
 
     /// Streams the current entry's data to `body` as (bytes, offset) blocks; gaps between blocks
     /// are holes of a sparse file.
-    public func readData(_ body: (UnsafeRawBufferPointer, Int64) throws(UnpackError) -> Void) throws(UnpackError) {
+    package func readData(_ body: (UnsafeRawBufferPointer, Int64) throws(UnpackError) -> Void) throws(UnpackError) {
         while true {
             var buffer: UnsafeRawPointer?
             var size = 0

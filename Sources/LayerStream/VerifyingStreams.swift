@@ -5,7 +5,7 @@ import UnpackSystem
 /// The first stage of a layer: the blob's bytes from its source, checked against its descriptor.
 /// Its length must be exactly `size` and its content must hash to `digest`; both are checked as the
 /// bytes stream past, and the end of the stream is reported only once they hold.
-public final class BlobStream: ByteStream {
+package final class BlobStream: ByteStream {
     private let upstream: any ByteStream
     private let descriptor: Descriptor
     private var digester: Digester
@@ -14,15 +14,15 @@ public final class BlobStream: ByteStream {
     private let published = Atomic<Int64>(0)
 
     /// Bytes read so far; safe to read from any thread (progress reporting).
-    public var bytesRead: Int64 { published.load(ordering: .relaxed) }
+    package var bytesRead: Int64 { published.load(ordering: .relaxed) }
 
-    public init(upstream: any ByteStream, descriptor: Descriptor) {
+    package init(upstream: any ByteStream, descriptor: Descriptor) {
         self.upstream = upstream
         self.descriptor = descriptor
         digester = Digester(descriptor.digest.algorithm)
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         // Never read past the declared size: a blob that grew is caught without reading it all.
         let remaining = descriptor.size - count
         let want = Int(min(Int64(buffer.count), max(remaining, 1)))
@@ -62,13 +62,13 @@ public final class BlobStream: ByteStream {
 
 /// The uncompressed tar stream of a layer, hashed on the way and compared with the config's
 /// `rootfs.diff_ids[i]` when it ends.
-public final class DiffIDStream: ByteStream {
+package final class DiffIDStream: ByteStream {
     private let upstream: any ByteStream
     private let expected: Digest
     private var digester: Digester
     private var verified = false
     /// Uncompressed bytes so far.
-    public private(set) var bytesRead: Int64 = 0
+    package private(set) var bytesRead: Int64 = 0
     /// The most uncompressed bytes allowed (decompression bombs), and what to say past it.
     private let limit: Int64
     private let limitExceeded: @Sendable (Int64) -> UnpackError
@@ -76,7 +76,7 @@ public final class DiffIDStream: ByteStream {
     /// Hashes only when `verify` (the caller may know the bytes were verified already).
     private let verify: Bool
 
-    public init(
+    package init(
         upstream: any ByteStream, diffID: Digest, verify: Bool = true, limit: Int64 = .max,
         limitExceeded: @escaping @Sendable (Int64) -> UnpackError = { limit in
             UnpackError(.limitExceeded, "the uncompressed layer is larger than the \(limit)-byte limit")
@@ -96,7 +96,7 @@ public final class DiffIDStream: ByteStream {
             .digestMismatch, "the uncompressed layer hashes to \(actual), but the config's diff_id is \(expected)")
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         if verified { return 0 }
         let n = try upstream.read(into: buffer)
         if n == 0 {
@@ -148,12 +148,12 @@ final class PeekStream: ByteStream {
 }
 
 /// What the first bytes of a stream say about its compression.
-public enum Magic: Equatable, Sendable, CustomStringConvertible {
+package enum Magic: Equatable, Sendable, CustomStringConvertible {
     case gzip
     case zstd
     case other
 
-    public init(_ head: [UInt8]) {
+    package init(_ head: [UInt8]) {
         if head.count >= 2, head[0] == 0x1f, head[1] == 0x8b {
             self = .gzip
         } else if head.count >= 4, head[1] == 0xb5, head[2] == 0x2f, head[3] == 0xfd, head[0] == 0x28 {
@@ -166,7 +166,7 @@ public enum Magic: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .gzip: "gzip magic 1f 8b"
         case .zstd: "zstd magic 28 b5 2f fd"
@@ -180,16 +180,16 @@ public enum Magic: Equatable, Sendable, CustomStringConvertible {
 /// The media type chooses the decompressor and the stream's magic bytes must confirm it. When they
 /// disagree the layer is refused, naming both: decoding by magic would unpack something the image
 /// does not describe, and decoding by media type would produce garbage.
-public enum LayerDecoder {
+package enum LayerDecoder {
     /// Which gzip implementation to use.
-    public enum GzipImplementation: String, Sendable, CaseIterable {
+    package enum GzipImplementation: String, Sendable, CaseIterable {
         /// ISA-L's inflate (the default: several times faster).
         case isal
         /// zlib, the reference implementation.
         case zlib
     }
 
-    public static func decompressing(
+    package static func decompressing(
         _ upstream: any ByteStream, compression: LayerCompression, mediaType: MediaType,
         gzip: GzipImplementation = .isal
     ) throws(UnpackError) -> any ByteStream {

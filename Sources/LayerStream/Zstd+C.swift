@@ -3,7 +3,7 @@ import OCIImage
 
 /// Streaming zstd decompression (libzstd) over an upstream `ByteStream`; several frames and
 /// skippable frames (zstd:chunked tables of contents) are accepted.
-public final class ZstdDecompressor: ByteStream {
+package final class ZstdDecompressor: ByteStream {
     private let upstream: any ByteStream
     private let context: OpaquePointer
     private var input: UnsafeMutableRawBufferPointer
@@ -14,7 +14,7 @@ public final class ZstdDecompressor: ByteStream {
     private var insideFrame = false
 
     /// `maxWindowLog` caps the memory a frame may ask for (27 = 128 MiB, zstd's own default limit).
-    public init(upstream: any ByteStream, inputBufferSize: Int = 256 * 1024, maxWindowLog: Int32 = 27)
+    package init(upstream: any ByteStream, inputBufferSize: Int = 256 * 1024, maxWindowLog: Int32 = 27)
         throws(UnpackError)
     {
         guard let context = ZSTD_createDStream() else {
@@ -31,7 +31,7 @@ public final class ZstdDecompressor: ByteStream {
         input.deallocate()
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         guard !finished, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         var out = ZSTD_outBuffer(dst: base, size: buffer.count, pos: 0)
         while out.pos < out.size {
@@ -67,10 +67,10 @@ public final class ZstdDecompressor: ByteStream {
 }
 
 /// zstd compression in memory (fixtures, the example image).
-public enum ZstdCompressor {
+package enum ZstdCompressor {
     /// Compresses `bytes` as `frames` frames, optionally preceded by a skippable frame carrying
     /// `skippablePayload` (as zstd:chunked writes its table of contents).
-    public static func compress(
+    package static func compress(
         _ bytes: [UInt8], level: Int32 = 3, frames: Int = 1, skippablePayload: [UInt8]? = nil
     ) -> [UInt8] {
         var out: [UInt8] = []

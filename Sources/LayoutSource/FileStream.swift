@@ -2,12 +2,12 @@ import OCIImage
 import UnpackSystem
 
 /// A file read from its current position (a blob of a layout).
-public final class FileStream: ByteStream {
+package final class FileStream: ByteStream {
     private let fd: OwnedFD
 
-    public init(_ fd: OwnedFD) { self.fd = fd }
+    package init(_ fd: OwnedFD) { self.fd = fd }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
         do {
             return try fd.read(into: buffer)
         } catch {

@@ -7,19 +7,19 @@ import UnpackSystem
 ///
 /// Every blob read checks the descriptor's size before reading and the digest after, and every
 /// document's `mediaType` must agree with the descriptor that led to it.
-public struct OCILayout: ImageSource {
-    public let path: String
-    public var name: String { path }
+package struct OCILayout: ImageSource {
+    package let path: String
+    package var name: String { path }
     /// The layout's directory (O_PATH). Everything the layout names is opened beneath it, one
     /// component at a time without following symlinks: a layout cannot make oci-unpack read a
     /// file outside it (`blobs/sha256/HEX -> /etc/shadow`, or `blobs/sha256 -> /etc`).
     let directory: OwnedFD
     /// The parsed `index.json`.
-    public let index: Index
-    public let limits: DocumentLimits
+    package let index: Index
+    package let limits: DocumentLimits
 
     /// Opens the layout at `path`, checking `oci-layout` and parsing `index.json`.
-    public init(path: String, limits: DocumentLimits = .init()) throws(UnpackError) {
+    package init(path: String, limits: DocumentLimits = .init()) throws(UnpackError) {
         self.path = path
         self.limits = limits
         let st: stat
@@ -66,7 +66,7 @@ public struct OCILayout: ImageSource {
     }
 
     /// The file that holds a blob (safe: a `Digest` is validated hex), for messages.
-    public func blobPath(_ digest: Digest) -> String {
+    package func blobPath(_ digest: Digest) -> String {
         "\(path)/blobs/\(digest.algorithm.rawValue)/\(digest.encoded)"
     }
 
@@ -76,7 +76,7 @@ public struct OCILayout: ImageSource {
 
     /// Whether something exists where the blob should be (it may still be corrupt, a symlink or
     /// not a regular file: opening it says which).
-    public func hasBlob(_ digest: Digest) -> Bool {
+    package func hasBlob(_ digest: Digest) -> Bool {
         if case .failure(.missing) = Self.openBeneath(directory, Self.blobComponents(digest)) { return false }
         return true
     }
@@ -130,7 +130,7 @@ public struct OCILayout: ImageSource {
 
     /// The blob's bytes, its length already checked against the descriptor's size (the pipeline
     /// checks size and digest again while reading).
-    public func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
+    package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
         FileStream(try openBlobFile(descriptor))
     }
 
@@ -169,7 +169,7 @@ public struct OCILayout: ImageSource {
     }
 
     /// Reads a whole (small) blob, verifying size and digest.
-    public func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+    package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
         guard descriptor.size <= Int64(limit) else {
             throw UnpackError(
@@ -199,7 +199,7 @@ public struct OCILayout: ImageSource {
 
     /// Reads a blob named only by its digest (a digest reference not listed in any index) and
     /// works out what it is from its content.
-    public func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
+    package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
         guard hasBlob(digest) else {
             throw UnpackError(
                 .notFound, "no manifest or index with digest \(digest) in \(path)", context: .init(digest: digest))

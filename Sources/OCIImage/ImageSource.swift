@@ -115,7 +115,7 @@ extension ImageSource {
 
 /// Reading image documents: strict JSON first (one meaning for every reader), then the typed
 /// model, with each document's media type checked against the descriptor that led to it.
-public enum ImageDocuments {
+package enum ImageDocuments {
     /// What tells a manifest from an index, read before the whole document.
     package struct Probe {
         package var mediaType: MediaType?
@@ -139,7 +139,7 @@ public enum ImageDocuments {
     }
 
     /// Reads a manifest, checking that it is what the descriptor said it is.
-    public static func manifest(from bytes: [UInt8], expected: MediaType, where place: String)
+    package static func manifest(from bytes: [UInt8], expected: MediaType, where place: String)
         throws(UnpackError) -> Manifest
     {
         let fields = try document(bytes, expected: expected, place: place)
@@ -151,7 +151,7 @@ public enum ImageDocuments {
     }
 
     /// Reads an index (or Docker manifest list), checking that it is what the descriptor said.
-    public static func index(from bytes: [UInt8], expected: MediaType, where place: String)
+    package static func index(from bytes: [UInt8], expected: MediaType, where place: String)
         throws(UnpackError) -> Index
     {
         let fields = try document(bytes, expected: expected, place: place)
@@ -163,7 +163,7 @@ public enum ImageDocuments {
     }
 
     /// Reads an image configuration.
-    public static func config(from bytes: [UInt8], where place: String) throws(UnpackError) -> ImageConfig {
+    package static func config(from bytes: [UInt8], where place: String) throws(UnpackError) -> ImageConfig {
         let value = try requireStrictJSON(bytes, place: place)
         do throws(DocumentFields.Problem) {
             return try ImageConfig(fields: DocumentFields(value, at: ""))

@@ -2,10 +2,10 @@ import Glibc
 import UnpackSystem
 
 /// Where the two error types meet: a failed system call (`SystemError`, thrown below) becomes the
-/// one public error (`UnpackError`) with the code a user should see for its errno.
+/// one package error (`UnpackError`) with the code a user should see for its errno.
 extension SystemError {
     /// The `UnpackError.Code` a user should see for this errno.
-    public var code: UnpackError.Code {
+    package var code: UnpackError.Code {
         switch errno {
         case ENOENT, ENOTDIR: .notFound
         case EACCES, EPERM, EROFS: .permissionDenied
@@ -14,14 +14,14 @@ extension SystemError {
     }
 
     /// As `unpackError(_:context:)`, but a missing file (ENOENT, ENOTDIR) gets its own sentence.
-    public func unpackError(missing: String, otherwise message: String, context: UnpackError.Context) -> UnpackError {
+    package func unpackError(missing: String, otherwise message: String, context: UnpackError.Context) -> UnpackError {
         code == .notFound
             ? UnpackError(.notFound, missing, context: context, underlying: self)
             : unpackError(message, context: context)
     }
 
     /// This error as an `UnpackError`, with `message` in front.
-    public func unpackError(_ message: String, context: UnpackError.Context = .init()) -> UnpackError {
+    package func unpackError(_ message: String, context: UnpackError.Context = .init()) -> UnpackError {
         UnpackError(code, "\(message): \(String(cString: strerror(errno)))", context: context, underlying: self)
     }
 }
@@ -29,7 +29,7 @@ extension SystemError {
 extension SystemError {
     /// Runs `body` and turns its `SystemError` into the `UnpackError` that `describe` makes of it:
     /// the one place where the two error types meet.
-    public static func mapping<T>(
+    package static func mapping<T>(
         _ body: () throws(SystemError) -> T, to describe: (SystemError) -> UnpackError
     ) throws(UnpackError) -> T {
         do throws(SystemError) {
@@ -42,14 +42,14 @@ extension SystemError {
 
 extension Interrupts {
     /// Throws `interrupted` when a signal arrived.
-    public static func check() throws(UnpackError) {
+    package static func check() throws(UnpackError) {
         if let signal = pending {
             throw UnpackError(.interrupted, "interrupted by signal \(signal) (\(Interrupts.name(of: signal)))")
         }
     }
 
     /// `check()` when `enabled`.
-    public static func checkIf(_ enabled: Bool) throws(UnpackError) {
+    package static func checkIf(_ enabled: Bool) throws(UnpackError) {
         if enabled { try check() }
     }
 }

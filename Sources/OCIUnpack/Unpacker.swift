@@ -1,30 +1,48 @@
-@_exported import LayerApply
-@_exported import LayerStream
 import LayoutSource
 import Logging
-@_exported import OCIImage
-@_exported import Resolution
+import OCIImage
+import Resolution
 
-/// The public entry point of the library: resolve an image reference to a manifest (and, with the
-/// layer pipeline, unpack it).
+/// The entry point of the library: resolves an image reference to one manifest of one platform
+/// and compression variant, and unpacks it into an OCI runtime bundle.
+///
+/// ```swift
+/// let unpacker = Unpacker()
+/// let result = try unpacker.unpack(
+///     "oci:/images/app:latest", into: "/run/bundles/app",
+///     request: ResolutionRequest(platform: try Platform(parsing: "linux/arm64")))
+/// print(result.image.manifestDescriptor.digest, result.rootfs)
+/// ```
 public struct Unpacker: Sendable {
+    /// Where debug and informational messages go.
     public var logger: Logger
+    /// Size caps for the image's JSON documents.
     public var documentLimits: DocumentLimits
 
+    /// An unpacker logging to `logger`, reading documents within `documentLimits`.
     public init(logger: Logger = Logger(label: "oci-unpack"), documentLimits: DocumentLimits = .init()) {
         self.logger = logger
         self.documentLimits = documentLimits
     }
 
-    /// Parses `reference`, opens its layout and resolves it for `request`.
+    /// Parses `reference` (`oci:PATH[:TAG]`, `oci:PATH@DIGEST` or `PATH[:TAG]`), opens its layout
+    /// and resolves it for `request`.
     public func resolve(_ reference: String, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
         let parsed = try ImageReference(parsing: reference)
         return try resolve(parsed, request: request)
     }
 
+    /// Opens the layout `reference` names and resolves it for `request`.
     public func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
         let layout = try OCILayout(path: reference.layoutPath, limits: documentLimits)
-        let resolved = try Resolver(source: layout).resolve(reference, request: request)
+        return try resolve(reference, in: layout, request: request)
+    }
+
+    /// Resolves `reference`'s tag or digest in any source of images (see ``ImageSource``).
+    public func resolve(_ reference: ImageReference, in source: any ImageSource, request: ResolutionRequest)
+        throws(UnpackError) -> ResolvedImage
+    {
+        let resolved = try Resolver(source: source).resolve(reference, request: request)
         logger.debug(
             "resolved image",
             metadata: [

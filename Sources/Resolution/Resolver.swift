@@ -42,15 +42,15 @@ public struct ResolutionRequest: Sendable, Equatable {
 
 /// Walks from a reference through indexes to one manifest, recording every candidate and why it was
 /// chosen or refused.
-public struct Resolver: Sendable {
-    public let source: any ImageSource
+package struct Resolver: Sendable {
+    package let source: any ImageSource
 
-    public init(source: any ImageSource) {
+    package init(source: any ImageSource) {
         self.source = source
     }
 
     /// Resolves `reference` (whose images must be this resolver's source's) for `request`.
-    public func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
+    package func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
         var walk = Walk(source: source)
         let roots = try selectRoots(reference, walk: &walk)
         for root in roots {

@@ -12,10 +12,10 @@ import UnpackSystem
 /// its run has ended, whatever PID namespace or host it ran in (a lock on a shared filesystem is
 /// released when its holder dies). Directories without the lock file, or whose lock file names
 /// another target, are never touched.
-public final class BundleStaging {
-    public let target: String
-    public let staging: String
-    public var rootfs: String { staging + "/rootfs" }
+package final class BundleStaging {
+    package let target: String
+    package let staging: String
+    package var rootfs: String { staging + "/rootfs" }
     private var published = false
     private let force: Bool
     private let parent: String
@@ -67,7 +67,7 @@ public final class BundleStaging {
     ///
     /// `warn` receives what could not be cleaned up (an old bundle that could not be removed after
     /// `force` replaced it, a staging directory that could not be removed after a failure).
-    public init(target: String, force: Bool, warn: @escaping @Sendable (String) -> Void = { _ in })
+    package init(target: String, force: Bool, warn: @escaping @Sendable (String) -> Void = { _ in })
         throws(UnpackError)
     {
         let (trimmed, parent, name) = Self.split(target)
@@ -111,7 +111,7 @@ public final class BundleStaging {
     /// a mount point, a non-directory, a non-empty directory without `force`, and (with `force`) a
     /// directory with mounts inside, which removing the old bundle would empty. Called before any
     /// work (so that such a target fails at once), again when staging starts and before publishing.
-    public static func checkTarget(_ target: String, force: Bool) throws(UnpackError) {
+    package static func checkTarget(_ target: String, force: Bool) throws(UnpackError) {
         let target = split(target).trimmed
         let context = UnpackError.Context(path: target)
         var st = stat()
@@ -171,7 +171,7 @@ public final class BundleStaging {
     }
 
     /// Writes a file at the top of the bundle (`config.json`), mode 0644.
-    public func write(_ name: String, _ bytes: [UInt8]) throws(UnpackError) {
+    package func write(_ name: String, _ bytes: [UInt8]) throws(UnpackError) {
         let path = "\(staging)/\(name)"
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -192,7 +192,7 @@ public final class BundleStaging {
     ///
     /// Refuses to publish a staging directory that lost its lock file (something removed files of
     /// this run), and, with `force`, an old bundle that got mounts inside since the start.
-    public func publish() throws(UnpackError) {
+    package func publish() throws(UnpackError) {
         let context = UnpackError.Context(path: target)
         let lockPath = "\(staging)/\(Self.lockName)"
         var held = stat()
@@ -245,7 +245,7 @@ public final class BundleStaging {
     }
 
     /// Removes the staging directory (after a failure); what cannot be removed is reported.
-    public func discard() {
+    package func discard() {
         guard !published else { return }
         do throws(SystemError) {
             try removeDirectoryTree(staging)

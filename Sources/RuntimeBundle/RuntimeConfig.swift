@@ -28,16 +28,16 @@ public struct ConfigOverrides: Sendable, Equatable {
 
 /// The runtime bundle's `config.json`: a runtime-spec template with the image configuration
 /// converted into it as image-spec's conversion.md describes.
-public enum RuntimeConfig {
-    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+package enum RuntimeConfig {
+    package static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     /// The built-in template (bundle-templates/default.json).
-    public static func defaultTemplate() throws(UnpackError) -> JSONValue {
+    package static func defaultTemplate() throws(UnpackError) -> JSONValue {
         try parseTemplate(PackageResources.default_json, source: "the built-in template")
     }
 
     /// A template from a file (`--template`).
-    public static func template(at path: String) throws(UnpackError) -> JSONValue {
+    package static func template(at path: String) throws(UnpackError) -> JSONValue {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw UnpackError(.notFound, "template \(path) cannot be read", context: .init(path: path))
         }
@@ -58,7 +58,7 @@ public enum RuntimeConfig {
     }
 
     /// Checks what can be checked before unpacking: the image must be a Linux image.
-    public static func precheck(image: ImageConfig, overrides: ConfigOverrides = .init()) throws(UnpackError) {
+    package static func precheck(image: ImageConfig, overrides: ConfigOverrides = .init()) throws(UnpackError) {
         guard image.os.lowercased() == "linux" else {
             throw UnpackError(
                 .unsupportedMediaType,
@@ -74,12 +74,12 @@ public enum RuntimeConfig {
 
     /// `process.args`: Entrypoint + Cmd (either may be overridden). Empty when the image has
     /// neither; the bundle is still written, and the caller warns that a runtime will refuse it.
-    public static func arguments(image: ImageConfig, overrides: ConfigOverrides) -> [String] {
+    package static func arguments(image: ImageConfig, overrides: ConfigOverrides) -> [String] {
         (overrides.entrypoint ?? image.config?.entrypoint ?? []) + (overrides.args ?? image.config?.cmd ?? [])
     }
 
     /// Fills `template` from the image configuration and the rootfs's users.
-    public static func make(
+    package static func make(
         template: JSONValue, image: ImageConfig, users: UserDatabase, overrides: ConfigOverrides = .init()
     ) throws(UnpackError) -> JSONValue {
         try precheck(image: image)
@@ -140,7 +140,7 @@ public enum RuntimeConfig {
     }
 
     /// The annotations conversion.md derives from the image configuration; Labels win.
-    public static func annotations(_ image: ImageConfig) -> [String: String] {
+    package static func annotations(_ image: ImageConfig) -> [String: String] {
         var out: [String: String] = [:]
         let prefix = "org.opencontainers.image."
         out[prefix + "os"] = image.os
@@ -161,7 +161,7 @@ public enum RuntimeConfig {
     }
 
     /// The bytes written to `config.json`: sorted keys, indented, ending in a newline.
-    public static func encode(_ config: JSONValue) throws(UnpackError) -> [UInt8] {
+    package static func encode(_ config: JSONValue) throws(UnpackError) -> [UInt8] {
         guard config.allNumbersFinite else {
             throw UnpackError(
                 .invalidArgument, "config.json would hold a number that is infinite or NaN, which JSON cannot write")

@@ -1,25 +1,25 @@
 import OCIImage
 
 /// `/etc/passwd` and `/etc/group` of the root filesystem, parsed.
-public struct UserDatabase: Sendable {
-    public struct User: Sendable, Equatable {
-        public let name: String
-        public let uid: UInt32
-        public let gid: UInt32
-        public let home: String
+package struct UserDatabase: Sendable {
+    package struct User: Sendable, Equatable {
+        package let name: String
+        package let uid: UInt32
+        package let gid: UInt32
+        package let home: String
     }
 
-    public struct Group: Sendable, Equatable {
-        public let name: String
-        public let gid: UInt32
-        public let members: [String]
+    package struct Group: Sendable, Equatable {
+        package let name: String
+        package let gid: UInt32
+        package let members: [String]
     }
 
-    public let users: [User]
-    public let groups: [Group]
+    package let users: [User]
+    package let groups: [Group]
 
     /// Parses the files' contents (either may be absent). Malformed lines are skipped, as libc does.
-    public init(passwd: [UInt8]?, group: [UInt8]?) {
+    package init(passwd: [UInt8]?, group: [UInt8]?) {
         func lines(_ bytes: [UInt8]?) -> [[Substring]] {
             guard let bytes else { return [] }
             return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
@@ -39,19 +39,19 @@ public struct UserDatabase: Sendable {
         }
     }
 
-    public func user(named name: String) -> User? { users.first { $0.name == name } }
-    public func user(uid: UInt32) -> User? { users.first { $0.uid == uid } }
-    public func group(named name: String) -> Group? { groups.first { $0.name == name } }
+    package func user(named name: String) -> User? { users.first { $0.name == name } }
+    package func user(uid: UInt32) -> User? { users.first { $0.uid == uid } }
+    package func group(named name: String) -> Group? { groups.first { $0.name == name } }
 
     /// What `User` of an image config means here.
-    public struct Resolved: Sendable, Equatable {
-        public let uid: UInt32
-        public let gid: UInt32
-        public let additionalGids: [UInt32]
+    package struct Resolved: Sendable, Equatable {
+        package let uid: UInt32
+        package let gid: UInt32
+        package let additionalGids: [UInt32]
         /// The passwd entry's home directory, when the user has one.
-        public let home: String?
+        package let home: String?
 
-        public init(uid: UInt32, gid: UInt32, additionalGids: [UInt32], home: String?) {
+        package init(uid: UInt32, gid: UInt32, additionalGids: [UInt32], home: String?) {
             self.uid = uid
             self.gid = gid
             self.additionalGids = additionalGids
@@ -62,7 +62,7 @@ public struct UserDatabase: Sendable {
     /// Where a user specification came from: the image config's `User`, or `--user`. Errors name
     /// it, and a malformed one is the image's fault (invalidImage) or the caller's
     /// (invalidArgument).
-    public enum Source: Sendable {
+    package enum Source: Sendable {
         case image
         case option
 
@@ -78,7 +78,7 @@ public struct UserDatabase: Sendable {
 
     /// Checks the form of a user specification without a user database: `user[:group]` with
     /// neither part empty when the colon is there, and numeric ids in range.
-    public static func checkSyntax(_ spec: String, from source: Source) throws(UnpackError) {
+    package static func checkSyntax(_ spec: String, from source: Source) throws(UnpackError) {
         let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let userPart = parts[0]
         let groupPart = parts.count == 2 ? parts[1] : nil
@@ -99,7 +99,7 @@ public struct UserDatabase: Sendable {
     /// Resolves `uid`, `name`, `uid:gid`, `name:group`, `uid:group` or `name:gid` (empty: root).
     /// Names must exist; a numeric uid need not. Supplementary groups come from `/etc/group` only
     /// when no group was given.
-    public func resolve(_ spec: String, from source: Source = .image) throws(UnpackError) -> Resolved {
+    package func resolve(_ spec: String, from source: Source = .image) throws(UnpackError) -> Resolved {
         try Self.checkSyntax(spec, from: source)
         let parts = spec.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let userPart = parts[0]

@@ -6,29 +6,29 @@ import Glibc
 /// rootless containers) can give only the ids its namespace maps: chown to another fails with
 /// EINVAL, and creating devices or setting `trusted.*` xattrs fails with EPERM. Those entries are
 /// treated as an ordinary user's are (a warning, not an error).
-public struct IDMapping: Sendable, Equatable {
+package struct IDMapping: Sendable, Equatable {
     /// Inclusive-exclusive ranges of ids inside this namespace that map to some id outside.
-    public let uids: [Range<UInt64>]
-    public let gids: [Range<UInt64>]
+    package let uids: [Range<UInt64>]
+    package let gids: [Range<UInt64>]
 
     /// The whole 32-bit range mapped: the initial user namespace (or one that maps everything).
-    public var mapsEverything: Bool {
+    package var mapsEverything: Bool {
         Self.covers(uids, 0..<UInt64(UInt32.max)) && Self.covers(gids, 0..<UInt64(UInt32.max))
     }
 
-    public init(uids: [Range<UInt64>], gids: [Range<UInt64>]) {
+    package init(uids: [Range<UInt64>], gids: [Range<UInt64>]) {
         self.uids = uids
         self.gids = gids
     }
 
     /// This process's maps; when they cannot be read (no /proc), the initial namespace's.
-    public static let current: IDMapping = {
+    package static let current: IDMapping = {
         let all: [Range<UInt64>] = [0..<(UInt64(UInt32.max))]
         return IDMapping(
             uids: read("/proc/self/uid_map") ?? all, gids: read("/proc/self/gid_map") ?? all)
     }()
 
-    public func maps(uid: Int64, gid: Int64) -> Bool {
+    package func maps(uid: Int64, gid: Int64) -> Bool {
         Self.contains(uids, uid) && Self.contains(gids, gid)
     }
 
@@ -73,5 +73,5 @@ public struct IDMapping: Sendable, Equatable {
 
     /// Whether this process has root's powers over every id: root in a namespace that maps
     /// everything (devices, any owner, `trusted.*` xattrs).
-    public static var fullyPrivileged: Bool { geteuid() == 0 && current.mapsEverything }
+    package static var fullyPrivileged: Bool { geteuid() == 0 && current.mapsEverything }
 }

@@ -36,20 +36,20 @@ package enum CSys {
 /// handler and polled between entries so that an interrupted run removes its staging directory,
 /// leaves an old bundle untouched and exits with the `interrupted` code. SIGPIPE and SIGXFSZ are
 /// ignored once installed: the write that caused them fails (EPIPE, EFBIG) and is reported as such.
-public enum Interrupts {
+package enum Interrupts {
     /// Installs the handlers (idempotent).
-    public static func install() {
+    package static func install() {
         _ = CShims_install_interrupt_handlers()
     }
 
     /// The signal received so far, or `nil`.
-    public static var pending: Int32? {
+    package static var pending: Int32? {
         let signal = CShims_pending_interrupt()
         return signal == 0 ? nil : signal
     }
 
     /// The usual name of a signal number (`SIGTERM`), or `signal N`.
-    public static func name(of signal: Int32) -> String {
+    package static func name(of signal: Int32) -> String {
         let names: [Int32: String] = [
             SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1",
             SIGUSR2: "SIGUSR2", SIGALRM: "SIGALRM", SIGVTALRM: "SIGVTALRM", SIGPROF: "SIGPROF", SIGIO: "SIGIO",
@@ -60,7 +60,7 @@ public enum Interrupts {
 
     /// Restores default handling and re-sends the pending signal to this process, so that the
     /// parent sees death by signal after our cleanup.
-    public static func reraise() {
+    package static func reraise() {
         guard let signal = pending else { return }
         CShims_reset_interrupt_handlers()
         raise(signal)
@@ -69,7 +69,7 @@ public enum Interrupts {
 
 /// Swaps two paths atomically (renameat2 RENAME_EXCHANGE): publishing a bundle over an existing one
 /// never leaves a moment without a complete bundle.
-public func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
+package func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
     if CShims_exchange(AT_FDCWD, a, AT_FDCWD, b) != 0 {
         throw SystemError(call: "renameat2(RENAME_EXCHANGE)", errno: errno, path: b)
     }
@@ -78,13 +78,13 @@ public func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
 /// flock(LOCK_EX) on `fd`, waiting for it or not; 0, or -1 with errno (EWOULDBLOCK: held by another
 /// open file description, in this process or any other, on this host or, for a shared filesystem
 /// that supports it, another).
-public func lockExclusive(_ fd: Int32, wait: Bool) -> Int32 {
+package func lockExclusive(_ fd: Int32, wait: Bool) -> Int32 {
     CShims_lock_exclusive(fd, wait ? 1 : 0)
 }
 
 /// The value of extended attribute `name` of `path` (not following a final symlink), or `nil`
 /// when it is not set.
-public func extendedAttribute(_ path: String, _ name: String) -> [UInt8]? {
+package func extendedAttribute(_ path: String, _ name: String) -> [UInt8]? {
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     let n = buffer.withUnsafeMutableBytes { CShims_lgetxattr(path, name, $0.baseAddress, $0.count) }
     guard n >= 0 else { return nil }

@@ -1,18 +1,18 @@
 import Glibc
 
 /// A failed system call: its name, the errno, and the path it was about.
-public struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
-    public let call: String
-    public let errno: Int32
-    public let path: String?
+package struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
+    package let call: String
+    package let errno: Int32
+    package let path: String?
 
-    public init(call: String, errno: Int32, path: String? = nil) {
+    package init(call: String, errno: Int32, path: String? = nil) {
         self.call = call
         self.errno = errno
         self.path = path
     }
 
-    public var description: String {
+    package var description: String {
         let reason = String(cString: strerror(errno))
         if let path { return "\(call)(\(path)): \(reason)" }
         return "\(call): \(reason)"
@@ -21,7 +21,7 @@ public struct SystemError: Error, Sendable, CustomStringConvertible, Equatable {
 
 /// Retries a system call on EINTR and turns -1 into a `SystemError`.
 @inline(__always)
-public func retryingSyscall<T: FixedWidthInteger>(
+package func retryingSyscall<T: FixedWidthInteger>(
     _ call: String, path: String? = nil, _ body: () -> T
 ) throws(SystemError) -> T {
     while true {
@@ -34,13 +34,13 @@ public func retryingSyscall<T: FixedWidthInteger>(
 }
 
 /// An open file descriptor that closes itself.
-public final class OwnedFD: Sendable {
-    public let rawValue: Int32
+package final class OwnedFD: Sendable {
+    package let rawValue: Int32
 
-    public init(_ rawValue: Int32) { self.rawValue = rawValue }
+    package init(_ rawValue: Int32) { self.rawValue = rawValue }
 
     /// Opens `path` read-only.
-    public static func openForReading(_ path: String, flags: Int32 = 0) throws(SystemError) -> OwnedFD {
+    package static func openForReading(_ path: String, flags: Int32 = 0) throws(SystemError) -> OwnedFD {
         let fd = try retryingSyscall("open", path: path) { open(path, O_RDONLY | O_CLOEXEC | flags) }
         return OwnedFD(fd)
     }
@@ -48,7 +48,7 @@ public final class OwnedFD: Sendable {
     /// Opens `path` for reading only if it is a regular file: it is first opened with O_PATH
     /// (which runs no driver and does not block on a FIFO), checked with fstat, and only then
     /// reopened for reading through /proc/self/fd. `nil` when it is not a regular file.
-    public static func openRegularFile(_ path: String, at directory: Int32 = AT_FDCWD, noFollow: Bool = false)
+    package static func openRegularFile(_ path: String, at directory: Int32 = AT_FDCWD, noFollow: Bool = false)
         throws(SystemError) -> OwnedFD?
     {
         let flags = O_PATH_VALUE | O_CLOEXEC | (noFollow ? O_NOFOLLOW : 0)
@@ -59,20 +59,20 @@ public final class OwnedFD: Sendable {
 
     deinit { close(rawValue) }
 
-    public func status() throws(SystemError) -> stat {
+    package func status() throws(SystemError) -> stat {
         var st = Glibc.stat()
         _ = try retryingSyscall("fstat") { fstat(rawValue, &st) }
         return st
     }
 
     /// Reads up to `buffer.count` bytes; 0 means end of file.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         return try retryingSyscall("read") { Glibc.read(rawValue, base, buffer.count) }
     }
 
     /// Reads the whole file, refusing (with `nil`) one longer than `limit` bytes.
-    public func readAll(limit: Int) throws(SystemError) -> [UInt8]? {
+    package func readAll(limit: Int) throws(SystemError) -> [UInt8]? {
         var out: [UInt8] = []
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { chunk.deallocate() }
@@ -88,7 +88,7 @@ public final class OwnedFD: Sendable {
 /// Writes all of `bytes` to `fd` (at `offset` with pwrite(2), else at the file position), retrying
 /// short writes and EINTR; `path` names the file in the error.
 /// `path` is evaluated only for an error (it escapes an entry's name, which costs per call).
-public func writeAll(
+package func writeAll(
     _ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil, path: @autoclosure () -> String
 ) throws(SystemError) {
     guard let base = bytes.baseAddress else { return }
@@ -106,7 +106,7 @@ public func writeAll(
 }
 
 /// The same for `bytes[range]` of an array (all of it without `range`).
-public func writeAll(
+package func writeAll(
     _ fd: Int32, _ bytes: [UInt8], range: Range<Int>? = nil, at offset: Int64? = nil,
     path: @autoclosure () -> String
 ) throws(SystemError) {
@@ -123,7 +123,7 @@ public func writeAll(
 }
 
 /// `stat(2)` of a path (following symlinks), or `nil` with the errno when it fails.
-public func fileStatus(_ path: String) -> Result<stat, SystemError> {
+package func fileStatus(_ path: String) -> Result<stat, SystemError> {
     var st = stat()
     while true {
         if stat(path, &st) == 0 { return .success(st) }
@@ -133,11 +133,11 @@ public func fileStatus(_ path: String) -> Result<stat, SystemError> {
 }
 
 extension stat {
-    public var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
-    public var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
+    package var isDirectory: Bool { (st_mode & S_IFMT) == S_IFDIR }
+    package var isRegularFile: Bool { (st_mode & S_IFMT) == S_IFREG }
 }
 
 /// O_PATH: Glibc's Swift overlay does not export it (it needs _GNU_SOURCE). 010000000 is its value
 /// in the generic Linux ABI (x86-64, arm64 and the other architectures Swift runs on); the one
 /// definition the layout reader and the applier share.
-public let O_PATH_VALUE: Int32 = 0o10000000
+package let O_PATH_VALUE: Int32 = 0o10000000

@@ -4,11 +4,11 @@ import Glibc
 /// A pthread mutex with one condition variable: the hand-off primitive between the layer reader
 /// thread and the applier, and the applier and its file finisher (Foundation's Thread and NSCondition would pull all of Foundation into
 /// the binary, and with it a slower start).
-public final class ConditionLock: @unchecked Sendable {
+package final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    public init() {
+    package init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(cond, nil)
     }
@@ -20,19 +20,19 @@ public final class ConditionLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    public func lock() { pthread_mutex_lock(mutex) }
-    public func unlock() { pthread_mutex_unlock(mutex) }
+    package func lock() { pthread_mutex_lock(mutex) }
+    package func unlock() { pthread_mutex_unlock(mutex) }
     /// Waits for a signal; the lock must be held.
-    public func wait() { pthread_cond_wait(cond, mutex) }
-    public func signal() { pthread_cond_signal(cond) }
-    public func broadcast() { pthread_cond_broadcast(cond) }
+    package func wait() { pthread_cond_wait(cond, mutex) }
+    package func signal() { pthread_cond_signal(cond) }
+    package func broadcast() { pthread_cond_broadcast(cond) }
 }
 
 /// Starts a detached thread running `body`, with a 1 MiB stack and `name` as its system name (as
 /// `top -H`, `perf` and /proc/PID/task/TID/comm show it; the kernel keeps 15 bytes); the caller
 /// waits for it through its own condition. Throws when the system refuses a thread (EAGAIN under a
 /// process limit).
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+package func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
     final class Box: Sendable {
         let name: String
         let body: @Sendable () -> Void

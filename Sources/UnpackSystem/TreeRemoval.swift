@@ -124,7 +124,7 @@ package enum Tree {
 /// Removes a host directory tree given by path (a staging directory, an old bundle), never
 /// following symlinks inside it and never crossing into another mount; the error names the path
 /// where removal stopped.
-public func removeDirectoryTree(_ path: String) throws(SystemError) {
+package func removeDirectoryTree(_ path: String) throws(SystemError) {
     let parentPath: String
     let name: String
     if let slash = path.lastIndex(of: "/") {
@@ -147,7 +147,7 @@ public func removeDirectoryTree(_ path: String) throws(SystemError) {
 
 /// The mount points at or below `path` (a directory), from /proc/self/mountinfo, in the order the
 /// kernel lists them. `path` must be canonical (realpath). Empty when mountinfo cannot be read.
-public func mountPoints(under path: String) -> [String] {
+package func mountPoints(under path: String) -> [String] {
     guard let fd = try? OwnedFD.openForReading("/proc/self/mountinfo"), let text = try? fd.readAll(limit: 64 << 20)
     else { return [] }
     var found: [String] = []

@@ -1,16 +1,16 @@
 import Foundation
 
 /// Runs a program and captures its exit status and output (CLI tests, real peer tools).
-public struct CommandResult: Sendable {
-    public let status: Int32
-    public let stdout: String
-    public let stderr: String
+package struct CommandResult: Sendable {
+    package let status: Int32
+    package let stdout: String
+    package let stderr: String
 }
 
-public enum Command {
+package enum Command {
     /// Runs `executable` (a path, or a name looked up on PATH) with `arguments`, in
     /// `currentDirectory` if given.
-    public static func run(
+    package static func run(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil,
         currentDirectory: String? = nil
     ) throws -> CommandResult {
@@ -46,7 +46,7 @@ public enum Command {
     }
 
     /// The `oci-unpack` binary built beside the running test bundle.
-    public static var ociUnpack: String {
+    package static var ociUnpack: String {
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var candidate = here.appendingPathComponent("oci-unpack").path
         // On Linux the test runner lives inside .build/<triple>/debug; on macOS inside an .xctest bundle.

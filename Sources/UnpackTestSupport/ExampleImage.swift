@@ -11,17 +11,17 @@ import OCIImage
 ///
 /// The amd64 image carries a static busybox (Debian's busybox-static), so runc can start it; its
 /// command prints a greeting, `id`, `pwd` and a file the second layer wrote.
-public enum ExampleImage {
-    public static let busyboxPath = "/bin/busybox"
+package enum ExampleImage {
+    package static let busyboxPath = "/bin/busybox"
 
-    public static let execution = ImageConfig.Execution(
+    package static let execution = ImageConfig.Execution(
         user: "app", env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"],
         entrypoint: ["/bin/sh", "-c"],
         cmd: ["echo \"$GREETING from the oci-unpack example\"; id; pwd; cat /app/message.txt"],
         workingDir: "/app", labels: ["org.opencontainers.image.title": "oci-unpack example"])
 
     /// Writes the layout at `path` (replacing it).
-    public static func write(to path: String, busybox: [UInt8]) throws {
+    package static func write(to path: String, busybox: [UInt8]) throws {
         if FileManager.default.fileExists(atPath: path) {
             try FileManager.default.removeItem(atPath: path)
         }
@@ -53,7 +53,7 @@ public enum ExampleImage {
     }
 
     /// Reads busybox from the machine (Debian's busybox-static).
-    public static func hostBusybox() throws -> [UInt8] {
+    package static func hostBusybox() throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: busyboxPath) else {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: busyboxPath])
         }

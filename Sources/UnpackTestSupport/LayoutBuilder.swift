@@ -4,12 +4,12 @@ import OCIImage
 
 /// Writes OCI image layouts in code: blobs, layers in any compression, configs, manifests, indexes
 /// and `index.json`, including deliberately inconsistent ones for error tests.
-public final class LayoutBuilder {
-    public let path: String
+package final class LayoutBuilder {
+    package let path: String
     /// Entries written to `index.json` by `write()`.
-    public var indexEntries: [Descriptor] = []
+    package var indexEntries: [Descriptor] = []
 
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         try FileManager.default.createDirectory(atPath: path + "/blobs/sha256", withIntermediateDirectories: true)
         try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: path + "/oci-layout"))
@@ -23,7 +23,7 @@ public final class LayoutBuilder {
 
     /// Stores `bytes` as a blob and returns its descriptor.
     @discardableResult
-    public func blob(
+    package func blob(
         _ bytes: [UInt8], mediaType: MediaType, annotations: [String: String]? = nil, platform: Platform? = nil
     ) throws -> Descriptor {
         let digest = Digest.of(bytes)
@@ -36,7 +36,7 @@ public final class LayoutBuilder {
 
     /// A JSON document as a blob.
     @discardableResult
-    public func json(
+    package func json(
         _ value: some Encodable, mediaType: MediaType, platform: Platform? = nil,
         annotations: [String: String]? = nil
     ) throws -> Descriptor {
@@ -45,22 +45,22 @@ public final class LayoutBuilder {
     }
 
     /// A layer: the tar compressed as asked, with the media type that says so.
-    public struct Layer {
-        public var descriptor: Descriptor
-        public var diffID: Digest
+    package struct Layer {
+        package var descriptor: Descriptor
+        package var diffID: Digest
 
-        public init(descriptor: Descriptor, diffID: Digest) {
+        package init(descriptor: Descriptor, diffID: Digest) {
             self.descriptor = descriptor
             self.diffID = diffID
         }
     }
 
-    public enum LayerStyle: Sendable {
+    package enum LayerStyle: Sendable {
         case oci
         case docker
     }
 
-    public func layer(
+    package func layer(
         _ tar: [UInt8], compression: LayerCompression, style: LayerStyle = .oci, mediaType: MediaType? = nil
     ) throws -> Layer {
         let bytes: [UInt8]
@@ -75,11 +75,11 @@ public final class LayoutBuilder {
 
     /// A layer whose blob bytes are given as they are (multi-member gzip, skippable frames, corrupt
     /// streams), with the media type to declare and the diff_id of `tar`.
-    public func layer(tar: [UInt8], blob bytes: [UInt8], mediaType: MediaType) throws -> Layer {
+    package func layer(tar: [UInt8], blob bytes: [UInt8], mediaType: MediaType) throws -> Layer {
         Layer(descriptor: try blob(bytes, mediaType: mediaType), diffID: Digest.of(tar))
     }
 
-    public static func layerMediaType(_ compression: LayerCompression, style: LayerStyle) -> MediaType {
+    package static func layerMediaType(_ compression: LayerCompression, style: LayerStyle) -> MediaType {
         switch (style, compression) {
         case (.oci, .none): .ociLayer
         case (.oci, .gzip): .ociLayerGzip
@@ -92,7 +92,7 @@ public final class LayoutBuilder {
 
     /// An image: config + manifest over `layers`. Returns the manifest descriptor, carrying
     /// `descriptorPlatform` and `annotations` (for use as an index entry).
-    public func image(
+    package func image(
         layers: [Layer], platform: Platform = Platform(os: "linux", architecture: "amd64"),
         execution: ImageConfig.Execution? = nil, style: LayerStyle = .oci, descriptorPlatform: Platform?? = nil,
         annotations: [String: String]? = nil, diffIDs: [Digest]? = nil
@@ -115,7 +115,7 @@ public final class LayoutBuilder {
     }
 
     /// An index (or Docker manifest list) over `entries`.
-    public func index(_ entries: [Descriptor], style: LayerStyle = .oci, annotations: [String: String]? = nil)
+    package func index(_ entries: [Descriptor], style: LayerStyle = .oci, annotations: [String: String]? = nil)
         throws -> Descriptor
     {
         let type: MediaType = style == .oci ? .ociIndex : .dockerManifestList
@@ -123,7 +123,7 @@ public final class LayoutBuilder {
     }
 
     /// Adds `descriptor` to `index.json`, tagged `tag` when given.
-    public func tag(_ descriptor: Descriptor, _ tag: String?) {
+    package func tag(_ descriptor: Descriptor, _ tag: String?) {
         var entry = descriptor
         if let tag {
             var annotations = entry.annotations ?? [:]
@@ -134,26 +134,26 @@ public final class LayoutBuilder {
     }
 
     /// Writes `index.json`.
-    public func write() throws {
+    package func write() throws {
         let data = try Self.encoder.encode(Index(mediaType: .ociIndex, manifests: indexEntries))
         try data.write(to: URL(fileURLWithPath: path + "/index.json"))
     }
 
     /// Overwrites a blob's file with other bytes (corruption tests).
-    public func overwriteBlob(_ digest: Digest, with bytes: [UInt8]) throws {
+    package func overwriteBlob(_ digest: Digest, with bytes: [UInt8]) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: "\(path)/blobs/\(digest.algorithm.rawValue)/\(digest.encoded)"))
     }
 
-    public func removeBlob(_ digest: Digest) throws {
+    package func removeBlob(_ digest: Digest) throws {
         try FileManager.default.removeItem(atPath: "\(path)/blobs/\(digest.algorithm.rawValue)/\(digest.encoded)")
     }
 }
 
 /// A temporary directory removed when the value goes away.
-public final class TemporaryDirectory: Sendable {
-    public let path: String
+package final class TemporaryDirectory: Sendable {
+    package let path: String
 
-    public init(prefix: String = "oci-unpack-test") throws {
+    package init(prefix: String = "oci-unpack-test") throws {
         var template = Array("\(NSTemporaryDirectory())/\(prefix).XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { buffer -> String? in
             guard let base = buffer.baseAddress, mkdtemp(base) != nil else { return nil }

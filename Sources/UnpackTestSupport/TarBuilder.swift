@@ -1,7 +1,7 @@
 /// Builds tar streams in code: ustar headers, with PAX extended headers for long names, long link
 /// targets, large sizes and xattrs. Lets tests write any entry, including hostile ones.
-public struct TarBuilder: Sendable {
-    public enum Kind: Sendable, Equatable {
+package struct TarBuilder: Sendable {
+    package enum Kind: Sendable, Equatable {
         case file(content: [UInt8])
         case directory
         case symlink(target: String)
@@ -11,28 +11,28 @@ public struct TarBuilder: Sendable {
         case fifo
     }
 
-    public struct Entry: Sendable, Equatable {
+    package struct Entry: Sendable, Equatable {
         /// The name as stored: any bytes, not only UTF-8 (Linux file names are bytes).
-        public var pathBytes: [UInt8]
-        public var path: String {
+        package var pathBytes: [UInt8]
+        package var path: String {
             get { String(decoding: pathBytes, as: UTF8.self) }
             set { pathBytes = Array(newValue.utf8) }
         }
-        public var kind: Kind
-        public var mode: UInt32
-        public var uid: Int
-        public var gid: Int
-        public var mtime: Int
-        public var xattrs: [String: [UInt8]]
+        package var kind: Kind
+        package var mode: UInt32
+        package var uid: Int
+        package var gid: Int
+        package var mtime: Int
+        package var xattrs: [String: [UInt8]]
         /// More pax records, written as given (sparse maps and other crafted headers).
-        public var pax: [(key: String, value: String)] = []
+        package var pax: [(key: String, value: String)] = []
 
-        public static func == (a: Entry, b: Entry) -> Bool {
+        package static func == (a: Entry, b: Entry) -> Bool {
             a.pathBytes == b.pathBytes && a.kind == b.kind && a.mode == b.mode && a.uid == b.uid && a.gid == b.gid
                 && a.mtime == b.mtime && a.xattrs == b.xattrs && a.pax.elementsEqual(b.pax, by: { $0 == $1 })
         }
 
-        public init(
+        package init(
             path: String, kind: Kind, mode: UInt32? = nil, uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000,
             xattrs: [String: [UInt8]] = [:]
         ) {
@@ -46,38 +46,38 @@ public struct TarBuilder: Sendable {
         }
     }
 
-    public private(set) var entries: [Entry] = []
+    package private(set) var entries: [Entry] = []
 
-    public init(_ entries: [Entry] = []) {
+    package init(_ entries: [Entry] = []) {
         self.entries = entries
     }
 
-    public mutating func add(_ entry: Entry) { entries.append(entry) }
+    package mutating func add(_ entry: Entry) { entries.append(entry) }
 
-    public mutating func file(_ path: String, _ content: String, mode: UInt32 = 0o644, uid: Int = 0, gid: Int = 0) {
+    package mutating func file(_ path: String, _ content: String, mode: UInt32 = 0o644, uid: Int = 0, gid: Int = 0) {
         add(Entry(path: path, kind: .file(content: Array(content.utf8)), mode: mode, uid: uid, gid: gid))
     }
 
-    public mutating func directory(_ path: String, mode: UInt32 = 0o755, uid: Int = 0, gid: Int = 0) {
+    package mutating func directory(_ path: String, mode: UInt32 = 0o755, uid: Int = 0, gid: Int = 0) {
         add(Entry(path: path, kind: .directory, mode: mode, uid: uid, gid: gid))
     }
 
-    public mutating func symlink(_ path: String, to target: String) {
+    package mutating func symlink(_ path: String, to target: String) {
         add(Entry(path: path, kind: .symlink(target: target), mode: 0o777))
     }
 
-    public mutating func hardlink(_ path: String, to target: String) {
+    package mutating func hardlink(_ path: String, to target: String) {
         add(Entry(path: path, kind: .hardlink(target: target)))
     }
 
     /// An empty file named `.wh.NAME` in `directory` (whiteout of NAME).
-    public mutating func whiteout(_ path: String) {
+    package mutating func whiteout(_ path: String) {
         let (dir, name) = Self.split(path)
         add(Entry(path: dir + ".wh." + name, kind: .file(content: [])))
     }
 
     /// `.wh..wh..opq` in `directory`.
-    public mutating func opaque(_ directory: String) {
+    package mutating func opaque(_ directory: String) {
         let dir = directory.hasSuffix("/") ? directory : directory + "/"
         add(Entry(path: dir + ".wh..wh..opq", kind: .file(content: [])))
     }
@@ -88,7 +88,7 @@ public struct TarBuilder: Sendable {
     }
 
     /// The tar stream, ending with the two zero blocks.
-    public func bytes() -> [UInt8] {
+    package func bytes() -> [UInt8] {
         var out: [UInt8] = []
         for entry in entries {
             Self.append(entry, to: &out)

@@ -5,29 +5,29 @@ import UnpackSystem
 
 /// A description of every path below a directory, for comparing trees in tests: type, mode,
 /// owner, size, content digest or link target, and mtime, without following symlinks.
-public struct TreeSnapshot: Equatable, CustomStringConvertible {
-    public struct Node: Equatable, CustomStringConvertible {
-        public var type: Character  // f d l c b p s
-        public var mode: UInt32
-        public var uid: UInt32
-        public var gid: UInt32
-        public var size: Int64
+package struct TreeSnapshot: Equatable, CustomStringConvertible {
+    package struct Node: Equatable, CustomStringConvertible {
+        package var type: Character  // f d l c b p s
+        package var mode: UInt32
+        package var uid: UInt32
+        package var gid: UInt32
+        package var size: Int64
         /// Content digest (files) or link target (symlinks).
-        public var content: String
-        public var mtime: Int
-        public var inode: UInt64
-        public var links: UInt64
-        public var rdev: UInt64
+        package var content: String
+        package var mtime: Int
+        package var inode: UInt64
+        package var links: UInt64
+        package var rdev: UInt64
 
-        public var description: String {
+        package var description: String {
             "\(type) \(String(mode, radix: 8)) \(uid):\(gid) size=\(size) \(content) mtime=\(mtime) nlink=\(links)"
         }
     }
 
-    public var nodes: [String: Node]
+    package var nodes: [String: Node]
 
     /// Walks `root` (which itself is recorded as ".").
-    public init(_ root: String) throws {
+    package init(_ root: String) throws {
         nodes = [:]
         try walk(root, relative: ".")
     }
@@ -62,14 +62,14 @@ public struct TreeSnapshot: Equatable, CustomStringConvertible {
         }
     }
 
-    public subscript(_ path: String) -> Node? { nodes[path] }
+    package subscript(_ path: String) -> Node? { nodes[path] }
 
     /// Paths in sorted order.
-    public var paths: [String] { nodes.keys.sorted() }
+    package var paths: [String] { nodes.keys.sorted() }
 
     /// One line per path that differs between two snapshots; directory mtimes and inode numbers
     /// are ignored unless asked for.
-    public func differences(from other: TreeSnapshot, ignoreDirectoryTimes: Bool = true, ignoreInodes: Bool = true)
+    package func differences(from other: TreeSnapshot, ignoreDirectoryTimes: Bool = true, ignoreInodes: Bool = true)
         -> [String]
     {
         var out: [String] = []
@@ -88,7 +88,7 @@ public struct TreeSnapshot: Equatable, CustomStringConvertible {
         return out
     }
 
-    public var description: String {
+    package var description: String {
         paths.map { "\($0): \(nodes[$0].map(\.description) ?? "")" }.joined(separator: "\n")
     }
 }

@@ -154,7 +154,7 @@ struct Unpack: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        guard LayerDecoder.GzipImplementation(rawValue: gzipDecoder) != nil else {
+        guard GzipDecoder(rawValue: gzipDecoder) != nil else {
             throw ValidationError("--gzip-decoder must be isal or zlib, not \"\(gzipDecoder)\"")
         }
         for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
@@ -164,20 +164,22 @@ struct Unpack: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
-        Interrupts.install()
         let logger = resolution.makeLogger()
         let unpacker = Unpacker(logger: logger)
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
-        var options = UnpackOptions(force: force, apply: ApplyOptions(warn: warn))
-        options.gzip = LayerDecoder.GzipImplementation(rawValue: gzipDecoder) ?? .isal
+        // SIGINT, SIGTERM and the other terminating signals stop the unpack cleanly.
+        var options = UnpackOptions(force: force, warn: warn, cancellation: .onTerminatingSignals())
+        options.gzipDecoder = GzipDecoder(rawValue: gzipDecoder) ?? .isal
+        var limits = options.limits
         for assignment in limitAssignments {
-            do {
-                try options.limits.set(assignment)
+            do throws(UnpackError) {
+                try limits.set(assignment)
             } catch {
                 throw CLIFailure(error: error, json: false).report()
             }
         }
+        options.limits = limits
         options.overrides = ConfigOverrides(
             env: env, user: user, workingDir: workingDir, args: command.isEmpty ? nil : command,
             entrypoint: entrypoint.isEmpty ? nil : entrypoint)
@@ -192,7 +194,7 @@ struct Unpack: ParsableCommand {
             throw CLIFailure(error: error, json: false).report()
         }
         let outcome = Result { () throws(UnpackError) -> UnpackResult in
-            if let templatePath { options.template = try RuntimeConfig.template(at: templatePath) }
+            if let templatePath { options.template = try UnpackOptions.template(at: templatePath) }
             return try unpacker.unpack(image, into: bundle, request: request, options: options)
         }
         progress?.finish()

@@ -1,6 +1,12 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
@@ -324,7 +330,7 @@ import UnpackTestSupport
         try f.image(t)
         let log = WarningLog()
         var options = UnpackOptions(
-            apply: ApplyOptions(preserveOwnership: false, warn: { log.append($0) }), honourInterrupts: false)
+            apply: ApplyOptions(preserveOwnership: false, warn: { log.append($0) }))
         options.prefetch = true
         _ = try Unpacker().unpack(
             "oci:\(f.builder.path):latest", into: f.bundle,

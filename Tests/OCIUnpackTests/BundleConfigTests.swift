@@ -1,10 +1,17 @@
 import Foundation
 import Glibc
+import LayerApply
 import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
+
+import struct OCIImage.MediaType
 
 /// config.json as `unpack` writes it: users looked up inside the new rootfs only.
 @Suite struct BundleConfigTests {
@@ -90,7 +97,7 @@ import UnpackTestSupport
         let error = #expect(throws: UnpackError.self) {
             try Unpacker().unpack(
                 "oci:\(f.builder.path):latest", into: f.bundle, request: ResolutionRequest(platform: windows),
-                options: UnpackOptions(honourInterrupts: false))
+                options: UnpackOptions())
         }
         #expect(error?.code == .unsupportedMediaType)
         #expect(error?.message.contains("only linux images can become runtime bundles") == true)
@@ -143,8 +150,8 @@ import UnpackTestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == ["bundle"])
     }
 
-    @Test(arguments: [LayerDecoder.GzipImplementation.isal, .zlib])
-    func gzipImplementationIsTheOneAskedFor(implementation: LayerDecoder.GzipImplementation) throws {
+    @Test(arguments: [GzipDecoder.isal, .zlib])
+    func gzipImplementationIsTheOneAskedFor(implementation: GzipDecoder) throws {
         let f = try UnpackFixture()
         var t = TarBuilder()
         t.file("a", String(repeating: "a", count: 10_000))
@@ -152,8 +159,8 @@ import UnpackTestSupport
         var gz = GzipCompressor.compress(tar)
         gz[gz.count - 6] ^= 0xff  // the CRC-32: the two implementations word this differently
         try f.image([try f.builder.layer(tar: tar, blob: gz, mediaType: .ociLayerGzip)])
-        var options = UnpackOptions(honourInterrupts: false)
-        options.gzip = implementation
+        var options = UnpackOptions()
+        options.gzipDecoder = implementation
         let error = #expect(throws: UnpackError.self) {
             try Unpacker().unpack(
                 "oci:\(f.builder.path):latest", into: f.bundle,

@@ -1,6 +1,12 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
@@ -95,7 +101,7 @@ import UnpackTestSupport
         try Self.oneFile(f)
         let name = String(repeating: "b", count: 250)
         let bundle = f.tmp.path + "/" + name
-        var options = UnpackOptions(honourInterrupts: false)
+        var options = UnpackOptions()
         options.prefetch = true
         let result = try Unpacker().unpack(
             "oci:\(f.builder.path):latest", into: bundle,

@@ -1,8 +1,17 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
+
+import enum OCIImage.LayerCompression
 
 /// What an image means must not depend on the reader: strict JSON for every document, nothing
 /// read from outside the layout, tar streams read as Go's archive/tar reads them.

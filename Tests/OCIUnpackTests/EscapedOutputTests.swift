@@ -1,7 +1,16 @@
 import Foundation
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
+
+import struct OCIImage.MediaType
 
 /// Names from an image never forge lines or reach the terminal raw: every message and `inspect`
 /// text escapes control characters, bidirectional overrides and invalid UTF-8.

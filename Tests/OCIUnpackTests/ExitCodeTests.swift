@@ -1,8 +1,17 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
+
+import struct OCIImage.MediaType
 
 /// Every documented exit code, produced through the real binary, with its one error line.
 @Suite struct ExitCodeTests {

@@ -1,6 +1,11 @@
 import Foundation
 import Glibc
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
@@ -107,7 +112,7 @@ import UnpackTestSupport
         _ = try Unpacker().unpack(
             "oci:\(f.builder.path):latest", into: f.bundle,
             request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")),
-            options: UnpackOptions(apply: apply, honourInterrupts: false))
+            options: UnpackOptions(apply: apply))
         try Self.expectModes(f)
     }
 

@@ -1,9 +1,17 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
+
+import enum OCIImage.LayerCompression
 
 /// The breakout catalogue: every class of hostile layer from spec-notes' "Known attacks", in
 /// several shapes, with both in-root resolvers. After each case a canary directory beside the

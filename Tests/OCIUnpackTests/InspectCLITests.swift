@@ -1,6 +1,13 @@
 import Foundation
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// Runs the real `oci-unpack` binary and checks its output and exit codes.

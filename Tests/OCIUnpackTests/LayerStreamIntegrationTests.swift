@@ -1,10 +1,18 @@
 import Foundation
 import Glibc
+import LayerApply
 import LayerStream
 import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
+
+import enum OCIImage.LayerCompression
+import struct OCIImage.MediaType
 
 /// Decompression, verification and atomicity through the whole `unpack` pipeline.
 @Suite struct LayerPipelineTests {

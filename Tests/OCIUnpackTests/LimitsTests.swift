@@ -1,7 +1,12 @@
 import Foundation
 import Glibc
+import LayerApply
 import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
@@ -14,7 +19,7 @@ import UnpackTestSupport
         _ = try Unpacker().unpack(
             "oci:\(f.builder.path):latest", into: f.bundle,
             request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")),
-            options: UnpackOptions(honourInterrupts: false, limits: limits))
+            options: UnpackOptions(limits: limits))
     }
 
     func expectLimit(
@@ -180,7 +185,7 @@ struct FullDiskTests {
                 "oci:\(f.builder.path):latest", into: mountPoint + "/bundle",
                 request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")),
                 options: UnpackOptions(
-                    apply: ApplyOptions(finishFilesInParallel: finishInParallel), honourInterrupts: false))
+                    apply: ApplyOptions(finishFilesInParallel: finishInParallel)))
         }
         #expect(error?.code == .io)
         #expect(error?.message.contains("No space left on device") == true, "\(String(describing: error))")

@@ -1,6 +1,13 @@
 import Foundation
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// The example image (static busybox) in gzip, zstd and mixed form, unpacked by oci-unpack, its

@@ -1,6 +1,13 @@
 import Foundation
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// Trees around symlinks: "same layer" and saved directory times belong to the directory an

@@ -1,8 +1,16 @@
 import Foundation
+import LayerApply
+import LayerStream
 import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
+
+import enum OCIImage.LayerCompression
 
 /// A real multi-layer image built by umoci (whiteouts, hardlinks, devices, setuid, non-ASCII names),
 /// recompressed to zstd by skopeo, unpacked by `umoci unpack` and by oci-unpack: the trees must be

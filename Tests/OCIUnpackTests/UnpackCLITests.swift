@@ -1,7 +1,14 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// `oci-unpack unpack` as a process: exit codes, messages, signals.

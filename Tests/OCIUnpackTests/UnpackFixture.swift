@@ -1,9 +1,17 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
 import UnpackSystem
 import UnpackTestSupport
+
+import enum OCIImage.LayerCompression
 
 /// A layout with one image built from tar layers, and a bundle path to unpack it into.
 final class UnpackFixture {
@@ -55,8 +63,7 @@ final class UnpackFixture {
             force: force,
             apply: ApplyOptions(
                 forceUserspaceResolver: userspaceResolver, finishFilesInParallel: finishInParallel,
-                warn: { log?.append($0) }),
-            honourInterrupts: false, limits: limits)
+                warn: { log?.append($0) }), limits: limits)
         options.prefetch = prefetch
         return try Unpacker().unpack(
             "oci:\(builder.path):latest", into: bundle,

@@ -1,7 +1,14 @@
 import Foundation
 import Glibc
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// Root in a user namespace that maps only itself (`unshare -r`): owners it cannot give and

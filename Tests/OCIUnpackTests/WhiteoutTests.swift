@@ -1,6 +1,13 @@
 import Foundation
+import LayerApply
+import LayerStream
+import LayoutSource
+import OCIImage
 import OCIUnpack
+import Resolution
+import RuntimeBundle
 import Testing
+import UnpackSystem
 import UnpackTestSupport
 
 /// layer.md's whiteout rules, each on a tree built by lower layers.
