@@ -6,6 +6,7 @@ import Crypto
 /// so that a `Digest` can safely name a file under `blobs/` (CVE-2024-3727: digests used as paths
 /// before validation).
 public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
+    /// The hash algorithms a digest may name.
     public enum Algorithm: String, Sendable, CaseIterable {
         case sha256
         case sha512
@@ -19,6 +20,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         }
     }
 
+    /// The hash algorithm, the part before the colon.
     public let algorithm: Algorithm
     /// Lowercase hex, exactly `algorithm.hexLength` characters.
     public let encoded: String
@@ -51,6 +53,7 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         self.encoded = hex
     }
 
+    /// Reads a JSON string `algorithm:hex`, validated as ``init(parsing:)`` validates it.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let string = try container.decode(String.self)
@@ -61,16 +64,19 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         }
     }
 
+    /// Writes the JSON string `algorithm:hex`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)
     }
 
+    /// The digest as `algorithm:hex`.
     public var description: String { "\(algorithm.rawValue):\(encoded)" }
 
     /// The first 12 hex digits, for progress lines.
     public var short: String { String(encoded.prefix(12)) }
 
+    /// Orders digests by their `algorithm:hex` text, for stable output.
     public static func < (lhs: Digest, rhs: Digest) -> Bool { lhs.description < rhs.description }
 
     /// The digest of `bytes` with `algorithm`.
@@ -89,8 +95,10 @@ public struct Digester: Sendable {
     }
 
     private var state: State
+    /// The algorithm of the digest that ``finalize()`` returns.
     public let algorithm: Digest.Algorithm
 
+    /// Starts a hash of no bytes with `algorithm`.
     public init(_ algorithm: Digest.Algorithm) {
         self.algorithm = algorithm
         switch algorithm {
@@ -99,6 +107,7 @@ public struct Digester: Sendable {
         }
     }
 
+    /// Adds the bytes of `buffer` to the hash, after those already added.
     public mutating func update(_ buffer: UnsafeRawBufferPointer) {
         switch state {
         case .sha256(var h):
@@ -110,10 +119,12 @@ public struct Digester: Sendable {
         }
     }
 
+    /// Adds `bytes` to the hash, after those already added.
     public mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 
+    /// The digest of all the bytes added so far.
     public func finalize() -> Digest {
         let hex: String
         switch state {

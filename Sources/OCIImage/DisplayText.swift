@@ -9,6 +9,7 @@ public enum DisplayText {
         bytes.withUnsafeBufferPointer { escaping(buffer: $0) }
     }
 
+    /// Raw bytes from part of a buffer, escaped the same way as a whole `[UInt8]`.
     public static func escaping(_ bytes: ArraySlice<UInt8>) -> String {
         bytes.withUnsafeBufferPointer { escaping(buffer: $0) }
     }

@@ -1,13 +1,21 @@
 /// A content descriptor: what a blob is, how big, and its digest.
 public struct Descriptor: Hashable, Sendable, Codable {
+    /// The media type of the referenced content (`mediaType`).
     public var mediaType: MediaType
+    /// The digest of the referenced content (`digest`).
     public var digest: Digest
+    /// The size in bytes of the referenced content (`size`).
     public var size: Int64
+    /// Other places the content may be downloaded from (`urls`).
     public var urls: [String]?
+    /// Arbitrary metadata about the descriptor (`annotations`), such as the tag of an `index.json` entry.
     public var annotations: [String: String]?
+    /// The platform the referenced manifest is for (`platform`), set on the entries of an index.
     public var platform: Platform?
+    /// The type of artifact the descriptor refers to, when it refers to one (`artifactType`).
     public var artifactType: String?
 
+    /// A descriptor with the given fields.
     public init(
         mediaType: MediaType, digest: Digest, size: Int64, annotations: [String: String]? = nil,
         platform: Platform? = nil, urls: [String]? = nil, artifactType: String? = nil
@@ -21,6 +29,7 @@ public struct Descriptor: Hashable, Sendable, Codable {
         self.artifactType = artifactType
     }
 
+    /// Reads a descriptor JSON object, refusing a negative `size`.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         mediaType = try c.decode(MediaType.self, forKey: .mediaType)
@@ -42,6 +51,7 @@ public struct Descriptor: Hashable, Sendable, Codable {
 
 /// Well-known annotation keys.
 public enum AnnotationKey {
+    /// The annotation that holds the tag of an entry of an image layout's `index.json`.
     public static let refName = "org.opencontainers.image.ref.name"
     /// Set by podman/buildah on the zstd instance of a gzip+zstd pair in one index.
     public static let zstdCompression = "io.github.containers.compression.zstd"
@@ -49,14 +59,22 @@ public enum AnnotationKey {
 
 /// An image manifest (OCI or Docker schema 2): a config and an ordered list of layers.
 public struct Manifest: Hashable, Sendable, Codable {
+    /// The `schemaVersion` field, which must be 2.
     public var schemaVersion: Int
+    /// The manifest's own `mediaType`, optional in the JSON but checked against the descriptor when present.
     public var mediaType: MediaType?
+    /// The type of artifact this manifest describes (`artifactType`); absent for an image.
     public var artifactType: String?
+    /// The descriptor of the image configuration (`config`).
     public var config: Descriptor
+    /// The layer descriptors (`layers`), in the order they are applied, base layer first.
     public var layers: [Descriptor]
+    /// The manifest this one refers to (`subject`), as a signature or SBOM refers to its image.
     public var subject: Descriptor?
+    /// Arbitrary metadata about the manifest (`annotations`).
     public var annotations: [String: String]?
 
+    /// A manifest of schema version 2, with no subject or artifact type.
     public init(
         mediaType: MediaType? = .ociManifest, config: Descriptor, layers: [Descriptor],
         annotations: [String: String]? = nil
@@ -71,13 +89,20 @@ public struct Manifest: Hashable, Sendable, Codable {
 
 /// An image index (OCI) or manifest list (Docker): manifests for several platforms or variants.
 public struct Index: Hashable, Sendable, Codable {
+    /// The `schemaVersion` field, which must be 2.
     public var schemaVersion: Int
+    /// The index's own `mediaType`, optional in the JSON but checked against the descriptor when present.
     public var mediaType: MediaType?
+    /// The type of artifact this index describes (`artifactType`), if any.
     public var artifactType: String?
+    /// The descriptors of the manifests and nested indexes it lists (`manifests`).
     public var manifests: [Descriptor]
+    /// The manifest this index refers to (`subject`), if any.
     public var subject: Descriptor?
+    /// Arbitrary metadata about the index (`annotations`).
     public var annotations: [String: String]?
 
+    /// An index of schema version 2 listing `manifests`, with no subject or artifact type.
     public init(mediaType: MediaType? = .ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil) {
         self.schemaVersion = 2
         self.mediaType = mediaType
@@ -90,14 +115,23 @@ public struct Index: Hashable, Sendable, Codable {
 public struct ImageConfig: Hashable, Sendable, Codable {
     /// Execution parameters (`config` in the JSON).
     public struct Execution: Hashable, Sendable, Codable {
+        /// The user (and optionally group) the process runs as (`User`), by name or numeric ID.
         public var user: String?
+        /// The ports the container exposes (`ExposedPorts`), keyed `port/protocol`.
         public var exposedPorts: [String: EmptyObject]?
+        /// The environment of the process as `NAME=VALUE` entries (`Env`).
         public var env: [String]?
+        /// The command run at start, before the arguments (`Entrypoint`).
         public var entrypoint: [String]?
+        /// The default arguments to the entrypoint, or the command itself when there is none (`Cmd`).
         public var cmd: [String]?
+        /// The directories meant to hold volumes (`Volumes`), keyed by path.
         public var volumes: [String: EmptyObject]?
+        /// The working directory of the process (`WorkingDir`).
         public var workingDir: String?
+        /// Arbitrary metadata about the container (`Labels`).
         public var labels: [String: String]?
+        /// The signal that asks the process to stop (`StopSignal`), e.g. `SIGTERM`.
         public var stopSignal: String?
 
         enum CodingKeys: String, CodingKey {
@@ -112,6 +146,7 @@ public struct ImageConfig: Hashable, Sendable, Codable {
             case stopSignal = "StopSignal"
         }
 
+        /// Execution parameters with the given fields, each optional.
         public init(
             user: String? = nil, exposedPorts: [String: EmptyObject]? = nil, env: [String]? = nil,
             entrypoint: [String]? = nil, cmd: [String]? = nil, volumes: [String: EmptyObject]? = nil,
@@ -131,7 +166,9 @@ public struct ImageConfig: Hashable, Sendable, Codable {
 
     /// `rootfs`: the ordered diff_ids of the uncompressed layers.
     public struct RootFS: Hashable, Sendable, Codable {
+        /// The kind of root filesystem (`type`), always `layers`.
         public var type: String
+        /// The digests of the uncompressed layer tar streams (`diff_ids`), base layer first.
         public var diffIDs: [Digest]
 
         enum CodingKeys: String, CodingKey {
@@ -139,16 +176,22 @@ public struct ImageConfig: Hashable, Sendable, Codable {
             case diffIDs = "diff_ids"
         }
 
+        /// A root filesystem of type `layers` with the given diff_ids.
         public init(diffIDs: [Digest]) {
             self.type = "layers"
             self.diffIDs = diffIDs
         }
     }
 
+    /// One entry of `history`: how a layer, or a step that made none, was built.
     public struct History: Hashable, Sendable, Codable {
+        /// When the step ran (`created`), as an RFC 3339 date-time.
         public var created: String?
+        /// The command the step ran (`created_by`).
         public var createdBy: String?
+        /// A free-form note about the step (`comment`).
         public var comment: String?
+        /// Whether the step made no layer (`empty_layer`), so that no diff_id belongs to it.
         public var emptyLayer: Bool?
 
         enum CodingKeys: String, CodingKey {
@@ -158,6 +201,7 @@ public struct ImageConfig: Hashable, Sendable, Codable {
             case emptyLayer = "empty_layer"
         }
 
+        /// A history entry with the given fields, each optional.
         public init(created: String? = nil, createdBy: String? = nil, comment: String? = nil, emptyLayer: Bool? = nil) {
             self.created = created
             self.createdBy = createdBy
@@ -166,15 +210,25 @@ public struct ImageConfig: Hashable, Sendable, Codable {
         }
     }
 
+    /// When the image was created (`created`), as an RFC 3339 date-time.
     public var created: String?
+    /// The person or entity that created the image (`author`).
     public var author: String?
+    /// The CPU architecture the image's binaries are built for (`architecture`).
     public var architecture: String
+    /// The operating system the image is built to run on (`os`).
     public var os: String
+    /// The operating system version the image requires (`os.version`).
     public var osVersion: String?
+    /// The operating system features the image requires (`os.features`).
     public var osFeatures: [String]?
+    /// The variant of the CPU architecture (`variant`), e.g. `v7` for `arm`.
     public var variant: String?
+    /// The default parameters for running a container from the image (`config`).
     public var config: Execution?
+    /// The layers' diff_ids, which make up the root filesystem (`rootfs`).
     public var rootfs: RootFS
+    /// How each layer of the image was built (`history`).
     public var history: [History]?
 
     enum CodingKeys: String, CodingKey {
@@ -190,6 +244,7 @@ public struct ImageConfig: Hashable, Sendable, Codable {
         case history
     }
 
+    /// A configuration for `platform` with the given execution parameters and layer diff_ids.
     public init(platform: Platform, config: Execution? = nil, diffIDs: [Digest], created: String? = nil) {
         self.architecture = platform.architecture
         self.os = platform.os
@@ -209,8 +264,11 @@ public struct ImageConfig: Hashable, Sendable, Codable {
 
 /// `{}`: the value type of `ExposedPorts` and `Volumes` maps.
 public struct EmptyObject: Hashable, Sendable, Codable {
+    /// The empty object.
     public init() {}
+    /// Accepts the JSON value without reading it: only the keys of such a map carry meaning.
     public init(from decoder: any Decoder) throws {}
+    /// Writes `{}`.
     public func encode(to encoder: any Encoder) throws {
         _ = encoder.container(keyedBy: NoKeys.self)
     }

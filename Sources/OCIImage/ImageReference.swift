@@ -8,6 +8,7 @@ import UnpackSystem
 /// PATH is kept when the whole string names an existing directory and the part before the last
 /// colon does not.
 public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
+    /// Which entry of the layout's `index.json` the reference selects.
     public enum Selector: Hashable, Sendable {
         /// No tag or digest: the layout's only entry.
         case only
@@ -15,14 +16,18 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         case digest(Digest)
     }
 
+    /// The directory of the OCI image layout.
     public var layoutPath: String
+    /// The tag or digest that picks the image, or `.only`.
     public var selector: Selector
 
+    /// A reference to the image that `selector` picks in the layout at `layoutPath`.
     public init(layoutPath: String, selector: Selector) {
         self.layoutPath = layoutPath
         self.selector = selector
     }
 
+    /// Parses one of the accepted forms, checking the file system to keep a colon that belongs to the path.
     public init(parsing string: String) throws(UnpackError) {
         try self.init(parsing: string, isDirectory: Self.isDirectory)
     }
@@ -74,6 +79,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         self.init(layoutPath: whole, selector: .only)
     }
 
+    /// The reference in its canonical `oci:` form: `oci:PATH`, `oci:PATH:TAG` or `oci:PATH@DIGEST`.
     public var description: String {
         switch selector {
         case .only: "oci:\(layoutPath)"

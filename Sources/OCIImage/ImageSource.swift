@@ -10,6 +10,7 @@ public struct DocumentLimits: Sendable, Equatable {
     /// Deepest nesting of indexes followed.
     public var maxIndexDepth: Int
 
+    /// Limits with the given values; the defaults are 4 MiB, 8 MiB and 8 levels.
     public init(maxManifestBytes: Int = 4 << 20, maxConfigBytes: Int = 8 << 20, maxIndexDepth: Int = 8) {
         self.maxManifestBytes = maxManifestBytes
         self.maxConfigBytes = maxConfigBytes

@@ -8,9 +8,12 @@
 extension JSONValue {
     /// Why a text is not JSON, and the byte offset where that was found.
     public struct SyntaxError: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The byte offset in the text where the problem was found.
         public let offset: Int
+        /// What is wrong with the text there.
         public let reason: String
 
+        /// The reason followed by its byte offset, e.g. `invalid number at byte 12`.
         public var description: String { "\(reason) at byte \(offset)" }
     }
 

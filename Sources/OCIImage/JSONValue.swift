@@ -9,6 +9,7 @@ public indirect enum JSONValue: Codable, Equatable, Sendable {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// Reads any JSON value through a Decoder, trying null, Bool, integer, double, string, array, object in turn.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() {
@@ -28,6 +29,7 @@ public indirect enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
+    /// Writes the value through an Encoder as the same kind of JSON value (integers stay integers).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
@@ -41,6 +43,7 @@ public indirect enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
+    /// The member named `key` of an object, or nil; setting it on a value that is not an object does nothing.
     public subscript(key: String) -> JSONValue? {
         get {
             if case .object(let o) = self { return o[key] }
@@ -53,20 +56,24 @@ public indirect enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
+    /// The members, when the value is an object.
     public var objectValue: [String: JSONValue]? {
         if case .object(let o) = self { return o }
         return nil
     }
 
+    /// The elements, when the value is an array.
     public var arrayValue: [JSONValue]? {
         if case .array(let a) = self { return a }
         return nil
     }
 
+    /// The string, when the value is a string.
     public var stringValue: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// A JSON array of the given strings.
     public static func strings(_ values: [String]) -> JSONValue { .array(values.map(JSONValue.string)) }
 }

@@ -6,6 +6,7 @@ public struct UnpackLimits: Sendable, Equatable {
     /// Uncompressed bytes per compressed byte of one layer (decompression bombs), enforced once a
     /// layer is past `expansionRatioFloorBytes` (small, very compressible layers are normal).
     public var maxExpansionRatio: Int64
+    /// Uncompressed bytes any layer may reach whatever its ratio; `maxExpansionRatio` applies past them.
     public var expansionRatioFloorBytes: Int64
     /// Tar entries in one layer.
     public var maxEntriesPerLayer: Int
@@ -21,6 +22,7 @@ public struct UnpackLimits: Sendable, Equatable {
     /// (crafted chains of long symlinks would otherwise cost milliseconds per entry).
     public var maxSymlinkBytesPerLayer: Int
 
+    /// Limits with the given values; every default is safe for untrusted images.
     public init(
         maxUncompressedBytes: Int64 = 64 << 30, maxExpansionRatio: Int64 = 1000,
         expansionRatioFloorBytes: Int64 = 512 << 20, maxEntriesPerLayer: Int = 2_000_000, maxPathBytes: Int = 4096,
@@ -50,7 +52,7 @@ public struct UnpackLimits: Sendable, Equatable {
         ]
     }
 
-    /// Applies `NAME=VALUE` (VALUE a positive integer, optionally with a K, M or G suffix).
+    /// Applies `NAME=VALUE` (VALUE a positive integer, optionally with a K, M, G or T suffix).
     public mutating func set(_ assignment: String) throws(UnpackError) {
         let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
         let known = named.map(\.name).joined(separator: ", ")

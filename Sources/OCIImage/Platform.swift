@@ -2,10 +2,15 @@ import Glibc
 
 /// An image platform: `os/architecture[/variant]`, plus the optional `os.version` and `os.features`.
 public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The operating system (`os`), e.g. `linux`.
     public var os: String
+    /// The CPU architecture (`architecture`), e.g. `amd64` or `arm64`.
     public var architecture: String
+    /// The variant of the CPU architecture (`variant`), e.g. `v7` for `arm`.
     public var variant: String?
+    /// The operating system version (`os.version`), used mainly by Windows images.
     public var osVersion: String?
+    /// The operating system features required (`os.features`).
     public var osFeatures: [String]?
 
     enum CodingKeys: String, CodingKey {
@@ -16,6 +21,7 @@ public struct Platform: Hashable, Sendable, Codable, CustomStringConvertible {
         case osFeatures = "os.features"
     }
 
+    /// A platform with the given fields, kept as given (not normalised).
     public init(
         os: String, architecture: String, variant: String? = nil, osVersion: String? = nil, osFeatures: [String]? = nil
     ) {

@@ -16,11 +16,13 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         /// The process exit code the CLI uses for this code.
         public let exitCode: Int32
 
+        /// A code with its stable name and exit code.
         public init(name: String, exitCode: Int32) {
             self.name = name
             self.exitCode = exitCode
         }
 
+        /// The code's stable name.
         public var description: String { name }
 
         /// Something unexpected inside oci-unpack itself.
@@ -64,11 +66,16 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
 
     /// Facts about where the failure happened; each is optional.
     public struct Context: Sendable, Equatable {
+        /// The blob concerned.
         public var digest: Digest?
+        /// The media type of the blob concerned.
         public var mediaType: MediaType?
+        /// The position of the layer concerned in the manifest, counting from 0.
         public var layerIndex: Int?
+        /// The path concerned: a layer entry's name, or a file of the layout or bundle.
         public var path: String?
 
+        /// Context with the given facts; those not known stay nil.
         public init(digest: Digest? = nil, mediaType: MediaType? = nil, layerIndex: Int? = nil, path: String? = nil) {
             self.digest = digest
             self.mediaType = mediaType
@@ -77,13 +84,16 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The kind of failure, which sets the exit code.
     public var code: Code
     /// One sentence for the user, naming the thing at fault.
     public var message: String
+    /// Facts about where the failure happened (blob, media type, layer, path).
     public var context: Context
     /// The lower-level error behind this one (a system error, a decoder error), if any.
     public var underlying: (any Error & Sendable)?
 
+    /// An error of kind `code` with its one-sentence `message`, context facts and underlying error.
     public init(
         _ code: Code, _ message: String, context: Context = Context(), underlying: (any Error & Sendable)? = nil
     ) {

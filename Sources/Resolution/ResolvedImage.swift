@@ -14,8 +14,11 @@ public struct ResolvedImage: Sendable, Encodable {
 
     /// One index or manifest walked on the way from the reference to the candidates.
     public struct Step: Sendable, Encodable, Equatable {
+        /// The digest of the index or manifest.
         public let digest: Digest
+        /// The media type of the index or manifest.
         public let mediaType: MediaType
+        /// How it was reached, e.g. `tag "latest" in index.json` or `nested in index sha256:…`.
         public let selectedBy: String
         /// Number of entries, for an index.
         public var entries: Int?
@@ -23,20 +26,30 @@ public struct ResolvedImage: Sendable, Encodable {
 
     /// One manifest-level entry that was considered.
     public struct Candidate: Sendable, Encodable, Equatable {
+        /// What became of a candidate: chosen, passed over (usable but ranked lower) or refused (not usable).
         public enum Status: String, Sendable, Encodable {
             case chosen
             case passedOver = "passed-over"
             case refused
         }
 
+        /// The digest of the entry.
         public let digest: Digest
+        /// The media type the entry's descriptor declares.
         public let mediaType: MediaType
+        /// The size in bytes the entry's descriptor declares.
         public let size: Int64
+        /// The digests of the indexes it was reached through, outermost first.
         public let indexPath: [Digest]
+        /// Its normalised platform, when known.
         public let platform: Platform?
+        /// Whether the platform came from the index entry or from the image config.
         public let platformSource: PlatformSource?
+        /// The compression of its layers (`gzip`, `zstd`, `none` or `mixed(a+b)`), when all were examined.
         public let compression: String?
+        /// The descriptor's annotations, empty when it has none.
         public let annotations: [String: String]
+        /// Whether it was chosen, passed over or refused.
         public let status: Status
         /// Why it was passed over or refused; absent for the chosen one.
         public let reason: String?
@@ -44,11 +57,16 @@ public struct ResolvedImage: Sendable, Encodable {
 
     /// One layer of the chosen manifest.
     public struct Layer: Sendable, Encodable, Equatable {
+        /// The layer's position in the manifest, counting from 0.
         public let index: Int
+        /// The layer's descriptor from the manifest.
         public let descriptor: Descriptor
+        /// How the layer's tar stream is compressed, from its media type.
         public let compression: LayerCompression
+        /// The digest of the uncompressed tar stream, from the config's `rootfs.diff_ids`.
         public let diffID: Digest
 
+        /// A layer with the given position, descriptor, compression and diff_id.
         public init(index: Int, descriptor: Descriptor, compression: LayerCompression, diffID: Digest) {
             self.index = index
             self.descriptor = descriptor
@@ -60,6 +78,7 @@ public struct ResolvedImage: Sendable, Encodable {
             case index, digest, mediaType, compression, size, diffID
         }
 
+        /// Writes the `inspect --json` layer object `{index, digest, mediaType, compression, size, diffID}`.
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(index, forKey: .index)
@@ -71,17 +90,25 @@ public struct ResolvedImage: Sendable, Encodable {
         }
     }
 
+    /// The image reference as understood, in its canonical `oci:` form.
     public let reference: String
     /// The source the image was resolved in (its blobs are read from there).
     public let source: any ImageSource
     /// The source's name (a layout's path), as `inspect --json` reports it under `layout`.
     public var layoutPath: String { source.name }
+    /// The platform and compression order the image was resolved for.
     public let request: ResolutionRequest
+    /// The root entry and every index walked, in order.
     public let steps: [Step]
+    /// Every manifest-level entry found below the root, in index order, with its decision.
     public let candidates: [Candidate]
+    /// The descriptor of the chosen manifest.
     public let manifestDescriptor: Descriptor
+    /// The chosen manifest.
     public let manifest: Manifest
+    /// The chosen manifest's image configuration.
     public let config: ImageConfig
+    /// The layers of the chosen manifest, in the order they are applied.
     public let layers: [Layer]
 
     /// The chosen candidate's platform (from its descriptor, else its config).
@@ -94,6 +121,7 @@ public struct ResolvedImage: Sendable, Encodable {
         case manifest, config, platform, layers
     }
 
+    /// Writes the documented `inspect --json` object (docs/inspect-json.md).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(reference, forKey: .reference)
@@ -114,6 +142,7 @@ extension ResolvedImage.Candidate {
         case digest, mediaType, size, indexPath, platform, platformSource, compression, annotations, status, reason
     }
 
+    /// Writes the `inspect --json` candidate object, leaving out the optional keys that have no value.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(digest, forKey: .digest)

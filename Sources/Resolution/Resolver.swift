@@ -2,12 +2,15 @@ import OCIImage
 
 /// What the user asked for besides the reference: a platform and an order of compressions.
 public struct ResolutionRequest: Sendable, Equatable {
+    /// The platform asked for, normalised.
     public var platform: Platform
     /// Most preferred first. A compression not listed ranks after every listed one.
     public var compressionPreference: [LayerCompression]
 
+    /// The order used when none is asked for: zstd, then gzip, then uncompressed.
     public static let defaultCompressionPreference: [LayerCompression] = [.zstd, .gzip, .none]
 
+    /// A request for `platform` (normalised here; the host's by default) and a compression order.
     public init(platform: Platform = .host, compressionPreference: [LayerCompression] = defaultCompressionPreference) {
         self.platform = platform.normalized
         self.compressionPreference = compressionPreference

@@ -14,6 +14,7 @@ public struct ConfigOverrides: Sendable, Equatable {
     /// Replaces the image's `Entrypoint`.
     public var entrypoint: [String]?
 
+    /// Overrides with the given values; the defaults change nothing.
     public init(
         env: [String] = [], user: String? = nil, workingDir: String? = nil, args: [String]? = nil,
         entrypoint: [String]? = nil
