@@ -39,7 +39,7 @@ public enum GzipDecoder: String, Sendable, CaseIterable {
 
 /// A way to stop an unpack from outside: between tar entries (and between the blocks of a large
 /// file) the unpacker checks it, and a cancelled unpack removes its staging directory and throws
-/// ``UnpackError/Code-swift.struct/interrupted``, leaving the target as it was.
+/// `interrupted`, leaving the target as it was.
 public final class Cancellation: Sendable {
     private let cancelled = Atomic<Bool>(false)
     private let watchesSignals: Bool
@@ -94,8 +94,14 @@ public struct UnpackOptions: Sendable {
     package var prefetch = true
 
     /// - Parameters:
+    ///   - force: replace an existing non-empty bundle, only after everything succeeded.
     ///   - preserveOwnership: restore owners from the image (default: when running as root).
     ///   - warn: receives warnings (skipped devices, owners not restored, libarchive warnings).
+    ///   - progress: receives each layer's progress.
+    ///   - cancellation: checked between entries; `nil`: the unpack cannot be stopped.
+    ///   - template: the runtime-spec template for `config.json`; `nil`: the built-in default.
+    ///   - overrides: changes to the converted configuration.
+    ///   - limits: the resource limits.
     public init(
         force: Bool = false, preserveOwnership: Bool = geteuid() == 0,
         warn: @escaping @Sendable (String) -> Void = { _ in }, progress: (@Sendable (UnpackProgress) -> Void)? = nil,
