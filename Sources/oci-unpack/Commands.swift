@@ -141,7 +141,7 @@ struct Unpack: ParsableCommand {
 
     @Option(
         name: .customLong("limit"),
-        help: "NAME=VALUE: change a resource limit (repeatable; see README, \"Limits\").")
+        help: "NAME=VALUE: change a resource limit (repeatable; see docs/limits.md).")
     var limitAssignments: [String] = []
 
     @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
