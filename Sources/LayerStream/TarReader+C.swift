@@ -51,6 +51,9 @@ package final class TarReader {
             switch rc {
             case ARCHIVE_EOF:
                 finished = true
+                // libarchive clears a read error met while peeking past the end marker: ours
+                // (a digest, a corrupt stream) is still stashed, and wins.
+                if let stashed = context.error { throw stashed }
                 try checkEndMarker()
                 return nil
             case ARCHIVE_OK:

@@ -1,7 +1,8 @@
 /// Text from an image (entry names, link targets, tags, annotations) made safe to print on one
 /// line of a terminal: control characters (C0, DEL, C1), Unicode bidirectional overrides and, for
-/// raw bytes, invalid UTF-8 are written as escapes, so a name cannot forge extra lines of output
-/// or send escape sequences to the terminal.
+/// raw bytes, invalid UTF-8 and the backslash itself (so that an escape in a name is never
+/// ambiguous) are written as escapes, so a name cannot forge extra lines of output or send escape
+/// sequences to the terminal.
 public enum DisplayText {
     /// Raw bytes (a tar name): valid UTF-8 is kept but for the characters above; each byte of an
     /// invalid sequence becomes `\xNN`.
@@ -17,7 +18,7 @@ public enum DisplayText {
     private static func escaping(buffer: UnsafeBufferPointer<UInt8>) -> String {
         // The common case, checked without allocating: printable ASCII only.
         var plain = true
-        for byte in buffer where byte < 0x20 || byte >= 0x7f {
+        for byte in buffer where byte < 0x20 || byte >= 0x7f || byte == 0x5c {
             plain = false
             break
         }
@@ -27,7 +28,7 @@ public enum DisplayText {
         var i = 0
         while i < b.count {
             if let (scalar, length) = scalar(in: b, at: i) {
-                append(scalar, to: &out)
+                append(scalar, to: &out, backslash: true)
                 i += length
             } else {
                 out += "\\x" + hex(b[i])
@@ -61,28 +62,30 @@ public enum DisplayText {
         return (scalar, length)
     }
 
-    /// A string: its control and bidirectional characters escaped.
+    /// A string (a whole message, in which names were already escaped): its control and
+    /// bidirectional characters escaped. A backslash is kept, so escaped names are not escaped twice.
     public static func escaping(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        guard text.unicodeScalars.contains(where: { needsEscape($0, backslash: false) }) else { return text }
         var out = ""
-        for scalar in text.unicodeScalars { append(scalar, to: &out) }
+        for scalar in text.unicodeScalars { append(scalar, to: &out, backslash: false) }
         return out
     }
 
-    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+    static func needsEscape(_ scalar: Unicode.Scalar, backslash: Bool) -> Bool {
         let v = scalar.value
-        return v < 0x20 || (0x7f...0x9f).contains(v) || (0x202a...0x202e).contains(v)
+        return v < 0x20 || (backslash && v == 0x5c) || (0x7f...0x9f).contains(v) || (0x202a...0x202e).contains(v)
             || (0x2066...0x2069).contains(v)
     }
 
-    private static func append(_ scalar: Unicode.Scalar, to out: inout String) {
-        guard needsEscape(scalar) else {
+    private static func append(_ scalar: Unicode.Scalar, to out: inout String, backslash: Bool) {
+        guard needsEscape(scalar, backslash: backslash) else {
             out.unicodeScalars.append(scalar)
             return
         }
         switch scalar {
         case "\n": out += "\\n"
         case "\t": out += "\\t"
+        case "\\": out += "\\\\"
         case "\r": out += "\\r"
         default:
             out +=

@@ -20,8 +20,42 @@ package struct DocumentFields {
         guard case .object(let members) = value else {
             throw Problem(description: "wrong type\(Self.place(path)): expected an object")
         }
+        // Go's encoding/json (docker, containerd, scanners, policy engines) matches a key to a
+        // field ignoring case, the last match winning: `"User":"root","user":"app"` runs as app
+        // there. A key that is a field's name in another spelling is refused, so that no
+        // document means one thing here and another there.
+        for key in members.keys {
+            let folded = Self.fold(key)
+            if let field = Self.knownFields[folded], field != key {
+                throw Problem(
+                    description:
+                        "key \"\(key.truncatedForMessage)\"\(Self.place(path)) is field \"\(field)\" to Go's decoder, which ignores case (spell it \"\(field)\")"
+                )
+            }
+        }
         self.members = members
         self.path = path
+    }
+
+    /// Every field name this reader (or the document schemas) gives a meaning, by folded name.
+    static let knownFields: [String: String] = Dictionary(
+        uniqueKeysWithValues: [
+            "mediaType", "schemaVersion", "artifactType", "config", "layers", "subject", "annotations", "manifests",
+            "digest", "size", "urls", "platform", "architecture", "os", "variant", "os.version", "os.features",
+            "features", "created", "author", "rootfs", "history", "type", "diff_ids", "created_by", "comment",
+            "empty_layer", "User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+            "StopSignal", "imageLayoutVersion",
+        ].map { (fold($0), $0) })
+
+    /// A key as Go's decoder compares it: case folded, with the long s and the Kelvin sign
+    /// matching s and k as they do there.
+    static func fold(_ key: String) -> String {
+        if key.utf8.allSatisfy({ $0 < 0x80 }) { return key.lowercased() }
+        var out = String.UnicodeScalarView()
+        for scalar in key.lowercased().unicodeScalars {
+            out.append(scalar == "\u{17F}" ? "s" : scalar == "\u{212A}" ? "k" : scalar)
+        }
+        return String(out)
     }
 
     package static func place(_ path: String) -> String { path.isEmpty ? "" : " at \(path)" }

@@ -129,7 +129,17 @@ package final class BundleStaging {
         guard st.isDirectory else {
             throw UnpackError(.bundleExists, "bundle \(target) exists and is not a directory", context: context)
         }
-        let mounts = mountsInside(target)
+        guard let mounts = mountsInside(target) else {
+            // Without /proc nobody can tell what is mounted inside: never delete on a guess.
+            let empty = (try? FileManager.default.contentsOfDirectory(atPath: target))?.isEmpty ?? false
+            if force && !empty {
+                throw UnpackError(
+                    .bundleExists,
+                    "bundle \(target) cannot be checked for mounts inside (/proc/self/mountinfo cannot be read): refusing --force, which could delete what they hold",
+                    context: context)
+            }
+            return
+        }
         if let first = mounts.first, first.isTarget {
             throw UnpackError(
                 .invalidArgument,
@@ -150,11 +160,12 @@ package final class BundleStaging {
     }
 
     /// Mounts at or below `path`: `isTarget` for `path` itself.
-    private static func mountsInside(_ path: String) -> [(path: String, isTarget: Bool)] {
-        guard let resolved = realpath(path, nil) else { return [] }
+    /// `nil` when the mounts cannot be known (no /proc, or no real path for `path`).
+    private static func mountsInside(_ path: String) -> [(path: String, isTarget: Bool)]? {
+        guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         let canonical = String(cString: resolved)
-        return mountPoints(under: canonical).map { ($0, $0 == canonical) }
+        return mountPoints(under: canonical)?.map { ($0, $0 == canonical) }
     }
 
     /// Creates, locks, then fills the lock file: a sweeper that takes the lock before it is

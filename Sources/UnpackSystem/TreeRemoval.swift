@@ -146,24 +146,28 @@ package func removeDirectoryTree(_ path: String) throws(SystemError) {
 }
 
 /// The mount points at or below `path` (a directory), from /proc/self/mountinfo, in the order the
-/// kernel lists them. `path` must be canonical (realpath). Empty when mountinfo cannot be read.
-package func mountPoints(under path: String) -> [String] {
+/// kernel lists them. `path` must be canonical (realpath). `nil` when mountinfo cannot be read
+/// (no /proc): then nobody can tell, and the caller must not assume there are none.
+package func mountPoints(under path: String) -> [String]? {
     guard let fd = try? OwnedFD.openForReading("/proc/self/mountinfo"), let text = try? fd.readAll(limit: 64 << 20)
-    else { return [] }
+    else { return nil }
     var found: [String] = []
-    let prefix = path == "/" ? "/" : path + "/"
+    // Compared as bytes: String comparison works on characters, and a name starting with a
+    // combining mark would join the "/" before it.
+    let pathBytes = Array(path.utf8)
+    let prefix = path == "/" ? pathBytes : pathBytes + [UInt8(ascii: "/")]
     for line in text.split(separator: UInt8(ascii: "\n")) {
         // Fields: id parent major:minor root mount-point options …; the mount point escapes
         // space, tab, newline and backslash as \ooo.
         let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: false)
         guard fields.count > 4 else { continue }
         let point = unescapeMountField(fields[4])
-        if point == path || point.hasPrefix(prefix) { found.append(point) }
+        if point == pathBytes || point.starts(with: prefix) { found.append(String(decoding: point, as: UTF8.self)) }
     }
     return found
 }
 
-private func unescapeMountField(_ field: ArraySlice<UInt8>) -> String {
+private func unescapeMountField(_ field: ArraySlice<UInt8>) -> [UInt8] {
     var out: [UInt8] = []
     var i = field.startIndex
     while i < field.endIndex {
@@ -179,5 +183,5 @@ private func unescapeMountField(_ field: ArraySlice<UInt8>) -> String {
         out.append(field[i])
         i += 1
     }
-    return String(decoding: out, as: UTF8.self)
+    return out
 }

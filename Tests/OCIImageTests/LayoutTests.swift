@@ -220,3 +220,42 @@ import UnpackTestSupport
         #expect(config.variant == nil && config.config == nil)
     }
 }
+
+/// Keys Go's decoder would match to a field in another spelling (it ignores case) are refused.
+@Suite struct CaseFoldedKeyTests {
+    @Test(arguments: [
+        (
+            #"{"architecture":"amd64","os":"linux","config":{"User":"root","user":"app"},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+            "key \"user\" at .config is field \"User\""
+        ),
+        (
+            #"{"architecture":"amd64","OS":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+            "key \"OS\" is field \"os\""
+        ),
+        (
+            "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfſ\":{},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
+            "is field \"rootfs\""
+        ),
+    ])
+    func configKeysInAnotherSpellingAreRefused(text: String, message: String) {
+        let error = #expect(throws: UnpackError.self) { try ImageDocuments.config(from: Array(text.utf8), where: "c") }
+        #expect(error?.code == .invalidImage)
+        #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
+    }
+
+    /// `Layers` beside `layers`: Go unpacks the second list; and `Manifests` in a manifest would
+    /// make it an index to Go (CVE-2021-41190).
+    @Test func manifestKeysInAnotherSpellingAreRefused() {
+        let digest = Digest.of([1])
+        let layer = #"{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(digest)","size":1}"#
+        let config = #"{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(digest)","size":1}"#
+        for extra in [#""Layers":[]"#, #""Manifests":[]"#] {
+            let text =
+                #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":\#(config),"layers":[\#(layer)],\#(extra)}"#
+            let error = #expect(throws: UnpackError.self) {
+                try ImageDocuments.manifest(from: Array(text.utf8), expected: .ociManifest, where: "m")
+            }
+            #expect(error?.message.contains("to Go's decoder") == true, "\(String(describing: error?.message))")
+        }
+    }
+}

@@ -23,6 +23,10 @@ import struct OCIImage.MediaType
             DisplayText.escaping([0xc0, 0xaf, 0xed, 0xa0, 0x80]) == "\\xc0\\xaf\\xed\\xa0\\x80", "overlong, surrogate")
         #expect(DisplayText.escaping("x\u{202e}y\u{85}") == "x\\u{202e}y\\x85")
         #expect(DisplayText.escaping("ünïcode ok") == "ünïcode ok")
+        // A backslash in a name is escaped, so that `a\nb` cannot pass for a newline; in a message,
+        // whose names were escaped already, it is kept.
+        #expect(DisplayText.escaping(Array("a\\nb".utf8)) == "a\\\\nb")
+        #expect(DisplayText.escaping("a\\nb") == "a\\nb")
     }
 
     /// An error about an entry whose name holds a newline and an escape sequence: one line.
