@@ -201,34 +201,41 @@ extension Platform {
     }
 }
 
+extension DocumentFields {
+    /// A required array of descriptors (`layers`, `manifests`).
+    func descriptors(_ key: String) throws(Problem) -> [Descriptor] {
+        var out: [Descriptor] = []
+        for element in try objects(key, required: true) ?? [] { out.append(try Descriptor(fields: element)) }
+        return out
+    }
+
+    /// An optional descriptor (`subject`).
+    func optionalDescriptor(_ key: String) throws(Problem) -> Descriptor? {
+        guard let fields = try optionalObject(key) else { return nil }
+        return try Descriptor(fields: fields)
+    }
+}
+
 extension Manifest {
     init(fields f: DocumentFields) throws(DocumentFields.Problem) {
-        var layers: [Descriptor] = []
-        for layer in try f.objects("layers", required: true) ?? [] { layers.append(try Descriptor(fields: layer)) }
         self.init(
             mediaType: try f.optionalString("mediaType").map(MediaType.init(rawValue:)),
-            config: try Descriptor(fields: f.object("config")), layers: layers,
+            config: try Descriptor(fields: f.object("config")), layers: try f.descriptors("layers"),
             annotations: try f.optionalStringMap("annotations"))
         schemaVersion = try f.optionalInt("schemaVersion") ?? 0
         artifactType = try f.optionalString("artifactType")
-        subject = try f.optionalObject("subject").map { (s) throws(DocumentFields.Problem) in try Descriptor(fields: s)
-        }
+        subject = try f.optionalDescriptor("subject")
     }
 }
 
 extension Index {
     init(fields f: DocumentFields) throws(DocumentFields.Problem) {
-        var manifests: [Descriptor] = []
-        for entry in try f.objects("manifests", required: true) ?? [] {
-            manifests.append(try Descriptor(fields: entry))
-        }
         self.init(
-            mediaType: try f.optionalString("mediaType").map(MediaType.init(rawValue:)), manifests: manifests,
-            annotations: try f.optionalStringMap("annotations"))
+            mediaType: try f.optionalString("mediaType").map(MediaType.init(rawValue:)),
+            manifests: try f.descriptors("manifests"), annotations: try f.optionalStringMap("annotations"))
         schemaVersion = try f.optionalInt("schemaVersion") ?? 0
         artifactType = try f.optionalString("artifactType")
-        subject = try f.optionalObject("subject").map { (s) throws(DocumentFields.Problem) in try Descriptor(fields: s)
-        }
+        subject = try f.optionalDescriptor("subject")
     }
 }
 

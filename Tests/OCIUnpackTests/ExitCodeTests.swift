@@ -155,12 +155,7 @@ import struct OCIImage.MediaType
         var big = TarBuilder()
         big.file("big", String(repeating: "x", count: 1 << 20))
         try f10.image(big)
-        let efbig = try Command.run(
-            "sh",
-            [
-                "-c", "ulimit -f 128; exec \"$0\" \"$@\"", Command.ociUnpack, "unpack", "-q", f10.builder.path,
-                f10.bundle,
-            ])
+        let efbig = try f10.unpackUnderFileSizeLimit()
         Self.expectOneErrorLine(efbig, .io, "File too large")
     }
 

@@ -153,10 +153,7 @@ import UnpackTestSupport
         var t = TarBuilder()
         t.file("big", String(repeating: "x", count: 1 << 20))
         try f.image(t)
-        // dash's ulimit -f counts 512-byte blocks: 64 KiB.
-        let r = try Command.run(
-            "sh",
-            ["-c", "ulimit -f 128; exec \"$0\" \"$@\"", Command.ociUnpack, "unpack", "-q", f.builder.path, f.bundle])
+        let r = try f.unpackUnderFileSizeLimit()
         #expect(r.status == UnpackError.Code.io.exitCode, "\(r.status) \(r.stderr)")
         #expect(r.stderr.contains("big") && r.stderr.contains("File too large"), "\(r.stderr)")
         #expect(try f.siblings().isEmpty)

@@ -72,6 +72,13 @@ final class UnpackFixture {
 
     func snapshot() throws -> TreeSnapshot { try TreeSnapshot(rootfs) }
 
+    /// Runs `oci-unpack unpack -q` on this image under a 64 KiB file-size limit (`ulimit -f`
+    /// counts 512-byte blocks in dash).
+    func unpackUnderFileSizeLimit() throws -> CommandResult {
+        try Command.run(
+            "sh", ["-c", "ulimit -f 128; exec \"$0\" \"$@\"", Command.ociUnpack, "unpack", "-q", builder.path, bundle])
+    }
+
     /// Unpacks expecting failure with `code` (and a message containing `message`), and checks that
     /// nothing was left beside the bundle. Returns the error for further checks.
     @discardableResult
