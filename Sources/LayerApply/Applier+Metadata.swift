@@ -82,7 +82,7 @@ extension Applier {
             }
             return false
         }
-        if idMapping.maps(uid: entry.uid, gid: entry.gid) { return true }
+        if mapsAllIDs || idMapping.maps(uid: entry.uid, gid: entry.gid) { return true }
         // Root in a user namespace that does not map this owner: chown would fail with EINVAL.
         if !layer.warnedUnmapped {
             layer.warnedUnmapped = true

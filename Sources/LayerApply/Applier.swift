@@ -75,15 +75,21 @@ package final class Applier {
     var defaultACL: Bool
     /// The ids this process can give files (all of them outside a user namespace).
     let idMapping = IDMapping.current
+    /// Whether every id is mapped (outside a user namespace): then no entry needs the range check.
+    let mapsAllIDs = IDMapping.current.mapsEverything
 
     package init(
         rootPath: String, options: ApplyOptions = .init(),
         checkpoint: @escaping () throws(UnpackError) -> Void = {}
     ) throws(UnpackError) {
-        root = try RootDirectory(path: rootPath, forceUserspaceResolver: options.forceUserspaceResolver)
+        // Read once: the root needs it to give unlisted directories 0755, the shortcut to predict
+        // modes (tests may make the shortcut assume another).
+        let processUmask = Self.readUmask()
+        root = try RootDirectory(
+            path: rootPath, forceUserspaceResolver: options.forceUserspaceResolver, umask: processUmask)
         self.options = options
         self.checkpoint = checkpoint
-        umask = options.assumedUmask ?? Self.readUmask()
+        umask = options.assumedUmask ?? processUmask
         // ENODATA (no ACL) or ENOTSUP (no ACLs here) both mean none; anything else, assume one.
         // `/.` names the directory itself even when rootPath is a symlink to it.
         let probe = CSys.lgetxattrSize(rootPath + "/.", Self.defaultACLName)

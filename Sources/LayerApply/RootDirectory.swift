@@ -15,9 +15,12 @@ package final class RootDirectory {
     /// Whether the umask may take bits from a new 0755 directory (or is unknown).
     private let umaskMasksDirectories: Bool
 
-    package init(path: String, forceUserspaceResolver: Bool = false) throws(UnpackError) {
+    /// `umask`: the process's (`nil`: unknown, so new directories always get their mode set).
+    package init(path: String, forceUserspaceResolver: Bool = false, umask: mode_t? = Applier.readUmask())
+        throws(UnpackError)
+    {
         self.path = path
-        umaskMasksDirectories = Applier.readUmask().map { $0 & 0o755 != 0 } ?? true
+        umaskMasksDirectories = umask.map { $0 & 0o755 != 0 } ?? true
         do throws(SystemError) {
             fd = try OwnedFD(retryingSyscall("open", path: path) { open(path, O_PATH_VALUE | O_DIRECTORY | O_CLOEXEC) })
         } catch {
@@ -65,7 +68,7 @@ package final class RootDirectory {
         fd: OwnedFD, canonical: EntryPath
     ) {
         if path.isRoot {
-            return (try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) }), .root)
+            return (try duplicateRoot(), .root)
         }
         if useOpenat2 {
             switch openat2Directory(path.key) {
@@ -112,7 +115,7 @@ package final class RootDirectory {
     /// The directory at a canonical `path` (one without symlinks), never following one: `nil`
     /// when it is gone or a symlink now stands on the way (a later entry replaced it).
     package func openCanonicalDirectory(_ path: EntryPath) throws(SystemError) -> OwnedFD? {
-        if path.isRoot { return try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) }) }
+        if path.isRoot { return try duplicateRoot() }
         if useOpenat2 {
             switch openat2Directory(path.key) {
             case .success(let opened): return opened
@@ -121,7 +124,7 @@ package final class RootDirectory {
                 throw error
             }
         }
-        var current = try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+        var current = try duplicateRoot()
         for component in path.components {
             let next = component.withCString {
                 openat(current.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -224,6 +227,11 @@ package final class RootDirectory {
         }
     }
 
+    /// A new fd for the root directory itself (callers own and close what they open).
+    private func duplicateRoot() throws(SystemError) -> OwnedFD {
+        try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })
+    }
+
     /// openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS: the kernel opens a path without
     /// symlinks in one call, and fails with ELOOP on the first symlink.
     private func openat2Directory(_ key: [UInt8]) -> Result<OwnedFD, SystemError> {
@@ -259,7 +267,7 @@ package final class RootDirectory {
     /// and its target resolved from the root (absolute) or the current directory (relative), `..`
     /// never climbing above the root. Returns the directory and its canonical path.
     private func walk(_ path: EntryPath, create: Bool) throws(SystemError) -> (fd: OwnedFD, canonical: EntryPath) {
-        var stack: [OwnedFD] = [try OwnedFD(retryingSyscall("dup") { fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0) })]
+        var stack: [OwnedFD] = [try duplicateRoot()]
         var names: [ArraySlice<UInt8>] = []
         var pending: [ArraySlice<UInt8>] = path.components.reversed()
         var followed = 0

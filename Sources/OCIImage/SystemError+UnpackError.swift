@@ -47,9 +47,4 @@ extension Interrupts {
             throw UnpackError(.interrupted, "interrupted by signal \(signal) (\(Interrupts.name(of: signal)))")
         }
     }
-
-    /// `check()` when `enabled`.
-    package static func checkIf(_ enabled: Bool) throws(UnpackError) {
-        if enabled { try check() }
-    }
 }
