@@ -25,8 +25,7 @@ package struct DocumentFields {
         // there. A key that is a field's name in another spelling is refused, so that no
         // document means one thing here and another there.
         for key in members.keys {
-            let folded = Self.fold(key)
-            if let field = Self.knownFields[folded], field != key {
+            if let field = Self.knownField(matching: key), field != key {
                 throw Problem(
                     description:
                         "key \"\(key.truncatedForMessage)\"\(Self.place(path)) is field \"\(field)\" to Go's decoder, which ignores case (spell it \"\(field)\")"
@@ -37,20 +36,40 @@ package struct DocumentFields {
         self.path = path
     }
 
-    /// Every field name this reader (or the document schemas) gives a meaning, by folded name.
-    static let knownFields: [String: String] = Dictionary(
-        uniqueKeysWithValues: [
-            "mediaType", "schemaVersion", "artifactType", "config", "layers", "subject", "annotations", "manifests",
+    /// Every field name this reader (or the document schemas) gives a meaning.
+    package static let knownFields = [
+        "mediaType", "schemaVersion", "artifactType", "config", "layers", "subject", "annotations", "manifests",
+        "digest", "size", "urls", "platform", "architecture", "os", "variant", "os.version", "os.features",
+        "features", "created", "author", "rootfs", "history", "type", "diff_ids", "created_by", "comment",
+        "empty_layer", "User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+        "StopSignal", "imageLayoutVersion",
+    ]
+
+    /// The known field `key` is to Go's decoder, in its own spelling, or nil.
+    package static func knownField(matching key: String) -> String? {
+        // Almost every key of a real document is a field's exact name: answered by a switch,
+        // without folding anything (this runs for every key of every document, at start-up).
+        switch key {
+        case "mediaType", "schemaVersion", "artifactType", "config", "layers", "subject", "annotations", "manifests",
             "digest", "size", "urls", "platform", "architecture", "os", "variant", "os.version", "os.features",
             "features", "created", "author", "rootfs", "history", "type", "diff_ids", "created_by", "comment",
             "empty_layer", "User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
-            "StopSignal", "imageLayoutVersion",
-        ].map { (fold($0), $0) })
+            "StopSignal", "imageLayoutVersion":
+            return key
+        default:
+            let folded = fold(key)
+            return knownFields.first { fold($0) == folded }
+        }
+    }
 
     /// A key as Go's decoder compares it: case folded, with the long s and the Kelvin sign
     /// matching s and k as they do there.
     static func fold(_ key: String) -> String {
-        if key.utf8.allSatisfy({ $0 < 0x80 }) { return key.lowercased() }
+        // ASCII keys (all real ones) are folded byte by byte: String.lowercased() costs a
+        // Unicode-table set-up on its first use, measurable at start-up.
+        if key.utf8.allSatisfy({ $0 < 0x80 }) {
+            return String(decoding: key.utf8.map { (0x41...0x5a).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
         var out = String.UnicodeScalarView()
         for scalar in key.lowercased().unicodeScalars {
             out.append(scalar == "\u{17F}" ? "s" : scalar == "\u{212A}" ? "k" : scalar)

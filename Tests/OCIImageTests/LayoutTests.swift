@@ -243,6 +243,15 @@ import UnpackTestSupport
         #expect(error?.message.contains(message) == true, "\(String(describing: error?.message))")
     }
 
+    /// The fast exact-name answer and the folded search agree on every known field.
+    @Test func everyKnownFieldIsRecognisedInAnySpelling() {
+        for field in DocumentFields.knownFields {
+            #expect(DocumentFields.knownField(matching: field) == field)
+            #expect(DocumentFields.knownField(matching: field.uppercased()) == field, "\(field)")
+        }
+        #expect(DocumentFields.knownField(matching: "org.example.label") == nil)
+    }
+
     /// `Layers` beside `layers`: Go unpacks the second list; and `Manifests` in a manifest would
     /// make it an index to Go (CVE-2021-41190).
     @Test func manifestKeysInAnotherSpellingAreRefused() {
