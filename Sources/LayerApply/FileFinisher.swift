@@ -58,7 +58,7 @@ struct EntryMetadata: Sendable {
 /// queue is bounded in files (each holds an fd) and in bytes. The first
 /// failure stops the work (the rest of the queue is only closed) and is reported, naming its
 /// file, at the next `submit` or at `drain`.
-final class FileFinisher: @unchecked Sendable {
+final class FileFinisher {
     struct Job {
         let file: OwnedFD
         let data: [UInt8]
@@ -72,130 +72,59 @@ final class FileFinisher: @unchecked Sendable {
     /// Files at most this large are finished here; larger ones are written on the applier's
     /// thread (their time is in the writes, and copying them would only add to it).
     static let maxFileBytes: Int64 = 64 * 1024
-    private let maxJobs = 64
-    private let maxQueuedBytes = 4 << 20
-    /// The worker is woken once this many jobs wait (or on `drain`): fewer wake-ups.
-    private let wakeBatch = 8
 
-    private let condition = ConditionLock()
-    /// A taken job leaves `nil` behind, so that its fd is closed by the worker outside the lock.
-    private var queue: [Job?] = []
-    private var head = 0
-    private var queuedBytes = 0
-    private var busy = false
-    private var workerWaiting = false
-    private var submitterWaiting = false
-    private var draining = false
-    private var stopping = false
-    private var exited = false
-    private var failure: UnpackError?
-    private let warn: @Sendable (String) -> Void
+    /// Bounded in files (each holds an fd) and in bytes; the worker is woken once eight jobs wait
+    /// (or on `drain`): fewer wake-ups. A job's bytes count until it is finished.
+    private let jobs = BoundedQueue<Job, UnpackError>(
+        capacity: 64, weightLimit: 4 << 20, wakeBatch: 8, tracksCompletion: true)
+    private var thread: ThreadHandle?
 
-    /// Starts the thread; the owner must call `stop()` (the thread holds the finisher until then).
+    /// Starts the thread; the owner must call `stop()` (the thread runs until then).
     init(warn: @escaping @Sendable (String) -> Void) throws(UnpackError) {
-        self.warn = warn
+        let jobs = self.jobs
         do {
-            try startThread(name: "file finisher") { [self] in run() }
+            thread = try startThread(name: "file finisher") { Self.run(jobs, warn: warn) }
         } catch {
-            exited = true
             throw PrefetchStream.threadFailure(error)
         }
     }
 
-    private var pending: Int { queue.count - head }
-
     /// Queues `job`; waits while the queue is full. Throws the first failure of an earlier job.
     func submit(_ job: Job) throws(UnpackError) {
-        condition.lock()
-        defer { condition.unlock() }
-        while failure == nil && (pending >= maxJobs || (pending > 0 && queuedBytes + job.data.count > maxQueuedBytes)) {
-            if workerWaiting { condition.broadcast() }
-            submitterWaiting = true
-            condition.wait()
-            submitterWaiting = false
-        }
-        if let failure { throw failure }
-        queue.append(job)
-        queuedBytes += job.data.count
-        if workerWaiting && pending >= wakeBatch { condition.broadcast() }
+        try jobs.push(job, weight: job.data.count)
     }
 
     /// Waits until every queued file is finished; throws the first failure.
     func drain() throws(UnpackError) {
-        condition.lock()
-        defer { condition.unlock() }
-        draining = true
-        defer { draining = false }
-        if workerWaiting { condition.broadcast() }
-        while pending > 0 || busy {
-            submitterWaiting = true
-            condition.wait()
-            submitterWaiting = false
-        }
-        if let failure { throw failure }
+        try jobs.waitUntilDone()
     }
 
     /// Drops what is queued (closing the files) and waits for the thread to end. Idempotent.
     func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while !exited { condition.wait() }
-        queue.removeAll()
-        head = 0
-        condition.unlock()
+        jobs.cancel()
+        thread?.join()
+        thread = nil
     }
 
-    private func run() {
-        condition.lock()
-        while true {
-            if pending == 0 {
-                // Asleep until a batch waits (or a drain, or the end): fewer wake-ups.
-                workerWaiting = true
-                while !stopping && pending < wakeBatch && !((draining || submitterWaiting) && pending > 0) {
-                    condition.wait()
-                }
-                workerWaiting = false
-            }
-            if stopping {
-                exited = true
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            guard let job = queue[head] else { preconditionFailure("a finisher job was taken twice") }
-            queue[head] = nil
-            head += 1
-            if head == queue.count {
-                queue.removeAll(keepingCapacity: true)
-                head = 0
-            }
-            busy = true
-            let failed = failure != nil
-            condition.unlock()
-
+    private static func run(_ jobs: BoundedQueue<Job, UnpackError>, warn: (String) -> Void) {
+        // The applier never ends the queue with an error: it is stopped by cancellation.
+        while let job = try? jobs.pop() {
             let bytes = job.data.count
-            var error: UnpackError?
-            if !failed {
-                do {
-                    try finish(job)
-                } catch let failure {
-                    error = failure.unpackError(
+            do {
+                try finish(job, warn: warn)
+            } catch let failure {
+                // The first failure stops the work: the rest of the queue is only closed.
+                jobs.refuse(
+                    failure.unpackError(
                         "finishing tar entry \(job.metadata.displayPath) failed (\(failure.call))",
-                        context: .init(path: job.metadata.displayPath))
-                }
+                        context: .init(path: job.metadata.displayPath)))
             }
-            _ = consume job  // closes the file here, not under the lock
-
-            condition.lock()
-            busy = false
-            queuedBytes -= bytes
-            if let error, failure == nil { failure = error }
-            if submitterWaiting && (pending <= maxJobs / 2 || failure != nil || draining) { condition.broadcast() }
+            _ = consume job  // closes the file before the job counts as done
+            jobs.complete(weight: bytes)
         }
     }
 
-    private func finish(_ job: Job) throws(SystemError) {
+    private static func finish(_ job: Job, warn: (String) -> Void) throws(SystemError) {
         let fd = job.file.rawValue
         // The escaped name is made only for an error.
         if job.blocks.isEmpty {

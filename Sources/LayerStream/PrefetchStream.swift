@@ -13,79 +13,60 @@ import UnpackSystem
 /// An upstream error is delivered to the consumer at the point in the stream where it happened.
 /// Dropping the stream stops the threads and waits for them.
 package final class PrefetchStream: LendingByteStream {
-    /// The upstream chain and the buffers in flight are handed between the two threads under
-    /// `condition`; `upstream` itself is touched only by the producer thread once it has started.
-    private final class Shared: @unchecked Sendable {
-        let condition = ConditionLock()
-        var free: [UnsafeMutableRawBufferPointer] = []
-        var filled: [(UnsafeMutableRawBufferPointer, Int)] = []
-        var filledHead = 0
-        var ended = false
-        var error: UnpackError?
-        var cancelled = false
-        var exited = false
-        let upstream: any ByteStream
-        /// Readers still to finish with each filled buffer (the consumer, and the hasher).
-        var readers: [UnsafeMutableRawPointer: Int] = [:]
-        /// Side hashing: the buffers still to hash, the expected digest, and the verdict.
-        var toHash: [(UnsafeMutableRawBufferPointer, Int)] = []
-        var toHashHead = 0
-        let expected: Digest?
-        var hashVerdict: UnpackError??
-        var hasherExited = true
-
-        init(upstream: any ByteStream, expected: Digest?) {
-            self.upstream = upstream
-            self.expected = expected
-        }
-
-        /// One reader is done with `buffer`; the last one returns it to the producer. Locked.
-        func release(_ buffer: UnsafeMutableRawBufferPointer) {
-            guard let base = buffer.baseAddress else { return }
-            let left = (readers[base] ?? 1) - 1
-            if left > 0 {
-                readers[base] = left
-            } else {
-                readers[base] = nil
-                free.append(buffer)
-                condition.broadcast()
-            }
-        }
+    /// Bytes `count` of `buffer` were filled by the reader thread.
+    private struct Chunk {
+        let buffer: UnsafeMutableRawBufferPointer
+        let count: Int
     }
 
-    private let shared: Shared
+    /// Reader → consumer: filled buffers, then the end or the upstream's error.
+    private let filled: BoundedQueue<Chunk, UnpackError>
+    /// Reader → hasher: the same buffers, when verifying.
+    private let toHash: BoundedQueue<Chunk, UnpackError>?
+    /// Consumer and hasher → reader: buffers they are done with (each returns every buffer once).
+    private let returned: BoundedQueue<UnsafeMutableRawBufferPointer, Never>
+    /// Hasher → consumer: the digest of everything the reader delivered.
+    private let verdict: BoundedQueue<Digest, Never>?
+    private let expected: Digest?
+    private var threads: [ThreadHandle] = []
     private var buffers: [UnsafeMutableRawBufferPointer] = []
     /// The buffer being consumed, its length and the read offset.
     private var current: (buffer: UnsafeMutableRawBufferPointer, count: Int, offset: Int)?
     /// The buffer handed out by `borrow`, returned to the producer at the next call.
     private var lent: UnsafeMutableRawBufferPointer?
+    /// The hasher's verdict, once taken.
+    private var verdictTaken: Result<Void, UnpackError>?
 
     /// `threadNames` name the reader and hasher threads (tests give unique names to count them).
     package init(
         upstream: any ByteStream, bufferSize: Int = 1 << 20, depth: Int = 4, verifying expected: Digest? = nil,
         threadNames: (reader: String, hasher: String) = ("layer reader", "layer hasher")
     ) throws(UnpackError) {
-        shared = Shared(upstream: upstream, expected: expected)
-        for _ in 0..<max(depth, 2) {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
-            buffers.append(buffer)
-            shared.free.append(buffer)
+        let depth = max(depth, 2)
+        for _ in 0..<depth {
+            buffers.append(UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64))
         }
-        let shared = self.shared
+        // No push can block: there are only `depth` buffers, each returned once per reader.
+        filled = BoundedQueue(capacity: depth)
+        returned = BoundedQueue(capacity: 2 * depth)
+        toHash = expected == nil ? nil : BoundedQueue(capacity: depth)
+        verdict = expected == nil ? nil : BoundedQueue(capacity: 1)
+        self.expected = expected
+        let upstream = UncheckedTransfer(upstream)
+        let (buffers, filled, toHash, returned) = (UncheckedTransfer(buffers), filled, toHash, returned)
         do {
-            try startThread(name: threadNames.reader) { Self.produce(shared) }
-        } catch {
-            shared.exited = true  // deinit, which runs for a failed init, frees the buffers
-            throw Self.threadFailure(error)
-        }
-        if expected != nil {
-            shared.hasherExited = false
-            do {
-                try startThread(name: threadNames.hasher) { Self.hash(shared) }
-            } catch {
-                shared.hasherExited = true  // deinit stops the producer
-                throw Self.threadFailure(error)
+            threads.append(
+                try startThread(name: threadNames.reader) {
+                    Self.produce(upstream.value, buffers.value, filled, toHash, returned)
+                })
+            if let toHash, let verdict, let expected {
+                threads.append(
+                    try startThread(name: threadNames.hasher) {
+                        Self.hash(toHash, returned, verdict, expected.algorithm)
+                    })
             }
+        } catch {
+            throw Self.threadFailure(error)  // deinit, which runs for a failed init, stops the reader
         }
     }
 
@@ -95,35 +76,40 @@ package final class PrefetchStream: LendingByteStream {
     }
 
     deinit {
-        shared.condition.lock()
-        shared.cancelled = true
-        shared.condition.broadcast()
-        while !shared.exited || !shared.hasherExited { shared.condition.wait() }
-        shared.condition.unlock()
+        filled.cancel()
+        toHash?.cancel()
+        returned.cancel()
+        verdict?.cancel()
+        for thread in threads { thread.join() }
         for buffer in buffers { buffer.deallocate() }
     }
 
-    private static func produce(_ s: Shared) {
+    /// The reader thread: fills free buffers from the upstream chain and queues them for the
+    /// consumer (and the hasher); the upstream is touched by this thread only.
+    private static func produce(
+        _ upstream: any ByteStream, _ buffers: [UnsafeMutableRawBufferPointer],
+        _ filled: BoundedQueue<Chunk, UnpackError>, _ toHash: BoundedQueue<Chunk, UnpackError>?,
+        _ returned: BoundedQueue<UnsafeMutableRawBufferPointer, Never>
+    ) {
+        let readers = toHash == nil ? 1 : 2
+        var free = buffers
+        /// Returns counted per buffer: a buffer is free again once every reader gave it back.
+        var returns: [UnsafeMutableRawPointer: Int] = [:]
         let firstFill = 64 * 1024
         var handoffs = 0
-        defer {
-            s.condition.lock()
-            s.exited = true
-            s.condition.broadcast()
-            s.condition.unlock()
-        }
         while true {
-            s.condition.lock()
-            while s.free.isEmpty && !s.cancelled { s.condition.wait() }
-            if s.cancelled {
-                s.condition.unlock()
-                return
+            while free.isEmpty {
+                guard let buffer = returned.pop(), let base = buffer.baseAddress else { return }  // cancelled
+                let count = (returns[base] ?? 0) + 1
+                if count == readers {
+                    returns[base] = nil
+                    free.append(buffer)
+                } else {
+                    returns[base] = count
+                }
             }
-            let buffer = s.free.removeLast()
-            s.condition.unlock()
-
+            let buffer = free.removeLast()
             var count = 0
-            var failure: UnpackError?
             // The first hand-offs are small (64 KiB, doubling up to the buffer size) so that the
             // consumer starts early; later buffers are filled whole to keep hand-offs rare.
             let target = min(buffer.count, firstFill << min(handoffs, 16))
@@ -131,67 +117,62 @@ package final class PrefetchStream: LendingByteStream {
             do {
                 // Fill to the target (decompressors may return less per call).
                 while count < target {
-                    let n = try s.upstream.read(
-                        into: UnsafeMutableRawBufferPointer(rebasing: buffer[count..<target]))
+                    let n = try upstream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[count..<target]))
                     if n == 0 { break }
                     count += n
                 }
             } catch {
-                failure = error
+                if count > 0 { deliver(Chunk(buffer: buffer, count: count), filled, toHash) }
+                filled.finish(throwing: error)
+                toHash?.finish(throwing: error)
+                return
             }
-
-            s.condition.lock()
             if count > 0 {
-                s.filled.append((buffer, count))
-                if s.expected != nil {
-                    s.toHash.append((buffer, count))
-                    if let base = buffer.baseAddress { s.readers[base] = 2 }
-                }
+                if !deliver(Chunk(buffer: buffer, count: count), filled, toHash) { return }
             } else {
-                s.free.append(buffer)
+                free.append(buffer)
             }
-            if let failure { s.error = failure }
-            let done = failure != nil || count < target
-            if done { s.ended = true }
-            s.condition.broadcast()
-            s.condition.unlock()
-            if done { return }
+            if count < target {
+                filled.finish()
+                toHash?.finish()
+                return
+            }
         }
     }
 
-    /// The hasher thread: hashes every filled buffer in order, then, once the producer ended
-    /// without an error, records whether the digest matched.
-    private static func hash(_ s: Shared) {
-        guard let expected = s.expected else { return }
-        var digester = Digester(expected.algorithm)
-        s.condition.lock()
-        defer {
-            s.hasherExited = true
-            s.condition.broadcast()
-            s.condition.unlock()
-        }
+    /// Queues a filled buffer for the consumer and the hasher; false once cancelled.
+    @discardableResult
+    private static func deliver(
+        _ chunk: Chunk, _ filled: BoundedQueue<Chunk, UnpackError>, _ toHash: BoundedQueue<Chunk, UnpackError>?
+    ) -> Bool {
+        // Neither queue refuses: only cancellation stops a push.
+        guard (try? filled.push(chunk)) == true else { return false }
+        return (try? toHash?.push(chunk)) ?? true
+    }
+
+    /// The hasher thread: hashes every filled buffer in order and, once the reader ended without
+    /// an error, hands the digest to the consumer.
+    private static func hash(
+        _ toHash: BoundedQueue<Chunk, UnpackError>, _ returned: BoundedQueue<UnsafeMutableRawBufferPointer, Never>,
+        _ verdict: BoundedQueue<Digest, Never>, _ algorithm: Digest.Algorithm
+    ) {
+        var digester = Digester(algorithm)
         while true {
-            while s.toHashHead == s.toHash.count && !s.ended && !s.cancelled { s.condition.wait() }
-            if s.cancelled { return }
-            if s.toHashHead == s.toHash.count {
-                // Ended: an upstream error is the consumer's to report; otherwise the verdict.
-                if s.error == nil {
-                    let actual = digester.finalize()
-                    s.hashVerdict = .some(
-                        actual == expected ? nil : DiffIDStream.mismatch(actual: actual, expected: expected))
-                }
+            let next: Chunk?
+            do {
+                next = try toHash.pop()
+            } catch {
+                // The reader failed: the error is the consumer's to report, there is no verdict.
+                verdict.finish()
                 return
             }
-            let (buffer, count) = s.toHash[s.toHashHead]
-            s.toHashHead += 1
-            if s.toHashHead == s.toHash.count {
-                s.toHash.removeAll(keepingCapacity: true)
-                s.toHashHead = 0
+            guard let chunk = next else {
+                verdict.push(digester.finalize())
+                verdict.finish()
+                return
             }
-            s.condition.unlock()
-            digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            s.condition.lock()
-            s.release(buffer)
+            digester.update(UnsafeRawBufferPointer(rebasing: chunk.buffer[0..<chunk.count]))
+            returned.push(chunk.buffer)
         }
     }
 
@@ -239,33 +220,29 @@ package final class PrefetchStream: LendingByteStream {
 
     /// The next filled buffer; `nil` at the end; the upstream's error where it happened.
     private func take() throws(UnpackError) -> (UnsafeMutableRawBufferPointer, Int)? {
-        shared.condition.lock()
-        defer { shared.condition.unlock() }
-        while shared.filledHead == shared.filled.count && !shared.ended { shared.condition.wait() }
-        if shared.filledHead < shared.filled.count {
-            let next = shared.filled[shared.filledHead]
-            shared.filledHead += 1
-            if shared.filledHead == shared.filled.count {
-                shared.filled.removeAll(keepingCapacity: true)
-                shared.filledHead = 0
+        if let chunk = try filled.pop() { return (chunk.buffer, chunk.count) }
+        if let verdict, let expected {
+            // The end comes only with the hasher's verdict on everything before it, taken once
+            // (a later read at the end gets the same answer).
+            if verdictTaken == nil {
+                verdictTaken =
+                    verdict.pop().map { actual in
+                        actual == expected
+                            ? .success(()) : .failure(DiffIDStream.mismatch(actual: actual, expected: expected))
+                    } ?? .failure(UnpackError(.internal, "the layer hasher stopped without a verdict"))
             }
-            return next
-        }
-        if let error = shared.error { throw error }
-        if shared.expected != nil {
-            // The end comes only with the hasher's verdict on everything before it.
-            while shared.hashVerdict == nil && !shared.hasherExited { shared.condition.wait() }
-            guard case .some(let verdict) = shared.hashVerdict else {
-                throw UnpackError(.internal, "the layer hasher stopped without a verdict")
-            }
-            if let mismatch = verdict { throw mismatch }
+            if case .failure(let error) = verdictTaken { throw error }
         }
         return nil
     }
 
     private func give(_ buffer: UnsafeMutableRawBufferPointer) {
-        shared.condition.lock()
-        shared.release(buffer)
-        shared.condition.unlock()
+        returned.push(buffer)
     }
+}
+
+/// Hands a value that is not `Sendable` to the one thread that will use it from then on.
+private struct UncheckedTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

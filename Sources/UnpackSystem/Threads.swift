@@ -1,9 +1,9 @@
 internal import CShims
 import Glibc
 
-/// A pthread mutex with one condition variable: the hand-off primitive between the layer reader
-/// thread and the applier, and the applier and its file finisher (Foundation's Thread and NSCondition would pull all of Foundation into
-/// the binary, and with it a slower start).
+/// A pthread mutex with one condition variable, the primitive under `BoundedQueue` (Foundation's
+/// Thread and NSCondition would pull all of Foundation into the binary, and with it a slower
+/// start).
 package final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -28,11 +28,30 @@ package final class ConditionLock: @unchecked Sendable {
     package func broadcast() { pthread_cond_broadcast(cond) }
 }
 
-/// Starts a detached thread running `body`, with a 1 MiB stack and `name` as its system name (as
-/// `top -H`, `perf` and /proc/PID/task/TID/comm show it; the kernel keeps 15 bytes); the caller
-/// waits for it through its own condition. Throws when the system refuses a thread (EAGAIN under a
-/// process limit).
-package func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+/// A thread started by `startThread`. `join()` waits for it to end; a handle dropped without a
+/// join detaches the thread.
+package final class ThreadHandle: @unchecked Sendable {
+    private var thread: pthread_t?
+
+    fileprivate init(_ thread: pthread_t) { self.thread = thread }
+
+    /// Waits for the thread to return from its body. Idempotent.
+    package func join() {
+        guard let thread else { return }
+        self.thread = nil
+        pthread_join(thread, nil)
+    }
+
+    deinit {
+        if let thread { pthread_detach(thread) }
+    }
+}
+
+/// Starts a thread running `body`, with a 1 MiB stack and `name` as its system name (as
+/// `top -H`, `perf` and /proc/PID/task/TID/comm show it; the kernel keeps 15 bytes). Throws when
+/// the system refuses a thread (EAGAIN under a process limit).
+@discardableResult
+package func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) -> ThreadHandle {
     final class Box: Sendable {
         let name: String
         let body: @Sendable () -> Void
@@ -45,7 +64,6 @@ package func startThread(name: String, _ body: @escaping @Sendable () -> Void) t
     pthread_attr_init(&attributes)
     defer { pthread_attr_destroy(&attributes) }
     pthread_attr_setstacksize(&attributes, 1 << 20)
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
     let box = Unmanaged.passRetained(Box(name: name, body: body))
     var thread = pthread_t()
     let rc = pthread_create(
@@ -61,4 +79,5 @@ package func startThread(name: String, _ body: @escaping @Sendable () -> Void) t
         box.release()
         throw SystemError(call: "pthread_create (the \(name) thread)", errno: rc)
     }
+    return ThreadHandle(thread)
 }

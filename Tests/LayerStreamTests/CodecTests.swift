@@ -119,6 +119,7 @@ import UnpackSystem
         let wrong = Digest.of([1, 2, 3])
         let good = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 4096, depth: 3, verifying: right)
         #expect(try good.readAll() == Self.sample)
+        #expect(try good.borrow().isEmpty, "the end, read again, is still the end")
         let bad = try PrefetchStream(upstream: MemoryStream(Self.sample), bufferSize: 4096, depth: 3, verifying: wrong)
         var before: [UInt8] = []
         let mismatch = #expect(throws: UnpackError.self) {
@@ -131,6 +132,9 @@ import UnpackSystem
         #expect(before == Self.sample, "every byte arrives before the verdict")
         #expect(mismatch?.code == .digestMismatch)
         #expect(mismatch?.message.contains("hashes to \(right), but the config's diff_id is \(wrong)") == true)
+        #expect(throws: UnpackError.self, "the mismatch, read again, is still the mismatch") {
+            _ = try bad.borrow()
+        }
         let compressed = ZstdCompressor.compress(Self.sample, frames: 3)
         let truncated = try PrefetchStream(
             upstream: try ZstdDecompressor(upstream: MemoryStream(Array(compressed.dropLast(10)))), bufferSize: 4096,
