@@ -108,7 +108,8 @@ final class FileFinisher {
 
     private static func run(_ jobs: BoundedQueue<Job, UnpackError>, warn: (String) -> Void) {
         // The applier never ends the queue with an error: it is stopped by cancellation.
-        while let job = try? jobs.pop() {
+        var finished: Int?  // the weight of the job finished last, completed with the next pop
+        while let job = try? jobs.pop(completing: finished) {
             let bytes = job.data.count
             do {
                 try finish(job, warn: warn)
@@ -120,8 +121,9 @@ final class FileFinisher {
                         context: .init(path: job.metadata.displayPath)))
             }
             _ = consume job  // closes the file before the job counts as done
-            jobs.complete(weight: bytes)
+            finished = bytes
         }
+        // The last pop completed the last job.
     }
 
     private static func finish(_ job: Job, warn: (String) -> Void) throws(SystemError) {

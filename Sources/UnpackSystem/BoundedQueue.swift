@@ -22,24 +22,27 @@
 /// element is little work.
 ///
 /// Elements cross threads: the caller hands over only what the other thread may own.
-package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
-    private let condition = ConditionLock()
-    private var items: [(element: Element, weight: Int)?] = []
-    private var head = 0
+@usableFromInline package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
+    @usableFromInline let condition = ConditionLock()
+    @usableFromInline var items: [(element: Element, weight: Int)?] = []
+    @usableFromInline var head = 0
     /// The weight of the queued elements, and of the taken ones not yet completed.
-    private var weight = 0
-    private var outstanding = 0
-    private var end: Result<Void, Failure>?
-    private var refusal: Failure?
-    private var cancelled = false
-    private var producerWaiting = false
-    private var consumerWaiting = false
-    private var waitingUntilDone = false
+    @usableFromInline var weight = 0
+    @usableFromInline var outstanding = 0
+    @usableFromInline var end: Result<Void, Failure>?
+    @usableFromInline var refusal: Failure?
+    @usableFromInline var cancelled = false
+    @usableFromInline var producerWaiting = false
+    @usableFromInline var consumerWaiting = false
+    @usableFromInline var waitingUntilDone = false
 
-    private let capacity: Int
-    private let weightLimit: Int
-    private let wakeBatch: Int
-    private let tracksCompletion: Bool
+    @usableFromInline let capacity: Int
+    @usableFromInline let weightLimit: Int
+    @usableFromInline let wakeBatch: Int
+    @usableFromInline let tracksCompletion: Bool
+    /// A producer waiting for room is woken once the queue is down to this many (half of a
+    /// batching queue: fewer wake-ups on both sides).
+    @usableFromInline let resumeAt: Int
 
     /// A queue of at most `capacity` elements. A push into a queue that holds an element waits
     /// while the weight would pass `weightLimit` (the weight of queued elements, and with
@@ -50,13 +53,14 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
         self.weightLimit = weightLimit
         self.wakeBatch = wakeBatch
         self.tracksCompletion = tracksCompletion
+        resumeAt = wakeBatch > 1 ? capacity / 2 : capacity - 1
     }
 
-    private var count: Int { items.count - head }
+    @usableFromInline var count: Int { items.count - head }
 
     /// Appends `element`, waiting while the queue is full. Returns false when the queue was
     /// cancelled (the element is dropped); throws the consumer's refusal.
-    @discardableResult
+    @inlinable @discardableResult
     package func push(_ element: Element, weight elementWeight: Int = 0) throws(Failure) -> Bool {
         condition.lock()
         defer { condition.unlock() }
@@ -80,9 +84,14 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
 
     /// The next element, waiting for one. Returns nil at the end of a finished queue and after a
     /// cancellation or a refusal; throws the producer's error once the elements before it are taken.
-    package func pop() throws(Failure) -> Element? {
+    ///
+    /// `completing` first completes the element taken before (queues made with
+    /// `tracksCompletion`), under the same lock: a consumer that works through many small
+    /// elements takes the lock once per element, not twice.
+    @inlinable package func pop(completing previousWeight: Int? = nil) throws(Failure) -> Element? {
         condition.lock()
         defer { condition.unlock() }
+        if let previousWeight { completeLocked(weight: previousWeight) }
         if count == 0 {
             consumerWaiting = true
             while !cancelled && refusal == nil && end == nil
@@ -104,23 +113,27 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
             head = 0
         }
         if !tracksCompletion { weight -= taken.weight }
-        if producerWaiting && (count <= capacity - wakeBatch || waitingUntilDone) { condition.broadcast() }
+        if producerWaiting && count <= resumeAt && !waitingUntilDone { condition.broadcast() }
         return taken.element
     }
 
     /// The consumer is done with an element it took (queues made with `tracksCompletion`).
-    package func complete(weight elementWeight: Int) {
-        precondition(tracksCompletion, "complete on a queue that does not track completion")
+    @inlinable package func complete(weight elementWeight: Int) {
         condition.lock()
         defer { condition.unlock() }
+        completeLocked(weight: elementWeight)
+    }
+
+    @usableFromInline func completeLocked(weight elementWeight: Int) {
+        precondition(tracksCompletion, "complete on a queue that does not track completion")
         outstanding -= 1
         weight -= elementWeight
-        if producerWaiting || (waitingUntilDone && outstanding == 0) { condition.broadcast() }
+        if producerWaiting && (waitingUntilDone ? outstanding == 0 : count <= resumeAt) { condition.broadcast() }
     }
 
     /// Waits until every element pushed has been completed (queues made with
     /// `tracksCompletion`); throws the consumer's refusal.
-    package func waitUntilDone() throws(Failure) {
+    @inlinable package func waitUntilDone() throws(Failure) {
         precondition(tracksCompletion, "waitUntilDone on a queue that does not track completion")
         condition.lock()
         defer { condition.unlock() }
@@ -136,12 +149,12 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
     }
 
     /// The producer's end: the consumer takes what is queued, then gets nil.
-    package func finish() { close(end: .success(())) }
+    @inlinable package func finish() { close(end: .success(())) }
 
     /// The producer's end with an error, which the consumer gets after what is queued.
-    package func finish(throwing error: Failure) { close(end: .failure(error)) }
+    @inlinable package func finish(throwing error: Failure) { close(end: .failure(error)) }
 
-    private func close(end: Result<Void, Failure>) {
+    @usableFromInline func close(end: Result<Void, Failure>) {
         condition.lock()
         if self.end == nil { self.end = end }
         condition.broadcast()
@@ -150,7 +163,7 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
 
     /// The consumer stops taking elements: the queued ones are dropped, and `push` and
     /// `waitUntilDone` throw `error` (the first refusal wins).
-    package func refuse(_ error: Failure) {
+    @inlinable package func refuse(_ error: Failure) {
         condition.lock()
         if refusal == nil { refusal = error }
         let dropped = dropQueued()
@@ -160,7 +173,7 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
     }
 
     /// Stops both sides: the queued elements are dropped, and every waiting thread wakes.
-    package func cancel() {
+    @inlinable package func cancel() {
         condition.lock()
         cancelled = true
         let dropped = dropQueued()
@@ -170,7 +183,7 @@ package final class BoundedQueue<Element, Failure: Error>: @unchecked Sendable {
     }
 
     /// Takes the queued elements out (locked); they are not outstanding any more.
-    private func dropQueued() -> [(element: Element, weight: Int)?] {
+    @usableFromInline func dropQueued() -> [(element: Element, weight: Int)?] {
         let dropped = Array(items[head...])
         for case let item? in dropped {
             weight -= item.weight

@@ -4,7 +4,7 @@ import Glibc
 /// A pthread mutex with one condition variable, the primitive under `BoundedQueue` (Foundation's
 /// Thread and NSCondition would pull all of Foundation into the binary, and with it a slower
 /// start).
-package final class ConditionLock: @unchecked Sendable {
+@usableFromInline package final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -20,12 +20,12 @@ package final class ConditionLock: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    package func lock() { pthread_mutex_lock(mutex) }
-    package func unlock() { pthread_mutex_unlock(mutex) }
+    @usableFromInline package func lock() { pthread_mutex_lock(mutex) }
+    @usableFromInline package func unlock() { pthread_mutex_unlock(mutex) }
     /// Waits for a signal; the lock must be held.
-    package func wait() { pthread_cond_wait(cond, mutex) }
-    package func signal() { pthread_cond_signal(cond) }
-    package func broadcast() { pthread_cond_broadcast(cond) }
+    @usableFromInline package func wait() { pthread_cond_wait(cond, mutex) }
+    @usableFromInline package func signal() { pthread_cond_signal(cond) }
+    @usableFromInline package func broadcast() { pthread_cond_broadcast(cond) }
 }
 
 /// A thread started by `startThread`. `join()` waits for it to end; a handle dropped without a

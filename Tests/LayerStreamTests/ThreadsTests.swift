@@ -106,10 +106,11 @@ import UnpackSystem
         let done = Flags()
         let consumer = try startThread(name: "bq-consumer") {
             var total = 0
-            while let value = try? queue.pop() {
+            var finished: Int?  // completed by the next pop, as the file finisher does
+            while let value = try? queue.pop(completing: finished) {
                 total += value
                 done.set("total", total)
-                queue.complete(weight: 0)
+                finished = 0
             }
         }
         // Fewer elements than the wake batch: waiting until done must still wake the consumer.
