@@ -47,9 +47,9 @@ let package = Package(
         .target(
             name: "RuntimeBundle",
             dependencies: ["OCIImage", "UnpackSystem"],
-            // A link to bundle-templates/default.json, compiled into the binary so that an installed
+            // Links to bundle-templates/default.json and rootless.json, compiled into the binary so that an installed
             // oci-unpack needs no data files.
-            resources: [.embedInCode("Templates/default.json")]
+            resources: [.embedInCode("Templates/default.json"), .embedInCode("Templates/rootless.json")]
         ),
         .target(
             name: "OCIUnpack",

@@ -27,7 +27,7 @@ extension Applier {
             let dir = try step(entry) { () throws(SystemError) in
                 try OwnedFD(retryingSyscall("openat") { openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
             }
-            try setMetadata(fd: dir.rawValue, entry: entry, layer: &layer)
+            try setMetadata(fd: dir.rawValue, entry: entry, path: path, layer: &layer)
             layer.directoryTimes.append((path, entry.atime ?? entry.mtime, entry.mtime))
             // The root's new mode (setgid or not) decides the group of what is created in it.
             layer.cachedParent = nil
@@ -42,7 +42,7 @@ extension Applier {
         replaced = false
         switch entry.kind {
         case .directory:
-            try makeDirectory(parent, name, entry: entry, layer: &layer)
+            try makeDirectory(parent, name, entry: entry, path: canonical, layer: &layer)
             layer.directoryTimes.append((canonical, entry.atime ?? entry.mtime, entry.mtime))
         case .regular:
             try writeFile(parent, name, entry: entry, reader: reader, layer: &layer, fresh: fresh)
@@ -60,6 +60,7 @@ extension Applier {
             try makeHardlink(parent, name, entry: entry)
         case .characterDevice, .blockDevice, .fifo:
             guard try step(entry, { () throws(SystemError) in try makeNode(parent, name, entry: entry) }) else {
+                if replaced { removed(canonical) }  // a skipped device may still have replaced a path
                 return
             }
             try setMetadata(parent: parent, name, entry: entry, layer: &layer)
@@ -67,6 +68,9 @@ extension Applier {
             options.warn("skipping socket \(entry.displayPath): sockets cannot be unpacked")
             return
         }
+        // What a file, link or node replaced is gone, with any restricted directory in it (a
+        // directory entry replaces only what is not a directory, where none can be).
+        if replaced && entry.kind != .directory { removed(canonical) }
         layer.record(canonical, isDirectory: entry.kind == .directory)
         if entry.kind == .directory || entry.kind == .symlink || replaced {
             // A new directory or symlink, or a replaced path, can change where a path through a
@@ -138,18 +142,17 @@ extension Applier {
             }
             return true
         } catch {
-            guard error.errno == EPERM && !IDMapping.fullyPrivileged else { throw error }
-            options.warn(
-                "skipping device \(entry.displayPath): creating devices needs root in the initial user namespace")
+            guard error.errno == EPERM && !fullyPrivileged else { throw error }
+            unpack.skippedDevices.add(entry.displayPath)  // one warning at the end of the unpack
             return false
         }
     }
 
-    func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, layer: inout LayerState)
-        throws(UnpackError)
-    {
+    func makeDirectory(
+        _ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, path: EntryPath, layer: inout LayerState
+    ) throws(UnpackError) {
         let dir = try step(entry) { () throws(SystemError) in try makeDirectory(parent, name, entry: entry) }
-        try setMetadata(fd: dir.rawValue, entry: entry, layer: &layer)
+        try setMetadata(fd: dir.rawValue, entry: entry, path: path, layer: &layer)
     }
 
     /// The directory `name` in `parent`, made (0700 until its metadata is set) unless one is there,
@@ -181,7 +184,10 @@ extension Applier {
         // setuid/setgid/sticky bit, which a later chown would clear): then, usually, no chmod.
         var fresh = fresh
         var createMode: mode_t = 0o600
-        if fresh != nil, let umask, !defaultACL, entry.mode & 0o7000 == 0 {
+        // Rootless, a file that gets xattrs keeps owner write until they are set.
+        let keepsWrite =
+            !rootless || entry.mode & 0o200 != 0 || (entry.xattrs.isEmpty && entry.uid == 0 && entry.gid == 0)
+        if fresh != nil, let umask, !defaultACL, entry.mode & 0o7000 == 0, keepsWrite {
             createMode = mode_t(entry.mode)
             fresh?.mode = createMode & ~umask
         }

@@ -18,7 +18,6 @@ extension Applier {
         /// The times of directories this layer changed without listing them, as they were before:
         /// restored at the end so that the result does not depend on when it was unpacked.
         var savedTimes: [PathKey: (EntryPath, timespec, timespec)] = [:]
-        var warnedOwnership = false
         var warnedUnmapped = false
         /// Directories of this layer whose lower-layer children are already gone (an opaque marker
         /// or a whiteout processed them): further markers for them have nothing to do, which keeps

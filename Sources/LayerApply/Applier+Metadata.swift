@@ -11,20 +11,25 @@ extension Applier {
         throws(UnpackError) -> EntryMetadata
     {
         var metadata = EntryMetadata(
-            path: entry.path, kind: entry.kind, owner: nil, mode: mode_t(entry.mode), xattrs: entry.xattrs,
+            path: entry.path, kind: entry.kind, owner: nil, mode: mode_t(entry.mode),
+            xattrs: options.ownership == .preserve ? entry.xattrs : ownershipXattrs(of: entry),
             times: times ? (entry.atime ?? entry.mtime, entry.mtime) : nil)
-        if try ownershipAllowed(entry, layer: &layer), fresh?.owned(as: entry) != true {
-            metadata.owner = (uid_t(entry.uid), gid_t(entry.gid))
+        if let owner = try hostOwner(of: entry, layer: &layer), fresh?.owned(by: owner) != true {
+            metadata.owner = owner
         }
+        // Rootless, the owner record goes on before a mode that may take the user's write
+        // permission away (setting a `user.*` xattr needs it).
+        metadata.xattrsBeforeMode = rootless
         if fresh?.mode == mode_t(entry.mode) { metadata.mode = nil }
         // A default ACL replaces the umask for what is created below: set every mode from now on.
         if entry.xattrs.contains(where: { $0.name == Self.defaultACLName }) { defaultACL = true }
         return metadata
     }
 
-    /// Owner, mode and xattrs of a directory, on its fd.
-    func setMetadata(fd: Int32, entry: TarEntry, layer: inout LayerState) throws(UnpackError) {
-        let metadata = try metadata(of: entry, layer: &layer, fresh: nil, times: false)
+    /// Owner, mode and xattrs of directory `path` (canonical), on its fd.
+    func setMetadata(fd: Int32, entry: TarEntry, path: EntryPath, layer: inout LayerState) throws(UnpackError) {
+        var metadata = try metadata(of: entry, layer: &layer, fresh: nil, times: false)
+        metadata.mode = directoryMode(path, final: mode_t(entry.mode))
         let warn = options.warn
         try step(entry) { () throws(SystemError) in try metadata.apply(to: fd, warn: warn) }
     }
@@ -54,11 +59,11 @@ extension Applier {
             let rc = name.withCString { fchmodat(parent.rawValue, $0, mode, AT_SYMLINK_NOFOLLOW) }
             if rc != 0 { throw SystemError(call: "fchmodat", errno: errno, path: entry.displayPath) }
         }
-        if !entry.xattrs.isEmpty {
+        if !metadata.xattrs.isEmpty {
             // lsetxattr has no *at form: name the entry through the parent's /proc fd link, which
             // is a real directory, and lsetxattr does not follow the last component.
             let procPath = Array("/proc/self/fd/\(parent.rawValue)/".utf8) + name
-            for (xattr, value) in entry.xattrs {
+            for (xattr, value) in metadata.xattrs {
                 let rc = procPath.withCString { p in value.withUnsafeBytes { CSys.lsetxattr(p, xattr, $0) } }
                 if rc != 0 { try metadata.xattrFailed(xattr, warn: warn) }
             }
@@ -67,30 +72,6 @@ extension Applier {
             name.withCString { utimensat(parent.rawValue, $0, times, AT_SYMLINK_NOFOLLOW) }
         }
         if rc != 0 { throw SystemError(call: "utimensat", errno: errno, path: entry.displayPath) }
-    }
-
-    func ownershipAllowed(_ entry: TarEntry, layer: inout LayerState) throws(UnpackError) -> Bool {
-        guard entry.uid >= 0, entry.uid < Int64(UInt32.max), entry.gid >= 0, entry.gid < Int64(UInt32.max) else {
-            throw UnpackError(
-                .corruptLayer, "tar entry \(entry.displayPath) has invalid owner \(entry.uid):\(entry.gid)",
-                context: .init(path: entry.displayPath))
-        }
-        guard options.preserveOwnership else {
-            if !layer.warnedOwnership {
-                layer.warnedOwnership = true
-                options.warn("not running as root: file ownership from the image is not restored")
-            }
-            return false
-        }
-        if mapsAllIDs || idMapping.maps(uid: entry.uid, gid: entry.gid) { return true }
-        // Root in a user namespace that does not map this owner: chown would fail with EINVAL.
-        if !layer.warnedUnmapped {
-            layer.warnedUnmapped = true
-            options.warn(
-                "owner \(entry.uid):\(entry.gid) of \(entry.displayPath) is not mapped in this user namespace: ownership of such entries is not restored (first of this layer)"
-            )
-        }
-        return false
     }
 
     func finish(_ layer: inout LayerState) throws(SystemError) {

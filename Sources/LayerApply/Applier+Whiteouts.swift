@@ -73,5 +73,6 @@ extension Applier {
             }
         }
         try Tree.remove(in: parent.rawValue, path.name)
+        removed(path)
     }
 }

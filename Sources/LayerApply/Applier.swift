@@ -5,9 +5,8 @@ import UnpackSystem
 
 /// How entries are applied.
 package struct ApplyOptions: Sendable {
-    /// Restore uid/gid (lchown). Default: when running as root. Without it, ownership is skipped
-    /// with one warning per layer.
-    package var preserveOwnership: Bool
+    /// Whose ids the files get (default: the image's as root, rootless otherwise).
+    package var ownership: Ownership
     /// Use the userspace in-root resolver even where openat2 exists (tests).
     package var forceUserspaceResolver: Bool
     /// Finish small files (data, owner, mode, xattrs, times) on a second thread; off, everything
@@ -22,12 +21,12 @@ package struct ApplyOptions: Sendable {
     var assumedUmask: mode_t?
 
     package init(
-        preserveOwnership: Bool = geteuid() == 0, forceUserspaceResolver: Bool = false,
+        ownership: Ownership = .automatic, forceUserspaceResolver: Bool = false,
         finishFilesInParallel: Bool = true,
         warn: @escaping @Sendable (String) -> Void = { _ in }, limits: UnpackLimits = .init()
     ) {
         self.limits = limits
-        self.preserveOwnership = preserveOwnership
+        self.ownership = ownership
         self.forceUserspaceResolver = forceUserspaceResolver
         self.finishFilesInParallel = finishFilesInParallel
         self.warn = warn
@@ -77,6 +76,12 @@ package final class Applier {
     let idMapping = IDMapping.current
     /// Whether every id is mapped (outside a user namespace): then no entry needs the range check.
     let mapsAllIDs = IDMapping.current.mapsEverything
+    /// Root in the initial user namespace: devices, any owner, `trusted.*` and file capabilities.
+    let fullyPrivileged = IDMapping.fullyPrivileged
+    /// `options.ownership` is `.rootless`.
+    let rootless: Bool
+    /// What is kept across the layers of one unpack.
+    var unpack = UnpackState()
 
     package init(
         rootPath: String, options: ApplyOptions = .init(),
@@ -89,6 +94,17 @@ package final class Applier {
             path: rootPath, forceUserspaceResolver: options.forceUserspaceResolver, umask: processUmask)
         self.options = options
         self.checkpoint = checkpoint
+        rootless = options.ownership == .rootless
+        if case .mapped(let uids, let gids, _) = options.ownership {
+            // What the image does not list (the root, parents of entries) belongs to the
+            // container's root, as it would in a plain unpack.
+            let owner = (uids.hostID(for: 0) ?? Self.overflowID, gids.hostID(for: 0) ?? Self.overflowID)
+            root.implicitOwner = owner
+            if fchownat(root.fd.rawValue, "", owner.0, owner.1, AT_EMPTY_PATH_VALUE) != 0 {
+                throw SystemError(call: "fchownat", errno: errno, path: rootPath)
+                    .unpackError("cannot give the root filesystem to the container's root")
+            }
+        }
         umask = options.assumedUmask ?? processUmask
         // ENODATA (no ACL) or ENOTSUP (no ACLs here) both mean none; anything else, assume one.
         // `/.` names the directory itself even when rootPath is a symlink to it.
@@ -130,10 +146,11 @@ package final class Applier {
         var gid: gid_t
         var mode: mode_t?
 
-        func owned(as entry: TarEntry) -> Bool { Int64(uid) == entry.uid && Int64(gid) == entry.gid }
+        func owned(by owner: (uid: uid_t, gid: gid_t)) -> Bool { uid == owner.uid && gid == owner.gid }
     }
 
     /// Applies every entry of `reader`; returns the number of entries. `onEntry` runs after each.
+    /// After the last layer, `finishUnpack()` completes the tree.
     @discardableResult
     package func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
         var layer = LayerState()

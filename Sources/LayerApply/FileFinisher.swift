@@ -16,6 +16,8 @@ struct EntryMetadata: Sendable {
     var xattrs: [(name: String, value: [UInt8])]
     /// nil for directories, whose times are set when the layer is done.
     var times: (atime: timespec, mtime: timespec)?
+    /// Set the xattrs before the mode (rootless: a mode without owner write would refuse them).
+    var xattrsBeforeMode = false
 
     var displayPath: String { DisplayText.escaping(path) }
 
@@ -25,14 +27,19 @@ struct EntryMetadata: Sendable {
         if let owner, fchown(fd, owner.uid, owner.gid) != 0 {
             throw SystemError(call: "fchown", errno: errno, path: displayPath)
         }
+        if xattrsBeforeMode { try setXattrs(fd, warn: warn) }
         if let mode, fchmod(fd, mode) != 0 {
             throw SystemError(call: "fchmod", errno: errno, path: displayPath)
         }
-        for (name, value) in xattrs where value.withUnsafeBytes({ CSys.fsetxattr(fd, name, $0) }) != 0 {
-            try xattrFailed(name, warn: warn)
-        }
+        if !xattrsBeforeMode { try setXattrs(fd, warn: warn) }
         if let times, withTimes(times.atime, times.mtime, { futimens(fd, $0) }) != 0 {
             throw SystemError(call: "futimens", errno: errno, path: displayPath)
+        }
+    }
+
+    private func setXattrs(_ fd: Int32, warn: (String) -> Void) throws(SystemError) {
+        for (name, value) in xattrs where value.withUnsafeBytes({ CSys.fsetxattr(fd, name, $0) }) != 0 {
+            try xattrFailed(name, warn: warn)
         }
     }
 

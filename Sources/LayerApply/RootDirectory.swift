@@ -14,6 +14,9 @@ package final class RootDirectory {
     package let maxSymlinks = 40
     /// Whether the umask may take bits from a new 0755 directory (or is unknown).
     private let umaskMasksDirectories: Bool
+    /// The owner of directories the image does not list, when it is not this process (id-mapped
+    /// unpacks: the host ids of the container's root).
+    package var implicitOwner: (uid: uid_t, gid: gid_t)?
 
     /// `umask`: the process's (`nil`: unknown, so new directories always get their mode set).
     package init(path: String, forceUserspaceResolver: Bool = false, umask: mode_t? = Applier.readUmask())
@@ -260,6 +263,11 @@ package final class RootDirectory {
         }
         if umaskMasksDirectories && name.withCString({ fchmodat(parent.rawValue, $0, 0o755, 0) }) != 0 {
             throw SystemError(call: "fchmodat", errno: errno, path: String(decoding: name, as: UTF8.self))
+        }
+        if let owner = implicitOwner,
+            name.withCString({ fchownat(parent.rawValue, $0, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW) }) != 0
+        {
+            throw SystemError(call: "fchownat", errno: errno, path: String(decoding: name, as: UTF8.self))
         }
     }
 

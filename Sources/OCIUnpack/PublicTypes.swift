@@ -1,3 +1,4 @@
+import LayerApply
 import OCIImage
 import Resolution
 import RuntimeBundle
@@ -47,3 +48,10 @@ public typealias ResolvedImage = Resolution.ResolvedImage
 /// Changes to the converted configuration (what `--env`, `--user`, `--workdir`, `--entrypoint` and
 /// a command after `--` give).
 public typealias ConfigOverrides = RuntimeBundle.ConfigOverrides
+/// A user or group id map (`CONTAINER:HOST:SIZE` ranges), as `--uid-map` and runtime-spec's
+/// `linux.uidMappings` give it.
+public typealias IDMap = OCIImage.IDMap
+/// Whose ids the files of the rootfs get: the image's, rootless, or shifted through id maps.
+public typealias Ownership = LayerApply.Ownership
+/// What an id-mapped unpack does with ids its maps do not hold.
+public typealias UnmappedIDs = LayerApply.UnmappedIDs

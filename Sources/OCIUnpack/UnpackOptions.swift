@@ -95,7 +95,8 @@ public struct UnpackOptions: Sendable {
 
     /// - Parameters:
     ///   - force: replace an existing non-empty bundle, only after everything succeeded.
-    ///   - preserveOwnership: restore owners from the image (default: when running as root).
+    ///   - ownership: whose ids the files get: the image's (root), rootless (anybody else: owners
+    ///     recorded in `user.rootlesscontainers` xattrs), or shifted through id maps (root).
     ///   - warn: receives warnings (skipped devices, owners not restored, libarchive warnings).
     ///   - progress: receives each layer's progress.
     ///   - cancellation: checked between entries; `nil`: the unpack cannot be stopped.
@@ -103,13 +104,13 @@ public struct UnpackOptions: Sendable {
     ///   - overrides: changes to the converted configuration.
     ///   - limits: the resource limits.
     public init(
-        force: Bool = false, preserveOwnership: Bool = geteuid() == 0,
+        force: Bool = false, ownership: Ownership = .automatic,
         warn: @escaping @Sendable (String) -> Void = { _ in }, progress: (@Sendable (UnpackProgress) -> Void)? = nil,
         cancellation: Cancellation? = nil, template: JSONValue? = nil, overrides: ConfigOverrides = .init(),
         limits: UnpackLimits = .init()
     ) {
         self.init(
-            force: force, apply: ApplyOptions(preserveOwnership: preserveOwnership, warn: warn), progress: progress,
+            force: force, apply: ApplyOptions(ownership: ownership, warn: warn), progress: progress,
             cancellation: cancellation, template: template, overrides: overrides, limits: limits)
     }
 
@@ -136,6 +137,12 @@ public struct UnpackOptions: Sendable {
     /// Reads a runtime-spec template for `template` (strict JSON; errors name the byte offset).
     public static func template(at path: String) throws(UnpackError) -> JSONValue {
         try RuntimeConfig.template(at: path)
+    }
+
+    /// Whose ids the files get.
+    public var ownership: Ownership {
+        get { apply.ownership }
+        set { apply.ownership = newValue }
     }
 
     /// Where warnings go.

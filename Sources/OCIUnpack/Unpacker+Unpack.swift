@@ -1,3 +1,4 @@
+import Glibc
 import LayerApply
 import LayerStream
 import LayoutSource
@@ -13,8 +14,10 @@ extension Unpacker {
     public func unpack(
         _ reference: String, into bundle: String, request: ResolutionRequest, options: UnpackOptions = .init()
     ) throws(UnpackError) -> UnpackResult {
-        // A target that can never be published is refused before any work.
+        // A target that can never be published is refused before any work, and so is an
+        // ownership this process cannot give.
         try BundleStaging.checkTarget(bundle, force: options.force)
+        try Self.checkPrivileges(for: options.ownership)
         let image = try resolve(reference, request: request)
         // Every layer's media type is checked before any work starts.
         for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
@@ -34,10 +37,23 @@ extension Unpacker {
         let template: JSONValue
         if let given = options.template {
             template = given
+        } else if options.ownership == .rootless {
+            template = try RuntimeConfig.rootlessTemplate()
         } else {
             template = try RuntimeConfig.defaultTemplate()
         }
-        let staging = try BundleStaging(target: bundle, force: options.force, warn: options.apply.warn)
+        var namespaceRootGroup: gid_t?
+        if case .mapped(let uids, let gids, _) = options.ownership {
+            namespaceRootGroup = gids.hostID(for: 0)
+            let root = (uid: uids.hostID(for: 0) ?? 65534, gid: gids.hostID(for: 0) ?? 65534)
+            if let (directory, mode) = BundleStaging.firstUnsearchableParent(of: bundle, uid: root.uid, gid: root.gid) {
+                options.apply.warn(
+                    "a runtime cannot start this bundle: its init runs as host uid \(root.uid) (the container's root), which may not pass through \(directory) (mode \(String(mode, radix: 8))); give that directory search permission for others, or unpack elsewhere"
+                )
+            }
+        }
+        let staging = try BundleStaging(
+            target: bundle, force: options.force, namespaceRootGroup: namespaceRootGroup, warn: options.apply.warn)
         do throws(UnpackError) {
             let checkpoint: () throws(UnpackError) -> Void
             if let token = options.cancellation {
@@ -61,6 +77,7 @@ extension Unpacker {
                         layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
                 }
             }
+            try applier.finishUnpack()
             try options.cancellation?.check()
             try writeConfig(image: image, template: template, root: applier.root, staging: staging, options: options)
             // The last moment a cancellation can still leave the target as it was.
@@ -89,7 +106,8 @@ extension Unpacker {
             group: try root.readFile(
                 EntryPath(cleaning: Array("etc/group".utf8)), limit: options.limits.maxUserDatabaseBytes))
         let config = try RuntimeConfig.make(
-            template: template, image: image.config, users: users, overrides: options.overrides)
+            template: template, image: image.config, users: users, overrides: options.overrides,
+            userNamespace: options.ownership.namespaceMaps)
         try staging.write("config.json", RuntimeConfig.encode(config))
     }
 
@@ -133,5 +151,27 @@ extension Unpacker {
                 layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
                 bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: true))
         return (count, pipeline.uncompressedBytes)
+    }
+
+    /// The image's own owners need root (in some user namespace); shifted owners need root in
+    /// the initial one, which alone can give any host id.
+    static func checkPrivileges(for ownership: Ownership) throws(UnpackError) {
+        switch ownership {
+        case .rootless:
+            return
+        case .preserve:
+            guard geteuid() == 0 else {
+                throw UnpackError(
+                    .permissionDenied,
+                    "restoring the image's owners needs root; unpack rootless instead (the default for other users)")
+            }
+        case .mapped:
+            guard IDMapping.fullyPrivileged else {
+                throw UnpackError(
+                    .permissionDenied,
+                    "an id-mapped unpack (--uid-map, --gid-map) needs root in the initial user namespace, which alone can give files any host id"
+                )
+            }
+        }
     }
 }

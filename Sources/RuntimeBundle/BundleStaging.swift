@@ -67,9 +67,15 @@ package final class BundleStaging {
     ///
     /// `warn` receives what could not be cleaned up (an old bundle that could not be removed after
     /// `force` replaced it, a staging directory that could not be removed after a failure).
-    package init(target: String, force: Bool, warn: @escaping @Sendable (String) -> Void = { _ in })
-        throws(UnpackError)
-    {
+    ///
+    /// `namespaceRootGroup`: for a bundle that runs in a user namespace whose root is not this
+    /// user (id-mapped), the host gid of that root. The bundle directory then belongs to that group
+    /// with mode 0710: the runtime's init, which runs as the container's root, may pass through
+    /// it to `rootfs`, and no other user may (a setuid file in the rootfs stays out of their reach).
+    package init(
+        target: String, force: Bool, namespaceRootGroup: gid_t? = nil,
+        warn: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(UnpackError) {
         let (trimmed, parent, name) = Self.split(target)
         self.target = trimmed
         self.force = force
@@ -95,6 +101,10 @@ package final class BundleStaging {
                 .unpackError("cannot create staging directory \(staging)", context: .init(path: staging))
         }
         do throws(SystemError) {
+            if let group = namespaceRootGroup {
+                _ = try retryingSyscall("chown", path: staging) { chown(staging, geteuid(), group) }
+                _ = try retryingSyscall("chmod", path: staging) { chmod(staging, 0o710) }
+            }
             lock = try Self.createLock(in: staging, name: name)
             let rootfsPath = staging + "/rootfs"
             _ = try retryingSyscall("mkdir", path: rootfsPath) { mkdir(rootfsPath, 0o755) }
@@ -105,6 +115,25 @@ package final class BundleStaging {
             discard()
             throw error.unpackError("cannot set up staging directory \(staging)", context: .init(path: staging))
         }
+    }
+
+    /// The first directory above `target` that a process running as `uid`:`gid` (no other
+    /// groups) may not search, with its mode; nil when there is none. The init of a runtime that
+    /// starts an id-mapped bundle runs as the container root's host ids and passes through every
+    /// one of them to reach `rootfs` (ACLs are not consulted).
+    package static func firstUnsearchableParent(of target: String, uid: uid_t, gid: gid_t) -> (String, mode_t)? {
+        guard let resolved = realpath(split(target).parent, nil) else { return nil }
+        let parent = String(cString: resolved)
+        free(resolved)
+        var prefix = ""
+        for component in [""] + parent.split(separator: "/").map(String.init) {
+            prefix = component.isEmpty ? "/" : (prefix == "/" ? "" : prefix) + "/" + component
+            var st = stat()
+            guard stat(prefix, &st) == 0 else { return nil }
+            let bit: mode_t = st.st_uid == uid ? 0o100 : st.st_gid == gid ? 0o010 : 0o001
+            if st.st_mode & bit == 0 { return (prefix, st.st_mode & 0o7777) }
+        }
+        return nil
     }
 
     /// Refuses a target that a rename cannot replace or that `force` must not delete: a symlink,

@@ -37,6 +37,12 @@ package enum RuntimeConfig {
         try parseTemplate(PackageResources.default_json, source: "the built-in template")
     }
 
+    /// The built-in template for rootless bundles (bundle-templates/rootless.json: what
+    /// `runc spec --rootless` makes, with the default template's process settings).
+    package static func rootlessTemplate() throws(UnpackError) -> JSONValue {
+        try parseTemplate(PackageResources.rootless_json, source: "the built-in rootless template")
+    }
+
     /// A template from a file (`--template`).
     package static func template(at path: String) throws(UnpackError) -> JSONValue {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -56,6 +62,29 @@ package enum RuntimeConfig {
             throw UnpackError(.invalidArgument, "\(source) is not a runtime-spec configuration (no \"process\" object)")
         }
         return value
+    }
+
+    /// `linux` with the maps as `uidMappings`/`gidMappings` and a `user` namespace (added when the
+    /// template has none; a template's own path for it is kept).
+    static func withUserNamespace(_ linux: JSONValue, uids: IDMap, gids: IDMap) -> JSONValue {
+        func mappings(_ map: IDMap) -> JSONValue {
+            .array(
+                map.ranges.map { range in
+                    .object([
+                        "containerID": .int(Int64(range.containerID)), "hostID": .int(Int64(range.hostID)),
+                        "size": .int(Int64(range.size)),
+                    ])
+                })
+        }
+        var linux = linux
+        linux["uidMappings"] = mappings(uids)
+        linux["gidMappings"] = mappings(gids)
+        var namespaces = linux["namespaces"]?.arrayValue ?? []
+        if !namespaces.contains(where: { $0["type"]?.stringValue == "user" }) {
+            namespaces.append(.object(["type": .string("user")]))
+        }
+        linux["namespaces"] = .array(namespaces)
+        return linux
     }
 
     /// Checks what can be checked before unpacking: the image must be a Linux image.
@@ -80,8 +109,11 @@ package enum RuntimeConfig {
     }
 
     /// Fills `template` from the image configuration and the rootfs's users.
+    /// With `userNamespace`, the bundle runs in a user namespace with those maps (rootless and
+    /// id-mapped bundles, whose owners on disk are the maps' host ids).
     package static func make(
-        template: JSONValue, image: ImageConfig, users: UserDatabase, overrides: ConfigOverrides = .init()
+        template: JSONValue, image: ImageConfig, users: UserDatabase, overrides: ConfigOverrides = .init(),
+        userNamespace: (uids: IDMap, gids: IDMap)? = nil
     ) throws(UnpackError) -> JSONValue {
         try precheck(image: image)
         let execution = image.config ?? ImageConfig.Execution()
@@ -123,6 +155,11 @@ package enum RuntimeConfig {
         config["annotations"] = .object(
             (template["annotations"]?.objectValue ?? [:]).merging(annotations(image).mapValues(JSONValue.string)) { $1 }
         )
+
+        if let userNamespace {
+            config["linux"] = withUserNamespace(
+                config["linux"] ?? .object([:]), uids: userNamespace.uids, gids: userNamespace.gids)
+        }
 
         let volumes = (execution.volumes ?? [:]).keys.sorted()
         if !volumes.isEmpty {

@@ -22,6 +22,18 @@ package enum CSys {
         CShims_lgetxattr(path, name, nil, 0)
     }
 
+    /// The value of extended attribute `name` of `path` (not following a final symlink), up to
+    /// 64 KiB; nil when it is not set; -1's errno otherwise, as a `SystemError`.
+    package static func lgetxattr(_ path: String, _ name: String) throws(SystemError) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        let count = buffer.withUnsafeMutableBytes { CShims_lgetxattr(path, name, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == ENODATA { return nil }
+            throw SystemError(call: "lgetxattr \(name)", errno: errno, path: path)
+        }
+        return Array(buffer[..<count])
+    }
+
     package static let resolveInRoot = CShims_RESOLVE_IN_ROOT
     package static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
     package static let resolveNoSymlinks = CShims_RESOLVE_NO_SYMLINKS

@@ -141,3 +141,5 @@ extension stat {
 /// in the generic Linux ABI (x86-64, arm64 and the other architectures Swift runs on); the one
 /// definition the layout reader and the applier share.
 package let O_PATH_VALUE: Int32 = 0o10000000
+/// AT_EMPTY_PATH (linux/fcntl.h), which Glibc's module does not export: an *at call on the fd itself.
+package let AT_EMPTY_PATH_VALUE: Int32 = 0x1000

@@ -18,17 +18,26 @@ package struct TreeSnapshot: Equatable, CustomStringConvertible {
         package var inode: UInt64
         package var links: UInt64
         package var rdev: UInt64
+        /// The values of the xattrs the snapshot was asked to record, where set.
+        package var xattrs: [String: [UInt8]] = [:]
 
         package var description: String {
             "\(type) \(String(mode, radix: 8)) \(uid):\(gid) size=\(size) \(content) mtime=\(mtime) nlink=\(links)"
+                + xattrs.sorted { $0.key < $1.key }.map {
+                    " \($0.key)=\($0.value.map { String($0, radix: 16) }.joined())"
+                }
+                .joined()
         }
     }
 
     package var nodes: [String: Node]
 
-    /// Walks `root` (which itself is recorded as ".").
-    package init(_ root: String) throws {
+    private var xattrNames: [String] = []
+
+    /// Walks `root` (which itself is recorded as "."), recording the xattrs named `xattrs`.
+    package init(_ root: String, xattrs: [String] = []) throws {
         nodes = [:]
+        xattrNames = xattrs
         try walk(root, relative: ".")
     }
 
@@ -55,6 +64,9 @@ package struct TreeSnapshot: Equatable, CustomStringConvertible {
             type: kind, mode: UInt32(st.st_mode & 0o7777), uid: st.st_uid, gid: st.st_gid,
             size: kind == "d" ? 0 : Int64(st.st_size), content: content, mtime: st.st_mtim.tv_sec,
             inode: UInt64(st.st_ino), links: kind == "d" ? 0 : UInt64(st.st_nlink), rdev: UInt64(st.st_rdev))
+        for name in xattrNames {
+            if let value = try CSys.lgetxattr(path, name) { nodes[relative]?.xattrs[name] = value }
+        }
         if kind == "d" {
             for child in try FileManager.default.contentsOfDirectory(atPath: path).sorted() {
                 try walk(path + "/" + child, relative: relative == "." ? child : relative + "/" + child)

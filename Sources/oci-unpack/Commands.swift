@@ -121,7 +121,11 @@ struct Unpack: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress output.")
     var quiet = false
 
-    @Option(help: "A runtime-spec template for config.json (default: bundle-templates/default.json, built in).")
+    @Option(
+        help: """
+            A runtime-spec template for config.json (default: bundle-templates/default.json, or \
+            rootless.json when rootless; both built in).
+            """)
     var template: String?
 
     @Option(name: .customLong("env"), help: "NAME=VALUE to add to the environment (repeatable).")
@@ -144,6 +148,32 @@ struct Unpack: ParsableCommand {
         help: "NAME=VALUE: change a resource limit (repeatable; see docs/limits.md).")
     var limitAssignments: [String] = []
 
+    @Flag(
+        help: """
+            Unpack without privileges (the default when not run as root): files belong to you, other \
+            owners are recorded in user.rootlesscontainers xattrs as umoci records them, and config.json \
+            maps you to root in a user namespace.
+            """)
+    var rootless = false
+
+    @Option(
+        name: .customLong("uid-map"),
+        help: """
+            CONTAINER:HOST:SIZE: give files the host uid their owner stands for, and write the map into \
+            config.json with a user namespace (repeatable; root only).
+            """)
+    var uidMap: [String] = []
+
+    @Option(
+        name: .customLong("gid-map"),
+        help: "CONTAINER:HOST:SIZE: the same for groups (repeatable; either map defaults to the other).")
+    var gidMap: [String] = []
+
+    @Option(
+        name: .customLong("map-unmapped"),
+        help: "What an id-mapped unpack does with ids no map holds: refuse (default) or overflow (nobody).")
+    var mapUnmapped: String?
+
     @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
     var image: String
 
@@ -160,6 +190,28 @@ struct Unpack: ParsableCommand {
         for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
             throw ValidationError("--env \"\(entry)\" is not NAME=VALUE")
         }
+        _ = try ownership()
+    }
+
+    /// `--rootless`, or the maps, or the default for this user.
+    func ownership() throws(ValidationError) -> Ownership {
+        if let mapUnmapped, UnmappedIDs(rawValue: mapUnmapped) == nil {
+            throw ValidationError("--map-unmapped must be refuse or overflow, not \"\(mapUnmapped)\"")
+        }
+        if uidMap.isEmpty && gidMap.isEmpty {
+            if mapUnmapped != nil { throw ValidationError("--map-unmapped needs --uid-map or --gid-map") }
+            return rootless ? .rootless : .automatic
+        }
+        if rootless { throw ValidationError("--rootless cannot be combined with --uid-map or --gid-map") }
+        do throws(UnpackError) {
+            // Either map stands in for the other when only one is given (as podman's --uidmap does).
+            let uids = uidMap.isEmpty ? nil : try IDMap(uidMap.map(IDMap.Range.init(parsing:)), name: "--uid-map")
+            let gids = gidMap.isEmpty ? nil : try IDMap(gidMap.map(IDMap.Range.init(parsing:)), name: "--gid-map")
+            guard let uidMap = uids ?? gids, let gidMap = gids ?? uids else { return .automatic }
+            return .mapped(uids: uidMap, gids: gidMap, unmapped: UnmappedIDs(rawValue: mapUnmapped ?? "") ?? .refuse)
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 
     func run() throws {
@@ -169,7 +221,9 @@ struct Unpack: ParsableCommand {
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
         // SIGINT, SIGTERM and the other terminating signals stop the unpack cleanly.
-        var options = UnpackOptions(force: force, warn: warn, cancellation: .onTerminatingSignals())
+        var options = UnpackOptions(
+            force: force, ownership: (try? ownership()) ?? .automatic, warn: warn,
+            cancellation: .onTerminatingSignals())
         options.gzipDecoder = GzipDecoder(rawValue: gzipDecoder) ?? .isal
         var limits = options.limits
         for assignment in limitAssignments {

@@ -45,6 +45,22 @@ import struct OCIImage.MediaType
         (["unpack", "--limit", "nonsense", "IMG", "B"], "--limit \"nonsense\""),
         (["unpack", "--no-such-option", "IMG", "B"], "no-such-option"),
         (["unpack", "IMG"], "Missing expected argument"),
+        (["unpack", "--uid-map", "0:100000", "IMG", "B"], "id map \"0:100000\" is not CONTAINER:HOST:SIZE"),
+        (["unpack", "--uid-map", "0:100000:0", "IMG", "B"], "is not CONTAINER:HOST:SIZE"),
+        (
+            ["unpack", "--uid-map", "0:100000:100", "--uid-map", "50:1:1", "IMG", "B"],
+            "--uid-map ranges 0:100000:100 and 50:1:1 overlap inside the container"
+        ),
+        (
+            ["unpack", "--gid-map", "0:4294967295:2", "IMG", "B"],
+            "--gid-map 0:4294967295:2 runs past the last 32-bit id"
+        ),
+        (["unpack", "--rootless", "--uid-map", "0:1:1", "IMG", "B"], "--rootless cannot be combined with --uid-map"),
+        (
+            ["unpack", "--map-unmapped", "drop", "--uid-map", "0:1:1", "IMG", "B"],
+            "--map-unmapped must be refuse or overflow"
+        ),
+        (["unpack", "--map-unmapped", "overflow", "IMG", "B"], "--map-unmapped needs --uid-map or --gid-map"),
         (["inspect", "--platform", "linux//", "IMG"], "invalid platform"),
         (["inspect", "--prefer-compression", "zstd,brotli", "IMG"], "unknown compression \"brotli\""),
         (["inspect", "--log-level", "loud", "IMG"], "unknown log level"),
@@ -172,5 +188,22 @@ import struct OCIImage.MediaType
                 f.bundle,
             ])
         Self.expectOneErrorLine(r, .permissionDenied, "Permission denied")
+    }
+
+    /// An id-mapped unpack by an ordinary user fails at once, before anything is created, even
+    /// where the user could write the bundle.
+    @Test(.enabled(if: rootTestsRun, "switches to an unprivileged user with setpriv"))
+    func idMapsWithoutRootAreRefusedAtOnce() throws {
+        let f = try UnpackFixture()
+        _ = try Self.oneFile(f)
+        _ = chmod(f.tmp.path, 0o777)
+        let r = try Command.run(
+            "setpriv",
+            [
+                "--reuid=65534", "--regid=65534", "--clear-groups", Command.ociUnpack, "unpack", "-q",
+                "--uid-map", "0:100000:65536", f.builder.path, f.bundle,
+            ])
+        Self.expectOneErrorLine(r, .permissionDenied, "an id-mapped unpack (--uid-map, --gid-map) needs root")
+        #expect(try f.siblings().isEmpty, "nothing is left")
     }
 }

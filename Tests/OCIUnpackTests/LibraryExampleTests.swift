@@ -35,7 +35,7 @@ import UnpackTestSupport
         let finished = Counter()
         let warnings = Counter()
         var options = UnpackOptions(
-            preserveOwnership: false, warn: { _ in warnings.add() },
+            warn: { _ in warnings.add() },
             progress: { progress in
                 if progress.layerFinished { finished.add() }
             },

@@ -56,13 +56,14 @@ final class UnpackFixture {
     @discardableResult
     func unpack(
         force: Bool = false, userspaceResolver: Bool = false, finishInParallel: Bool = true, prefetch: Bool = true,
-        warnings: WarningLog? = nil, limits: UnpackLimits = .init()
+        warnings: WarningLog? = nil, limits: UnpackLimits = .init(), ownership: Ownership = .automatic
     ) throws(UnpackError) -> UnpackResult {
         let log = warnings
         var options = UnpackOptions(
             force: force,
             apply: ApplyOptions(
-                forceUserspaceResolver: userspaceResolver, finishFilesInParallel: finishInParallel,
+                ownership: ownership, forceUserspaceResolver: userspaceResolver,
+                finishFilesInParallel: finishInParallel,
                 warn: { log?.append($0) }), limits: limits)
         options.prefetch = prefetch
         return try Unpacker().unpack(
@@ -84,10 +85,11 @@ final class UnpackFixture {
     @discardableResult
     func expectFailure(
         _ code: UnpackError.Code, _ message: String? = nil, userspaceResolver: Bool = false,
-        limits: UnpackLimits = .init(), sourceLocation: SourceLocation = #_sourceLocation
+        limits: UnpackLimits = .init(), ownership: Ownership = .automatic,
+        sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> UnpackError? {
         let error = #expect(throws: UnpackError.self, sourceLocation: sourceLocation) {
-            try self.unpack(userspaceResolver: userspaceResolver, limits: limits)
+            try self.unpack(userspaceResolver: userspaceResolver, limits: limits, ownership: ownership)
         }
         #expect(error?.code == code, "\(String(describing: error))", sourceLocation: sourceLocation)
         if let message {
@@ -103,6 +105,11 @@ final class UnpackFixture {
     /// Names in the directory holding the bundle (to prove no staging directory was left).
     func siblings() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0 != "layout" }.sorted()
+    }
+
+    /// Extended attribute `name` of `path` in the rootfs (not following a symlink), or nil.
+    func xattr(_ path: String, _ name: String) throws -> [UInt8]? {
+        try CSys.lgetxattr(rootfs + "/" + path, name)
     }
 
     func read(_ path: String) throws -> String {

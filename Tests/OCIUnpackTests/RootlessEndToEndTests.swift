@@ -1,0 +1,140 @@
+import Foundation
+import Glibc
+import LayerApply
+import OCIImage
+import OCIUnpack
+import Testing
+import UnpackSystem
+import UnpackTestSupport
+
+/// Rootless and id-mapped bundles against the real tools: runc in rootless mode, runc with a
+/// user namespace, and `umoci unpack --rootless`, all as an ordinary user (uid 65534) where the
+/// issue is privilege.
+@Suite(.enabled(if: rootTestsRun, "switches to an ordinary user with setpriv"), .serialized)
+struct RootlessEndToEndTests {
+    /// A directory uid 65534 may work in, with a copy of the binary it may run (the checkout may
+    /// sit where that user cannot reach).
+    struct Workspace {
+        let tmp: TemporaryDirectory
+        let binary: String
+
+        init() throws {
+            tmp = try TemporaryDirectory()
+            _ = chmod(tmp.path, 0o777)
+            binary = tmp.path + "/oci-unpack"
+            let copy = try Command.run("cp", [Command.ociUnpack, binary])
+            try #require(copy.status == 0, "\(copy.stderr)")
+            _ = chmod(binary, 0o755)
+            _ = mkdir(tmp.path + "/run", 0o700)
+            _ = chown(tmp.path + "/run", 65534, 65534)
+        }
+
+        /// `tool arguments` as uid/gid 65534, with a runtime directory of its own.
+        func asNobody(_ tool: String, _ arguments: [String]) throws -> CommandResult {
+            try Command.run(
+                "setpriv",
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=\(tmp.path)",
+                    "XDG_RUNTIME_DIR=\(tmp.path)/run", tool,
+                ] + arguments)
+        }
+    }
+
+    /// The example image unpacked by an ordinary user (rootless by default) starts under
+    /// rootless runc, with `runc --root` in that user's own directory: the user is root inside,
+    /// and the files the image gave uid 1000 carry that owner in their record.
+    @Test func aRootlessBundleStartsUnderRootlessRunc() throws {
+        let w = try Workspace()
+        let layout = w.tmp.path + "/layout"
+        try ExampleImage.write(to: layout, busybox: try ExampleImage.hostBusybox())
+        _ = try Command.run("chmod", ["-R", "a+rX", layout])
+        let bundle = w.tmp.path + "/bundle"
+        let unpack = try w.asNobody(
+            w.binary,
+            ["unpack", "-q", "--platform", "linux/amd64", "--user", "root", "oci:\(layout):latest", bundle, "--"]
+                + ["id; cat /app/message.txt; cat /proc/self/uid_map"])
+        try #require(unpack.status == 0, "\(unpack.stderr)")
+        let validation = try RuncEndToEndTests.validate(bundle + "/config.json")
+        #expect(validation.status == 0, "\(validation.stdout)\(validation.stderr)")
+        var st = stat()
+        #expect(stat(bundle + "/rootfs/app/message.txt", &st) == 0 && st.st_uid == 65534)
+        let record = try CSys.lgetxattr(bundle + "/rootfs/app/message.txt", RootlessOwnerRecord.name)
+        #expect(record.flatMap(RootlessOwnerRecord.owner(from:)).map { "\($0.uid):\($0.gid)" } == "1000:1000")
+        let run = try w.asNobody(
+            "runc", ["--root", w.tmp.path + "/run/runc", "run", "--bundle", bundle, "rootless-\(getpid())"])
+        #expect(run.status == 0, "rootless runc: \(run.stderr)")
+        #expect(run.stdout.hasPrefix("uid=0(root) gid=0(root)"), "\(run.stdout)")
+        #expect(run.stdout.contains("unpacked by oci-unpack\n"), "\(run.stdout)")
+        #expect(run.stdout.contains("0      65534          1"), "one id mapped, the user's own: \(run.stdout)")
+    }
+
+    /// `--uid-map`/`--gid-map` as root: the owners are shifted on disk and runc starts the bundle
+    /// in a user namespace with those maps, where the image's owners and its user are as built.
+    @Test func anIDMappedBundleStartsInItsUserNamespace() throws {
+        let c = try RuncEndToEndTests.Container()
+        // The runtime's init runs as host uid 100000: it must be able to pass through the
+        // bundle's parents (the bundle itself is 0710 for its group).
+        _ = chmod(c.tmp.path, 0o755)
+        let (unpack, bundle) = try c.unpack(
+            "amd64-zstd", ["--uid-map", "0:100000:65536", "--gid-map", "0:100000:65536"],
+            command: ["id; stat -c '%u %g' /app/message.txt; cat /proc/self/uid_map"], into: "mapped")
+        try #require(unpack.status == 0, "\(unpack.stderr)")
+        #expect(try RuncEndToEndTests.validate(bundle + "/config.json").status == 0)
+        let s = try TreeSnapshot(bundle + "/rootfs")
+        #expect(s["app/message.txt"].map { "\($0.uid):\($0.gid)" } == "101000:101000")
+        #expect(s["bin/busybox"].map { "\($0.uid):\($0.gid)" } == "100000:100000")
+        let run = try c.run(bundle, id: "oci-unpack-\(getpid())-mapped")
+        #expect(run.status == 0, "runc: \(run.stderr)")
+        #expect(run.stdout.hasPrefix("uid=1000(app) gid=1000(app) groups=50(staff)\n1000 1000\n"), "\(run.stdout)")
+        #expect(run.stdout.contains("0     100000      65536"), "\(run.stdout)")
+    }
+
+    /// The umoci-built image (owners, setuid, devices, FIFO, hardlinks, whiteouts) unpacked
+    /// rootless by oci-unpack and by `umoci unpack --rootless`, both as uid 65534: the same tree
+    /// and the same owner records, but for devices (umoci leaves empty files, oci-unpack none).
+    /// With the records read back as owners, the tree is root's unpack of the same image.
+    @Test func rootlessTreesMatchUmociAndRoot() throws {
+        let w = try Workspace()
+        let build = try Command.run("bash", ["-c", UmociEndToEndTests.buildScript, "build", w.tmp.path])
+        try #require(build.status == 0, "building the image with umoci/skopeo failed: \(build.stderr)")
+        _ = try Command.run("chmod", ["-R", "a+rX", w.tmp.path + "/img"])
+        let ours = try w.asNobody(
+            w.binary, ["unpack", "-q", "--platform", "linux/amd64", "oci:\(w.tmp.path)/img:t", w.tmp.path + "/ours"])
+        try #require(ours.status == 0, "\(ours.stderr)")
+        #expect(ours.stderr.contains("skipped 1 device node"), "\(ours.stderr)")
+        let umoci = try w.asNobody(
+            "umoci", ["unpack", "--rootless", "--image", w.tmp.path + "/img:t", w.tmp.path + "/umoci"])
+        try #require(umoci.status == 0, "\(umoci.stderr)")
+        let root = try Command.run(
+            Command.ociUnpack,
+            ["unpack", "-q", "--platform", "linux/amd64", "oci:\(w.tmp.path)/img:t", w.tmp.path + "/root"])
+        try #require(root.status == 0, "\(root.stderr)")
+
+        let record = RootlessOwnerRecord.name
+        let mine = try TreeSnapshot(w.tmp.path + "/ours/rootfs", xattrs: [record])
+        var theirs = try TreeSnapshot(w.tmp.path + "/umoci/rootfs", xattrs: [record])
+        let rootTree = try TreeSnapshot(w.tmp.path + "/root/rootfs")
+        let devices = rootTree.nodes.filter { $0.value.type == "c" || $0.value.type == "b" }.map(\.key)
+        #expect(devices == ["null"])
+        for device in devices {
+            #expect(theirs[device]?.type == "f", "umoci leaves an empty file for a device")
+            theirs.nodes[device] = nil
+        }
+        let differences = mine.differences(from: theirs, ignoreDirectoryTimes: false)
+        #expect(differences.isEmpty, "differs from umoci --rootless:\n\(differences.joined(separator: "\n"))")
+        #expect(mine["data/random"]?.xattrs[record] == [0x08, 0xe8, 0x07, 0x10, 0xe8, 0x07])
+
+        // The records read back as owners (the user's own files as root's) give root's tree.
+        var asOwners = mine
+        for (path, var node) in mine.nodes {
+            let owner = node.xattrs[record].flatMap(RootlessOwnerRecord.owner(from:)) ?? (0, 0)
+            (node.uid, node.gid) = (owner.uid, owner.gid)
+            node.xattrs = [:]
+            asOwners.nodes[path] = node
+        }
+        var rootWithoutDevices = rootTree
+        for device in devices { rootWithoutDevices.nodes[device] = nil }
+        let fromRoot = asOwners.differences(from: rootWithoutDevices, ignoreDirectoryTimes: false)
+        #expect(fromRoot.isEmpty, "differs from root's unpack:\n\(fromRoot.joined(separator: "\n"))")
+    }
+}
