@@ -90,6 +90,29 @@ void CShims_reset_interrupt_handlers(void) {
     for (size_t i = 0; i < TERMINATING_COUNT; i++) signal(terminating_signals[i], SIG_DFL);
 }
 
+static volatile sig_atomic_t forward_target = 0;
+
+static void forward_signal(int signo) {
+    if (forward_target > 0) kill((pid_t)forward_target, signo);
+}
+
+int CShims_forward_terminating_signals(int child) {
+    forward_target = child;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = forward_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < TERMINATING_COUNT; i++) {
+        if (sigaction(terminating_signals[i], &action, NULL) != 0) return -1;
+    }
+    return signal(SIGPIPE, SIG_IGN) == SIG_ERR ? -1 : 0;
+}
+
+#include <sched.h>
+
+int CShims_unshare_user(void) { return unshare(CLONE_NEWUSER); }
+
 #include <sys/file.h>
 #include <sys/stat.h>
 

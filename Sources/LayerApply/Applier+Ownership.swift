@@ -44,7 +44,7 @@ extension Applier {
         switch options.ownership {
         case .rootless:
             return nil
-        case .preserve:
+        case .preserve, .namespaced:
             if mapsAllIDs || idMapping.maps(uid: entry.uid, gid: entry.gid) {
                 return (uid_t(entry.uid), gid_t(entry.gid))
             }
@@ -78,7 +78,8 @@ extension Applier {
     /// id-mapped, file capabilities owned by the container's root.
     func ownershipXattrs(of entry: TarEntry) -> [(name: String, value: [UInt8])] {
         switch options.ownership {
-        case .preserve:
+        case .preserve, .namespaced:
+            // In a namespace, the kernel stores file capabilities for its root by itself.
             return entry.xattrs
         case .rootless:
             var xattrs = entry.xattrs

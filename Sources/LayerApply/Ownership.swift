@@ -17,6 +17,10 @@ public enum Ownership: Sendable, Equatable {
     /// (`--uid-map`, `--gid-map`), so that a runtime starting the bundle in a user namespace with
     /// the same maps sees the image's owners. `unmapped` says what happens to ids no range holds.
     case mapped(uids: IDMap, gids: IDMap, unmapped: UnmappedIDs)
+    /// This process is root in a user namespace with these maps (inside ids to the host's, as its
+    /// /proc/self/uid_map shows them; `--userns auto`): the image's owners are restored as root
+    /// restores them, the kernel shifts them on disk, and config.json carries the maps.
+    case namespaced(uids: IDMap, gids: IDMap)
 
     /// `.preserve` for root, `.rootless` for anybody else.
     public static var automatic: Ownership { geteuid() == 0 ? .preserve : .rootless }
@@ -31,7 +35,15 @@ public enum Ownership: Sendable, Equatable {
                 IDMap.single(containerID: 0, hostID: geteuid(), size: 1),
                 IDMap.single(containerID: 0, hostID: getegid(), size: 1)
             )
-        case .mapped(let uids, let gids, _): (uids, gids)
+        case .mapped(let uids, let gids, _), .namespaced(let uids, let gids): (uids, gids)
+        }
+    }
+
+    /// Whether the bundle is meant for a runtime run by an ordinary user (the rootless template).
+    package var isUnprivileged: Bool {
+        switch self {
+        case .rootless, .namespaced: true
+        case .preserve, .mapped: false
         }
     }
 }

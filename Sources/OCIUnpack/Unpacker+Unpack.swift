@@ -37,7 +37,7 @@ extension Unpacker {
         let template: JSONValue
         if let given = options.template {
             template = given
-        } else if options.ownership == .rootless {
+        } else if options.ownership.isUnprivileged {
             template = try RuntimeConfig.rootlessTemplate()
         } else {
             template = try RuntimeConfig.defaultTemplate()
@@ -105,9 +105,21 @@ extension Unpacker {
                 EntryPath(cleaning: Array("etc/passwd".utf8)), limit: options.limits.maxUserDatabaseBytes),
             group: try root.readFile(
                 EntryPath(cleaning: Array("etc/group".utf8)), limit: options.limits.maxUserDatabaseBytes))
-        let config = try RuntimeConfig.make(
+        var config = try RuntimeConfig.make(
             template: template, image: image.config, users: users, overrides: options.overrides,
             userNamespace: options.ownership.namespaceMaps)
+        if options.ownership.isUnprivileged, var process = config["process"], var user = process["user"],
+            let groups = user["additionalGids"]?.arrayValue, !groups.isEmpty
+        {
+            // runc refuses supplementary groups when it runs without privileges (it cannot call
+            // setgroups there): a bundle that lists them would not start.
+            user["additionalGids"] = nil
+            process["user"] = user
+            config["process"] = process
+            options.apply.warn(
+                "the container's user belongs to supplementary groups \(groups.compactMap { if case .int(let gid) = $0 { String(gid) } else { nil } }.joined(separator: ", ")), which a runtime run without privileges cannot set: left out of config.json"
+            )
+        }
         try staging.write("config.json", RuntimeConfig.encode(config))
     }
 
@@ -159,7 +171,7 @@ extension Unpacker {
         switch ownership {
         case .rootless:
             return
-        case .preserve:
+        case .preserve, .namespaced:
             guard geteuid() == 0 else {
                 throw UnpackError(
                     .permissionDenied,

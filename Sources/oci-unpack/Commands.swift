@@ -51,6 +51,13 @@ struct OCIUnpackCommand: ParsableCommand {
     /// `oci-unpack: error:` line and the invalid-argument exit code. Help and version print as
     /// usual.
     static func main() {
+        // A process `--userns auto` started enters its namespace before anything else runs.
+        do throws(SystemError) {
+            _ = try UserNamespace.enterIfLaunched()
+        } catch {
+            writeStandardError("oci-unpack: error: --userns auto: cannot create a user namespace: \(error)\n")
+            Glibc.exit(UnpackError.Code.permissionDenied.exitCode)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -170,6 +177,14 @@ struct Unpack: ParsableCommand {
     var gidMap: [String] = []
 
     @Option(
+        help: """
+            auto: as an ordinary user, unpack as root in a user namespace that maps you to root and \
+            your subordinate ids (/etc/subuid, /etc/subgid) from 1, through newuidmap and newgidmap, as \
+            podman does; owners are real (shifted) on disk and config.json carries the maps.
+            """)
+    var userns: String?
+
+    @Option(
         name: .customLong("map-unmapped"),
         help: "What an id-mapped unpack does with ids no map holds: refuse (default) or overflow (nobody).")
     var mapUnmapped: String?
@@ -198,6 +213,27 @@ struct Unpack: ParsableCommand {
         if let mapUnmapped, UnmappedIDs(rawValue: mapUnmapped) == nil {
             throw ValidationError("--map-unmapped must be refuse or overflow, not \"\(mapUnmapped)\"")
         }
+        if let userns {
+            guard userns == "auto" else { throw ValidationError("--userns must be auto, not \"\(userns)\"") }
+            guard !rootless && uidMap.isEmpty && gidMap.isEmpty && mapUnmapped == nil else {
+                throw ValidationError(
+                    "--userns auto cannot be combined with --rootless, --uid-map, --gid-map or --map-unmapped")
+            }
+            guard UserNamespace.entered else { return .rootless }  // replaced by the launched process's
+            guard let maps = UserNamespace.currentMaps() else {
+                throw ValidationError("--userns auto: /proc/self/uid_map cannot be read")
+            }
+            func idMap(_ ranges: [UserNamespace.Range], _ name: String) throws(ValidationError) -> IDMap {
+                do throws(UnpackError) {
+                    return try IDMap(
+                        ranges.map { IDMap.Range(containerID: $0.inside, hostID: $0.outside, size: $0.count) },
+                        name: name)
+                } catch {
+                    throw ValidationError(error.message)
+                }
+            }
+            return .namespaced(uids: try idMap(maps.uids, "uid_map"), gids: try idMap(maps.gids, "gid_map"))
+        }
         if uidMap.isEmpty && gidMap.isEmpty {
             if mapUnmapped != nil { throw ValidationError("--map-unmapped needs --uid-map or --gid-map") }
             return rootless ? .rootless : .automatic
@@ -215,6 +251,10 @@ struct Unpack: ParsableCommand {
     }
 
     func run() throws {
+        if userns != nil && !UserNamespace.entered {
+            // This process only starts the unpacker in its namespace and passes its exit on.
+            throw ExitCode(try launchInUserNamespace())
+        }
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         let logger = resolution.makeLogger()
         let unpacker = Unpacker(logger: logger)
@@ -262,6 +302,54 @@ struct Unpack: ParsableCommand {
             }
         case .failure(let error):
             throw CLIFailure(error: error, json: false).report()
+        }
+    }
+}
+
+extension Unpack {
+    /// `--userns auto` outside the namespace: finds the user's subordinate ids and runs this
+    /// command again as root in a namespace that maps them; returns its exit status.
+    func launchInUserNamespace() throws -> Int32 {
+        func fail(_ error: UnpackError) -> Error { CLIFailure(error: error, json: false).report() }
+        guard geteuid() != 0 else {
+            throw fail(
+                UnpackError(
+                    .invalidArgument,
+                    "--userns auto is for ordinary users; root shifts owners with --uid-map and --gid-map"))
+        }
+        let uid = getuid()
+        let gid = getgid()
+        let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+        // Both files name the user (subuid(5), subgid(5)).
+        func ranges(_ file: String) throws -> [(start: UInt32, count: UInt32)] {
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            let found = UserNamespace.subordinateRanges(in: text, name: name, id: uid)
+            guard !found.isEmpty else {
+                throw fail(
+                    UnpackError(
+                        .permissionDenied,
+                        "--userns auto needs subordinate ids for user \(name ?? String(uid)) in \(file) (none found; see subuid(5))"
+                    ))
+            }
+            return found
+        }
+        let uids = UserNamespace.layout(id: uid, ranges: try ranges("/etc/subuid"))
+        let gids = UserNamespace.layout(id: gid, ranges: try ranges("/etc/subgid"))
+        let outcome: UserNamespace.Outcome
+        do throws(SystemError) {
+            outcome = try UserNamespace.launch(uids: uids, gids: gids)
+        } catch {
+            throw fail(error.unpackError("--userns auto: cannot start the unpacker in a user namespace"))
+        }
+        switch outcome {
+        case .exited(let status):
+            return status
+        case .mappingFailed(let tool, let status):
+            throw fail(
+                UnpackError(
+                    .permissionDenied,
+                    "--userns auto: \(tool) could not write the map (exit status \(status)); it needs Debian's uidmap package and ranges in /etc/subuid and /etc/subgid"
+                ))
         }
     }
 }

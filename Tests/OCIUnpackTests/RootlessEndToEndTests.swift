@@ -137,4 +137,74 @@ struct RootlessEndToEndTests {
         let fromRoot = asOwners.differences(from: rootWithoutDevices, ignoreDirectoryTimes: false)
         #expect(fromRoot.isEmpty, "differs from root's unpack:\n\(fromRoot.joined(separator: "\n"))")
     }
+
+    /// `--userns auto` as an ordinary user with subordinate ids (set up here for uid 65534): the
+    /// unpacker runs as root in a namespace mapping the user to root and the subordinate ids from
+    /// 1, so owners are real on disk (shifted), and rootless runc, given the maps in config.json,
+    /// starts the bundle as the image's own user.
+    @Test func userNamespaceAutoShiftsOwnersAndStartsUnderRootlessRunc() throws {
+        let w = try Workspace()
+        let layout = w.tmp.path + "/layout"
+        try ExampleImage.write(to: layout, busybox: try ExampleImage.hostBusybox())
+        _ = try Command.run("chmod", ["-R", "a+rX", layout])
+        let bundle = w.tmp.path + "/bundle"
+        let arguments = [
+            "unpack", "-q", "--platform", "linux/amd64", "--userns", "auto", "oci:\(layout):latest", bundle,
+        ]
+
+        let files = ["/etc/subuid", "/etc/subgid"]
+        let saved = files.map { try? Data(contentsOf: URL(fileURLWithPath: $0)) }
+        defer {
+            for (file, content) in zip(files, saved) {
+                if let content { try? content.write(to: URL(fileURLWithPath: file)) } else { unlink(file) }
+            }
+        }
+        for (file, content) in zip(files, saved) {
+            let others = String(decoding: content ?? Data(), as: UTF8.self).split(separator: "\n")
+                .filter { !$0.hasPrefix("nobody:") && !$0.hasPrefix("65534:") }
+            try (others.joined(separator: "\n") + (others.isEmpty ? "" : "\n")).write(
+                toFile: file, atomically: false, encoding: .utf8)
+        }
+        let none = try w.asNobody(w.binary, arguments)
+        ExitCodeTests.expectOneErrorLine(
+            none, .permissionDenied, "--userns auto needs subordinate ids for user nobody in /etc/subuid")
+        #expect(!FileManager.default.fileExists(atPath: bundle))
+
+        for file in files {
+            let content = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            try (content + "nobody:300000:65536\n").write(toFile: file, atomically: false, encoding: .utf8)
+        }
+        let unpack = try w.asNobody(w.binary, arguments)
+        try #require(unpack.status == 0, "\(unpack.stderr)")
+        let s = try TreeSnapshot(bundle + "/rootfs")
+        #expect(
+            s["app/message.txt"].map { "\($0.uid):\($0.gid)" } == "300999:300999", "container 1000 is host 300000 + 999"
+        )
+        #expect(s["bin/busybox"].map { "\($0.uid):\($0.gid)" } == "65534:65534", "root's files are the user's")
+        let config = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))))
+        #expect(
+            config["linux"]?["uidMappings"]
+                == .array([
+                    .object(["containerID": .int(0), "hostID": .int(65534), "size": .int(1)]),
+                    .object(["containerID": .int(1), "hostID": .int(300_000), "size": .int(65536)]),
+                ]))
+        #expect(try RuncEndToEndTests.validate(bundle + "/config.json").status == 0)
+        let run = try w.asNobody(
+            "runc", ["--root", w.tmp.path + "/run/runc", "run", "--bundle", bundle, "userns-\(getpid())"])
+        #expect(run.status == 0, "rootless runc: \(run.stderr)")
+        #expect(
+            unpack.stderr.contains(
+                "the container's user belongs to supplementary groups 50, which a runtime run without privileges cannot set"
+            ), "\(unpack.stderr)")
+        #expect(
+            run.stdout == """
+                hello from the oci-unpack example
+                uid=1000(app) gid=1000(app)
+                /app
+                unpacked by oci-unpack
+
+                """)
+        let asRoot = try Command.run(Command.ociUnpack, arguments)
+        ExitCodeTests.expectOneErrorLine(asRoot, .invalidArgument, "--userns auto is for ordinary users")
+    }
 }

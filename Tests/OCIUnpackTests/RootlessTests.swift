@@ -161,6 +161,30 @@ import UnpackTestSupport
     }
 }
 
+/// The maps `--userns auto` asks newuidmap and newgidmap for.
+@Suite struct SubordinateIDTests {
+    @Test func theUsersRangesFollowItsOwnID() {
+        let text = """
+            alice:100000:65536
+            # not a range
+            1001:300000:10
+            bob:200000:65536
+            alice:500000:0
+            alice:600000:5
+            malformed
+            """
+        let alice = UserNamespace.subordinateRanges(in: text, name: "alice", id: 1001)
+        #expect(alice.map { "\($0.start):\($0.count)" } == ["100000:65536", "300000:10", "600000:5"])
+        #expect(UserNamespace.subordinateRanges(in: text, name: nil, id: 1002).isEmpty)
+        let map = UserNamespace.layout(id: 1001, ranges: alice)
+        #expect(
+            map == [
+                .init(inside: 0, outside: 1001, count: 1), .init(inside: 1, outside: 100_000, count: 65536),
+                .init(inside: 65537, outside: 300_000, count: 10), .init(inside: 65547, outside: 600_000, count: 5),
+            ])
+    }
+}
+
 /// Id-mapped unpacks as root: owners shifted on disk, the maps in config.json.
 @Suite(.enabled(if: rootTestsRun && IDMapping.fullyPrivileged, "chown to any host id needs root"))
 struct IDMappedTests {

@@ -55,4 +55,10 @@ int CShims_pending_interrupt(void);
 /// Restores the default actions (used before re-raising a signal).
 void CShims_reset_interrupt_handlers(void);
 
+/// Sends every terminating signal this process receives on to `child` (the unpacker running in a
+/// user namespace of its own), and ignores SIGPIPE. Returns 0, or -1 with errno.
+int CShims_forward_terminating_signals(int child);
+/// unshare(CLONE_NEWUSER): this process enters a new user namespace (it must be single-threaded).
+int CShims_unshare_user(void);
+
 #endif
