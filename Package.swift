@@ -87,6 +87,8 @@ let package = Package(
             dependencies: [
                 "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
                 "RuntimeBundle", "UnpackTestSupport",
+                // libcap reads back the file capabilities an id-mapped unpack writes.
+                "CCap",
             ]
         ),
     ]

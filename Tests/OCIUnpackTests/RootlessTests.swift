@@ -1,3 +1,4 @@
+import CCap
 import Foundation
 import Glibc
 import LayerApply
@@ -230,6 +231,10 @@ struct IDMappedTests {
         // Revision 3 (0x03000000 | effective), the same sets, and the container root's host uid.
         let expected = [1, 0, 0, 3] + capability[4..<20] + [0xa0, 0x86, 0x01, 0x00]
         #expect(try f.xattr("ping", FileCapability.name) == Array(expected))
+        // libcap reads it as capabilities of the namespace whose root is host uid 100000.
+        let caps = cap_get_file(f.rootfs + "/ping")
+        #expect(caps != nil && cap_get_nsowner(caps) == 100_000)
+        if let caps { cap_free(UnsafeMutableRawPointer(caps)) }
         // The bundle directory: 0710 for the container root's group, which the runtime's init needs.
         var st = stat()
         #expect(stat(f.bundle, &st) == 0 && st.st_mode & 0o7777 == 0o710 && st.st_gid == 200_000)
