@@ -117,7 +117,7 @@ public struct ResolvedImage: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case reference, layout, requestedPlatform, compressionPreference, path, candidates
+        case reference, layout, requestedPlatform, compressionPreference, selection, path, candidates
         case manifest, config, platform, layers
     }
 
@@ -128,6 +128,7 @@ public struct ResolvedImage: Sendable, Encodable {
         try c.encode(layoutPath, forKey: .layout)
         try c.encode(request.platform.description, forKey: .requestedPlatform)
         try c.encode(request.compressionPreference, forKey: .compressionPreference)
+        try c.encode(request.firstMatch ? "first" : "preference", forKey: .selection)
         try c.encode(steps, forKey: .path)
         try c.encode(candidates, forKey: .candidates)
         try c.encode(manifestDescriptor, forKey: .manifest)

@@ -6,14 +6,31 @@ public struct ResolutionRequest: Sendable, Equatable {
     public var platform: Platform
     /// Most preferred first. A compression not listed ranks after every listed one.
     public var compressionPreference: [LayerCompression]
+    /// Take the first usable entry in index order, whatever its platform match and compression
+    /// (`--prefer-compression first`: what image-index.md says a client SHOULD do).
+    public var firstMatch: Bool
 
     /// The order used when none is asked for: zstd, then gzip, then uncompressed.
     public static let defaultCompressionPreference: [LayerCompression] = [.zstd, .gzip, .none]
 
     /// A request for `platform` (normalised here; the host's by default) and a compression order.
-    public init(platform: Platform = .host, compressionPreference: [LayerCompression] = defaultCompressionPreference) {
+    public init(
+        platform: Platform = .host, compressionPreference: [LayerCompression] = defaultCompressionPreference,
+        firstMatch: Bool = false
+    ) {
         self.platform = platform.normalized
         self.compressionPreference = compressionPreference
+        self.firstMatch = firstMatch
+    }
+
+    /// A request from `--platform` and `--prefer-compression`: a list of compressions, or `first`
+    /// (index order, the first usable entry).
+    public init(platform: Platform, preferCompression text: String) throws(UnpackError) {
+        if text[...].trimmingSpaces.lowercased() == "first" {
+            self.init(platform: platform, compressionPreference: [], firstMatch: true)
+        } else {
+            self.init(platform: platform, compressionPreference: try Self.parseCompressionPreference(text))
+        }
     }
 
     /// Parses `--prefer-compression`: a comma-separated list of `zstd`, `gzip`, `none`.
@@ -26,6 +43,11 @@ public struct ResolutionRequest: Sendable, Equatable {
             case "zstd": value = .zstd
             case "gzip", "gz": value = .gzip
             case "none", "uncompressed", "tar": value = .none
+            case "first":
+                throw UnpackError(
+                    .invalidArgument,
+                    "--prefer-compression first stands alone (it takes the first usable entry in index order), not in \"\(text.truncatedForMessage)\""
+                )
             default:
                 throw UnpackError(
                     .invalidArgument,
@@ -65,8 +87,13 @@ package struct Resolver: Sendable {
             try evaluate(&candidates[i], request: request, cache: cache)
         }
         let eligible = candidates.indices.filter { candidates[$0].decision == .eligible }
-        guard let best = eligible.min(by: { rankKey(candidates[$0], request) < rankKey(candidates[$1], request) })
-        else {
+        let ranked: Int?
+        if request.firstMatch {
+            ranked = eligible.min { candidates[$0].position < candidates[$1].position }
+        } else {
+            ranked = eligible.min { rankKey(candidates[$0], request) < rankKey(candidates[$1], request) }
+        }
+        guard let best = ranked else {
             throw noChoiceError(reference, request: request, candidates: candidates)
         }
         let bestKey = rankKey(candidates[best], request)
@@ -249,6 +276,10 @@ package struct Resolver: Sendable {
     private func passOverReason(
         _ candidate: Walk.Candidate, than best: Walk.Candidate, _ bestKey: RankKey, _ request: ResolutionRequest
     ) -> String {
+        if request.firstMatch {
+            return
+                "comes after \(best.descriptor.digest) in index order (--prefer-compression first takes the first usable entry)"
+        }
         let key = rankKey(candidate, request)
         if key.platform != bestKey.platform {
             return

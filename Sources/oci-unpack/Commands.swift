@@ -12,7 +12,10 @@ struct ResolutionOptions: ParsableArguments {
 
     @Option(
         name: .customLong("prefer-compression"),
-        help: "Order of preferred layer compressions among equal platform matches.")
+        help: """
+            Order of preferred layer compressions among equal platform matches, or first: the first \
+            usable entry in index order, as image-index.md describes (see docs/images.md).
+            """)
     var preferCompression: String = "zstd,gzip,none"
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -20,8 +23,7 @@ struct ResolutionOptions: ParsableArguments {
 
     func request() throws(UnpackError) -> ResolutionRequest {
         let platform = try self.platform.map { (text) throws(UnpackError) in try Platform(parsing: text) } ?? .host
-        let preference = try ResolutionRequest.parseCompressionPreference(preferCompression)
-        return ResolutionRequest(platform: platform, compressionPreference: preference)
+        return try ResolutionRequest(platform: platform, preferCompression: preferCompression)
     }
 
     func validate() throws {

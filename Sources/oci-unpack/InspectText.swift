@@ -8,7 +8,10 @@ enum InspectText {
         func line(_ s: String = "") { out += DisplayText.escaping(s) + "\n" }
         line("image:      \(image.reference)")
         line(
-            "requested:  \(image.request.platform), compression preference \(image.request.compressionPreference.map(\.rawValue).joined(separator: ","))"
+            "requested:  \(image.request.platform), "
+                + (image.request.firstMatch
+                    ? "first usable entry in index order (--prefer-compression first)"
+                    : "compression preference \(image.request.compressionPreference.map(\.rawValue).joined(separator: ","))")
         )
         line("path:")
         for step in image.steps {

@@ -63,6 +63,7 @@ import struct OCIImage.MediaType
         (["unpack", "--map-unmapped", "overflow", "IMG", "B"], "--map-unmapped needs --uid-map or --gid-map"),
         (["inspect", "--platform", "linux//", "IMG"], "invalid platform"),
         (["inspect", "--prefer-compression", "zstd,brotli", "IMG"], "unknown compression \"brotli\""),
+        (["inspect", "--prefer-compression", "first,zstd", "IMG"], "--prefer-compression first stands alone"),
         (["inspect", "--log-level", "loud", "IMG"], "unknown log level"),
         (["inspect"], "Missing expected argument"),
         (["no-such-command"], "no-such-command"),

@@ -39,7 +39,7 @@ import UnpackTestSupport
 
     func resolve(
         _ ref: String = "latest", platform: Platform = amd64,
-        preference: [LayerCompression] = ResolutionRequest.defaultCompressionPreference
+        preference: [LayerCompression] = ResolutionRequest.defaultCompressionPreference, firstMatch: Bool = false
     ) throws(UnpackError) -> ResolvedImage {
         let layout = try OCILayout(path: b.path)
         let reference =
@@ -49,7 +49,8 @@ import UnpackTestSupport
                 ? ImageReference(layoutPath: b.path, selector: .only)
                 : ImageReference(layoutPath: b.path, selector: .tag(ref))
         return try Resolver(source: layout).resolve(
-            reference, request: ResolutionRequest(platform: platform, compressionPreference: preference))
+            reference,
+            request: ResolutionRequest(platform: platform, compressionPreference: preference, firstMatch: firstMatch))
     }
 
     func status(_ r: ResolvedImage, _ d: Descriptor) -> ResolvedImage.Candidate? {
@@ -220,6 +221,38 @@ import UnpackTestSupport
         let g = try resolve(preference: [.gzip, .zstd])
         #expect(g.manifestDescriptor.digest == gzip.digest)
         #expect(status(g, zstd)?.reason?.contains("zstd ranks after gzip") == true)
+    }
+
+    /// `--prefer-compression first`: the first usable entry in index order, as image-index.md
+    /// describes, whatever a later entry's compression or platform match; an unusable first entry
+    /// is still refused with its reason.
+    @Test func firstMatchTakesTheFirstUsableEntry() throws {
+        let missingLayer = try b.layer(tar("f0"), compression: .zstd)
+        let broken = try b.image(layers: [missingLayer], annotations: [AnnotationKey.zstdCompression: "true"])
+        try b.removeBlob(missingLayer.descriptor.digest)
+        let gzip = try image(compressions: [.gzip, .gzip], name: "f1")
+        let zstd = try image(
+            compressions: [.zstd, .zstd], name: "f1", annotations: [AnnotationKey.zstdCompression: "true"])
+        let fallback = try image(Platform(os: "linux", architecture: "arm", variant: "v6"), name: "f2")
+        let exact = try image(Platform(os: "linux", architecture: "arm", variant: "v7"), name: "f2")
+        b.tag(try b.index([broken, gzip, zstd]), "latest")
+        b.tag(try b.index([fallback, exact]), "arm")
+        try b.write()
+        let r = try resolve(firstMatch: true)
+        #expect(r.manifestDescriptor.digest == gzip.digest)
+        #expect(status(r, broken)?.status == .refused)
+        #expect(
+            status(r, zstd)?.reason
+                == "comes after \(gzip.digest) in index order (--prefer-compression first takes the first usable entry)"
+        )
+        #expect(try resolve().manifestDescriptor.digest == zstd.digest, "the default still prefers zstd")
+        let arm = Platform(os: "linux", architecture: "arm", variant: "v7")
+        #expect(try resolve("arm", platform: arm, firstMatch: true).manifestDescriptor.digest == fallback.digest)
+        #expect(try resolve("arm", platform: arm).manifestDescriptor.digest == exact.digest)
+        // The command line's spelling.
+        let request = try ResolutionRequest(platform: arm, preferCompression: " first ")
+        #expect(request.firstMatch && request.compressionPreference.isEmpty)
+        #expect(throws: UnpackError.self) { try ResolutionRequest(platform: arm, preferCompression: "first,zstd") }
     }
 
     @Test func tiesGoToIndexOrder() throws {
@@ -432,9 +465,10 @@ import UnpackTestSupport
             try JSONSerialization.jsonObject(with: try encoder.encode(r)) as? [String: Any])
         #expect(
             Set(object.keys) == [
-                "reference", "layout", "requestedPlatform", "compressionPreference", "path", "candidates", "manifest",
-                "config", "platform", "layers",
+                "reference", "layout", "requestedPlatform", "compressionPreference", "selection", "path", "candidates",
+                "manifest", "config", "platform", "layers",
             ])
+        #expect(object["selection"] as? String == "preference")
         let layers = try #require(object["layers"] as? [[String: Any]])
         #expect(Set(layers[0].keys) == ["index", "digest", "mediaType", "compression", "size", "diffID"])
         #expect(layers[0]["compression"] as? String == "zstd")
