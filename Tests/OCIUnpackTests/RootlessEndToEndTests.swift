@@ -29,6 +29,14 @@ struct RootlessEndToEndTests {
             _ = chown(tmp.path + "/run", 65534, 65534)
         }
 
+        /// The example image, written where uid 65534 can read it.
+        func exampleLayout() throws -> String {
+            let layout = tmp.path + "/layout"
+            try ExampleImage.write(to: layout, busybox: try ExampleImage.hostBusybox())
+            _ = try Command.run("chmod", ["-R", "a+rX", layout])
+            return layout
+        }
+
         /// `tool arguments` as uid/gid 65534, with a runtime directory of its own.
         func asNobody(_ tool: String, _ arguments: [String]) throws -> CommandResult {
             try Command.run(
@@ -45,9 +53,7 @@ struct RootlessEndToEndTests {
     /// and the files the image gave uid 1000 carry that owner in their record.
     @Test func aRootlessBundleStartsUnderRootlessRunc() throws {
         let w = try Workspace()
-        let layout = w.tmp.path + "/layout"
-        try ExampleImage.write(to: layout, busybox: try ExampleImage.hostBusybox())
-        _ = try Command.run("chmod", ["-R", "a+rX", layout])
+        let layout = try w.exampleLayout()
         let bundle = w.tmp.path + "/bundle"
         let unpack = try w.asNobody(
             w.binary,
@@ -144,9 +150,7 @@ struct RootlessEndToEndTests {
     /// starts the bundle as the image's own user.
     @Test func userNamespaceAutoShiftsOwnersAndStartsUnderRootlessRunc() throws {
         let w = try Workspace()
-        let layout = w.tmp.path + "/layout"
-        try ExampleImage.write(to: layout, busybox: try ExampleImage.hostBusybox())
-        _ = try Command.run("chmod", ["-R", "a+rX", layout])
+        let layout = try w.exampleLayout()
         let bundle = w.tmp.path + "/bundle"
         let arguments = [
             "unpack", "-q", "--platform", "linux/amd64", "--userns", "auto", "oci:\(layout):latest", bundle,
