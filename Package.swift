@@ -44,6 +44,15 @@ let package = Package(
             ]
         ),
         .target(name: "LayerApply", dependencies: ["OCIImage", "LayerStream", "UnpackSystem"]),
+        // Canonical listings of root filesystems: applied virtually from an image's layers (no file
+        // written) or read from a directory, compared and digested.
+        .target(
+            name: "TreeCompare",
+            dependencies: [
+                "OCIImage", "UnpackSystem", "LayerStream", "LayerApply",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "RuntimeBundle",
             dependencies: ["OCIImage", "UnpackSystem"],
@@ -55,7 +64,7 @@ let package = Package(
             name: "OCIUnpack",
             dependencies: [
                 "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
-                "RuntimeBundle", .product(name: "Logging", package: "swift-log"),
+                "RuntimeBundle", "TreeCompare", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -86,7 +95,7 @@ let package = Package(
             name: "OCIUnpackTests",
             dependencies: [
                 "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
-                "RuntimeBundle", "UnpackTestSupport",
+                "RuntimeBundle", "TreeCompare", "UnpackTestSupport",
                 // libcap reads back the file capabilities an id-mapped unpack writes.
                 "CCap",
             ]

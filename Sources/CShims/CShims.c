@@ -157,6 +157,10 @@ long CShims_lgetxattr(const char *path, const char *name, void *value, size_t si
     return (long)lgetxattr(path, name, value, size);
 }
 
+long CShims_llistxattr(const char *path, char *list, size_t size) {
+    return (long)llistxattr(path, list, size);
+}
+
 int CShims_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }

@@ -152,7 +152,9 @@ package final class Applier {
     /// Applies every entry of `reader`; returns the number of entries. `onEntry` runs after each.
     /// After the last layer, `finishUnpack()` completes the tree.
     @discardableResult
-    package func apply(_ reader: TarReader, onEntry: (() -> Void)? = nil) throws(UnpackError) -> Int {
+    package func apply(_ reader: TarReader, skipping metadata: Set<[UInt8]> = [], onEntry: (() -> Void)? = nil)
+        throws(UnpackError) -> Int
+    {
         var layer = LayerState()
         var count = 0
         root.resetSymlinkBudget(options.limits.maxSymlinkBytesPerLayer)
@@ -168,6 +170,7 @@ package final class Applier {
             count += 1
             statistics.entries += 1
             try check(entry, count: count)
+            if Self.isFormatMetadata(entry, metadata) { continue }
             // Typed all the way: what this entry caused names it (`step` maps system errors with
             // the entry's path), and what the layer stream reports passes through as it is.
             try apply(entry, reader: reader, layer: &layer)
@@ -182,7 +185,12 @@ package final class Applier {
     }
 
     func check(_ entry: TarEntry, count: Int) throws(UnpackError) {
-        let limits = options.limits
+        try Self.check(entry, count: count, limits: options.limits)
+    }
+
+    /// The per-entry limits (entries per layer, path and link bytes, depth, xattr bytes), for the
+    /// `count`th entry of a layer: the same for a virtual apply as for one onto disk.
+    package static func check(_ entry: TarEntry, count: Int, limits: UnpackLimits) throws(UnpackError) {
         // Built only when a limit is exceeded: this runs for every entry.
         var context: UnpackError.Context { UnpackError.Context(path: String(entry.displayPath.prefix(200))) }
         guard count <= limits.maxEntriesPerLayer else {
@@ -232,9 +240,17 @@ package final class Applier {
         return max(components - 1, 0)
     }
 
-    static let whiteoutPrefix = Array(".wh.".utf8)
-    static let opaqueMarker = Array(".wh..wh..opq".utf8)
-    static let aufsMetaPrefix = Array(".wh..wh.".utf8)
+    /// Whether `entry` is one of a layer format's own entries (`LayerFormat.metadataEntries`): a
+    /// regular file at the top of the layer with one of those names.
+    package static func isFormatMetadata(_ entry: TarEntry, _ names: Set<[UInt8]>) -> Bool {
+        guard !names.isEmpty, entry.kind == .regular else { return false }
+        let path = EntryPath(cleaning: entry.path)
+        return path.parentKey.isEmpty && names.contains(path.key)
+    }
+
+    package static let whiteoutPrefix = Array(".wh.".utf8)
+    package static let opaqueMarker = Array(".wh..wh..opq".utf8)
+    package static let aufsMetaPrefix = Array(".wh..wh.".utf8)
 
     /// Runs one system-level step of applying `entry`: its `SystemError` becomes the entry's
     /// `UnpackError` here, once.

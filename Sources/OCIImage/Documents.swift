@@ -55,6 +55,55 @@ public enum AnnotationKey {
     public static let refName = "org.opencontainers.image.ref.name"
     /// Set by podman/buildah on the zstd instance of a gzip+zstd pair in one index.
     public static let zstdCompression = "io.github.containers.compression.zstd"
+    /// On a zstd:chunked layer (containers/storage): the digest of its table of contents, which
+    /// sits in skippable frames at the blob's end.
+    public static let zstdChunkedManifestChecksum = "io.github.containers.zstd-chunked.manifest-checksum"
+    /// On a zstd:chunked layer: where its table of contents starts and ends in the blob.
+    public static let zstdChunkedManifestPosition = "io.github.containers.zstd-chunked.manifest-position"
+    /// The spelling of the zstd:chunked checksum key before containers/storage 1.45 (skopeo 1.9
+    /// writes it).
+    public static let zstdChunkedManifestChecksumOld = "io.containers.zstd-chunked.manifest-checksum"
+    /// The old spelling of the zstd:chunked position key.
+    public static let zstdChunkedManifestPositionOld = "io.containers.zstd-chunked.manifest-position"
+    /// On an eStargz layer: the digest of its table of contents (`stargz.index.json`).
+    public static let estargzTOCDigest = "containerd.io/snapshot/stargz/toc.digest"
+}
+
+/// A layer format built on a plain compression for lazy pulling, recognised by its descriptor's
+/// annotations. Both are complete compressed tar streams: unpacked in full, they need no special
+/// reading (zstd:chunked's table of contents is in skippable frames, which a zstd decoder skips).
+public enum LayerFormat: String, Sendable, Hashable, Codable {
+    /// containers/storage's zstd:chunked (a zstd stream with a table of contents).
+    case zstdChunked = "zstd:chunked"
+    /// containerd's eStargz (a gzip stream of per-file members with a table of contents).
+    case estargz
+
+    /// The tar entries the format adds for its own use, which are not part of the image's files:
+    /// eStargz's table of contents (`stargz.index.json`, the last entry) and its landmark files
+    /// (`.prefetch.landmark`, `.no.prefetch.landmark`), all at the top of the layer. A full
+    /// extraction leaves them out, as stargz-snapshotter's filesystem hides them, so that an
+    /// eStargz layer yields the files of the tar.gz it was converted from.
+    public var metadataEntries: Set<[UInt8]> {
+        switch self {
+        case .zstdChunked: []
+        case .estargz:
+            [Array("stargz.index.json".utf8), Array(".prefetch.landmark".utf8), Array(".no.prefetch.landmark".utf8)]
+        }
+    }
+}
+
+extension Descriptor {
+    /// The lazy-pulling format the layer's annotations announce, if any.
+    public var layerFormat: LayerFormat? {
+        guard let annotations else { return nil }
+        let chunkedKeys = [
+            AnnotationKey.zstdChunkedManifestChecksum, AnnotationKey.zstdChunkedManifestPosition,
+            AnnotationKey.zstdChunkedManifestChecksumOld, AnnotationKey.zstdChunkedManifestPositionOld,
+        ]
+        if chunkedKeys.contains(where: { annotations[$0] != nil }) { return .zstdChunked }
+        if annotations[AnnotationKey.estargzTOCDigest] != nil { return .estargz }
+        return nil
+    }
 }
 
 /// An image manifest (OCI or Docker schema 2): a config and an ordered list of layers.

@@ -8,7 +8,7 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
     ///
     /// Exit codes never give a sysexits.h number another meaning (supervisors act on them: 75,
     /// EX_TEMPFAIL, invites a retry): the four that match a sysexits.h meaning use its number
-    /// (64 EX_USAGE, 66 EX_NOINPUT, 74 EX_IOERR, 77 EX_NOPERM), the others are 80-88, 1 is a bug
+    /// (64 EX_USAGE, 66 EX_NOINPUT, 74 EX_IOERR, 77 EX_NOPERM), the others are 80-89, 1 is a bug
     /// and 130 a signal.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// A short stable name, used in `--json` output and logs.
@@ -51,6 +51,8 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         public static let permissionDenied = Code(name: "permissionDenied", exitCode: 77)
         /// A configured resource limit was exceeded.
         public static let limitExceeded = Code(name: "limitExceeded", exitCode: 88)
+        /// `verify-variants`: the variants of one image do not yield the same filesystem.
+        public static let variantsDiffer = Code(name: "variantsDiffer", exitCode: 89)
         /// A system call failed for another reason (disk full, I/O error).
         public static let io = Code(name: "io", exitCode: 74)
         /// The run was stopped by a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, …).
@@ -60,7 +62,7 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         public static let all: [Code] = [
             .internal, .invalidArgument, .notFound, .platformNotFound, .unsupportedMediaType,
             .digestMismatch, .sizeMismatch, .invalidImage, .corruptLayer, .unsafePath, .bundleExists,
-            .limitExceeded, .io, .permissionDenied, .interrupted,
+            .limitExceeded, .variantsDiffer, .io, .permissionDenied, .interrupted,
         ]
     }
 

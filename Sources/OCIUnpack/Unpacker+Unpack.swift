@@ -146,7 +146,7 @@ extension Unpacker {
         let reader = pipeline.reader
         let progress = options.progress
         let count = try applier.apply(
-            reader,
+            reader, skipping: descriptor.layerFormat?.metadataEntries ?? [],
             onEntry: progress.map { report in
                 {
                     report(

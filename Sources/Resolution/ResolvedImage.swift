@@ -75,16 +75,18 @@ public struct ResolvedImage: Sendable, Encodable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case index, digest, mediaType, compression, size, diffID
+            case index, digest, mediaType, compression, format, size, diffID
         }
 
-        /// Writes the `inspect --json` layer object `{index, digest, mediaType, compression, size, diffID}`.
+        /// Writes the `inspect --json` layer object `{index, digest, mediaType, compression, size, diffID}`,
+        /// with `format` (`zstd:chunked`, `estargz`) when the layer's annotations name one.
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(index, forKey: .index)
             try c.encode(descriptor.digest, forKey: .digest)
             try c.encode(descriptor.mediaType, forKey: .mediaType)
             try c.encode(compression, forKey: .compression)
+            try c.encodeIfPresent(descriptor.layerFormat, forKey: .format)
             try c.encode(descriptor.size, forKey: .size)
             try c.encode(diffID, forKey: .diffID)
         }

@@ -84,7 +84,7 @@ package struct Resolver: Sendable {
         var candidates = walk.candidates
         let cache = DocumentCache()
         for i in candidates.indices {
-            try evaluate(&candidates[i], request: request, cache: cache)
+            try evaluate(&candidates[i], platform: request.platform, cache: cache)
         }
         let eligible = candidates.indices.filter { candidates[$0].decision == .eligible }
         let ranked: Int?
@@ -116,6 +116,45 @@ package struct Resolver: Sendable {
             reference: reference.description, source: source, request: request, steps: walk.steps,
             candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
             config: config, layers: layers)
+    }
+
+    /// Every manifest-level entry `reference` leads to, each evaluated for any platform: eligible
+    /// ones (status `chosen` in their report, since each could be) carry their manifest, config and
+    /// layers; the others say why they cannot be unpacked. For `verify-variants`.
+    /// A reference without tag or digest surveys every entry of `index.json`.
+    package func survey(_ reference: ImageReference) throws(UnpackError) -> [SurveyedCandidate] {
+        var walk = Walk(source: source)
+        let entries = source.index.manifests
+        let roots: [Root]
+        if case .only = reference.selector, entries.count > 1 {
+            roots = entries.enumerated().map { Root(descriptor: $1, how: "entry \($0) of index.json") }
+        } else {
+            roots = try selectRoots(reference, walk: &walk)
+        }
+        for root in roots {
+            try walk.expand(root.descriptor, via: [], selectedBy: root.how, depth: 0)
+        }
+        let cache = DocumentCache()
+        var out: [SurveyedCandidate] = []
+        for var candidate in walk.candidates {
+            try evaluate(&candidate, platform: nil, cache: cache)
+            var layers: [ResolvedImage.Layer] = []
+            if candidate.decision == .eligible, let manifest = candidate.manifest, let config = candidate.config {
+                candidate.decision = .chosen
+                layers = manifest.layers.enumerated().map { i, layer in
+                    ResolvedImage.Layer(
+                        index: i, descriptor: layer, compression: layer.mediaType.layerCompression ?? .none,
+                        diffID: config.rootfs.diffIDs[i])
+                }
+            }
+            var code: UnpackError.Code?
+            if case .refused(_, let refusal) = candidate.decision { code = refusal }
+            out.append(
+                SurveyedCandidate(
+                    report: candidate.report, refusal: code, manifest: candidate.manifest, config: candidate.config,
+                    layers: layers))
+        }
+        return out
     }
 
     // MARK: - Roots
@@ -172,7 +211,9 @@ package struct Resolver: Sendable {
 
     // MARK: - Evaluation
 
-    private func evaluate(_ candidate: inout Walk.Candidate, request: ResolutionRequest, cache: DocumentCache)
+    /// Decides whether `candidate` can be unpacked for `platform` (any platform when nil), loading
+    /// its manifest and config.
+    private func evaluate(_ candidate: inout Walk.Candidate, platform wanted: Platform?, cache: DocumentCache)
         throws(UnpackError)
     {
         guard candidate.descriptor.mediaType.kind == .manifest else {
@@ -190,9 +231,10 @@ package struct Resolver: Sendable {
             candidate.platform = candidate.config?.platform.normalized
             candidate.platformSource = .config
         }
-        guard let platform = candidate.platform, let rank = request.platform.matchRank(of: platform) else {
+        guard let platform = candidate.platform, let rank = wanted.map({ $0.matchRank(of: platform) }) ?? 0 else {
             candidate.decision = .refused(
-                reason: "platform \(candidate.platform?.description ?? "unknown") does not match \(request.platform)",
+                reason:
+                    "platform \(candidate.platform?.description ?? "unknown") does not match \(wanted?.description ?? "any")",
                 code: .platformNotFound)
             return
         }
@@ -337,6 +379,19 @@ package struct Resolver: Sendable {
     private func unprocessableMediaType(in candidate: Walk.Candidate) -> MediaType? {
         candidate.manifest?.layers.first(where: { $0.mediaType.unprocessableReason != nil })?.mediaType
     }
+}
+
+/// One entry of a survey: its report (platform, compression, annotations, and why it cannot be
+/// unpacked when it cannot), and for a usable one its documents and layers.
+package struct SurveyedCandidate: Sendable {
+    package let report: ResolvedImage.Candidate
+    /// The code of the refusal, for one that cannot be unpacked.
+    package let refusal: UnpackError.Code?
+    package let manifest: Manifest?
+    package let config: ImageConfig?
+    package let layers: [ResolvedImage.Layer]
+
+    package var usable: Bool { refusal == nil }
 }
 
 /// Manifests and configs already read during one resolution, by descriptor: an index that lists

@@ -34,6 +34,28 @@ package enum CSys {
         return Array(buffer[..<count])
     }
 
+    /// The names of the extended attributes of `path` (not following a final symlink); empty when
+    /// the filesystem has none to give (ENOTSUP).
+    package static func llistxattr(_ path: String) throws(SystemError) -> [String] {
+        while true {
+            let size = CShims_llistxattr(path, nil, 0)
+            if size < 0 {
+                if errno == ENOTSUP { return [] }
+                throw SystemError(call: "llistxattr", errno: errno, path: path)
+            }
+            if size == 0 { return [] }
+            var names = [CChar](repeating: 0, count: size)
+            let got = names.withUnsafeMutableBufferPointer { CShims_llistxattr(path, $0.baseAddress, $0.count) }
+            if got < 0 {
+                if errno == ERANGE { continue }  // an attribute was added in between
+                throw SystemError(call: "llistxattr", errno: errno, path: path)
+            }
+            return names[0..<got].split(separator: 0).map {
+                String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        }
+    }
+
     package static let resolveInRoot = CShims_RESOLVE_IN_ROOT
     package static let resolveNoMagicLinks = CShims_RESOLVE_NO_MAGICLINKS
     package static let resolveNoSymlinks = CShims_RESOLVE_NO_SYMLINKS

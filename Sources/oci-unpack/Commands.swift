@@ -45,7 +45,7 @@ struct OCIUnpackCommand: ParsableCommand {
         commandName: "oci-unpack",
         abstract: "Unpack OCI images into runtime bundles, choosing platform and compression variant.",
         version: "0.1.0",
-        subcommands: [Unpack.self, Inspect.self]
+        subcommands: [Unpack.self, Inspect.self, VerifyVariants.self, TreeDigest.self]
     )
 
     /// Parses and runs like ArgumentParser's own `main`, but every bad argument of every command

@@ -38,7 +38,8 @@ enum InspectText {
         for layer in image.layers {
             line("  [\(layer.index)] \(layer.descriptor.digest)")
             line("      media type  \(layer.descriptor.mediaType)")
-            line("      compression \(layer.compression), \(layer.descriptor.size) bytes")
+            let format = layer.descriptor.layerFormat.map { " (\($0.rawValue))" } ?? ""
+            line("      compression \(layer.compression)\(format), \(layer.descriptor.size) bytes")
             line("      diff_id     \(layer.diffID)")
         }
         return out

@@ -27,6 +27,9 @@ int CShims_lsetxattr(const char *path, const char *name, const void *value, size
 /// lgetxattr(2): the value's length, or -1 with errno.
 long CShims_lgetxattr(const char *path, const char *name, void *value, size_t size);
 
+/// llistxattr(2): the length of the NUL-separated name list, or -1 with errno.
+long CShims_llistxattr(const char *path, char *list, size_t size);
+
 /// renameat2(2) with RENAME_EXCHANGE: swaps two paths atomically. Returns 0 or -1 with errno.
 int CShims_exchange(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 

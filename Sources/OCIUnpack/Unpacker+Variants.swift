@@ -1,0 +1,322 @@
+import LayerStream
+import LayoutSource
+import Logging
+import OCIImage
+import Resolution
+import TreeCompare
+
+extension Unpacker {
+    /// Proves, per platform, that every variant of the image `reference` names (the entries of its
+    /// indexes for one platform: gzip, zstd, uncompressed, zstd:chunked…) yields the same
+    /// filesystem. Every layer of every variant is streamed through its decompressor with its
+    /// digest, size and diff_id verified, and nothing is written. Variants with the same config or
+    /// the same diff_ids are the same by construction; others are compared by their tree listings,
+    /// built by applying their layers in memory.
+    ///
+    /// - Parameter platform: the platform whose group to verify (its best-matching platform, as
+    ///   unpack ranks them); nil for every platform.
+    public func verifyVariants(_ reference: String, platform: Platform?, options: VerifyOptions = .init())
+        throws(UnpackError) -> VariantReport
+    {
+        let parsed = try ImageReference(parsing: reference)
+        let source = try OCILayout(path: parsed.layoutPath, limits: documentLimits)
+        return try verifyVariants(parsed, in: source, platform: platform, options: options)
+    }
+
+    /// `verifyVariants` on any source of images.
+    public func verifyVariants(
+        _ reference: ImageReference, in source: any ImageSource, platform: Platform?, options: VerifyOptions = .init()
+    ) throws(UnpackError) -> VariantReport {
+        let surveyed = try Resolver(source: source).survey(reference)
+        var order: [String] = []
+        var members: [String: [SurveyedCandidate]] = [:]
+        for candidate in surveyed {
+            let key = candidate.report.platform?.description ?? "unknown"
+            if members[key] == nil { order.append(key) }
+            // A manifest reached twice (a tag and a nested index) is one variant.
+            guard members[key]?.contains(where: { $0.report.digest == candidate.report.digest }) != true else {
+                continue
+            }
+            members[key, default: []].append(candidate)
+        }
+        if let platform {
+            // The platforms unpack would rank best for the request.
+            let ranks = order.compactMap { key -> (String, Int)? in
+                guard let found = members[key]?.first?.report.platform, let rank = platform.matchRank(of: found) else {
+                    return nil
+                }
+                return (key, rank)
+            }
+            guard let best = ranks.map(\.1).min() else {
+                throw UnpackError(
+                    .platformNotFound,
+                    "no manifest for platform \(platform) in \(reference); available platforms: \(order.joined(separator: ", "))"
+                )
+            }
+            order = ranks.filter { $0.1 == best }.map(\.0)
+        }
+        var verifier = VariantVerifier(source: source, options: options, logger: logger)
+        var groups: [VariantReport.Group] = []
+        for key in order {
+            groups.append(try verifier.verify(platform: key, members[key] ?? []))
+        }
+        return VariantReport(
+            reference: reference.description, layout: source.name, ignoreMtime: options.ignoreMtime, groups: groups)
+    }
+
+    /// The tree listing of the image `reference` resolves to for `request`: its layers applied in
+    /// memory, every digest verified, nothing written.
+    public func treeListing(_ reference: String, request: ResolutionRequest, options: VerifyOptions = .init())
+        throws(UnpackError) -> TreeListing
+    {
+        let image = try resolve(reference, request: request)
+        var verifier = VariantVerifier(source: image.source, options: options, logger: logger)
+        return try verifier.tree(of: image.layers)
+    }
+}
+
+/// The work of one `verify-variants` run: which layers were verified (each blob once, however
+/// many variants list it) and which trees were built (once per list of diff_ids).
+struct VariantVerifier {
+    let source: any ImageSource
+    let options: VerifyOptions
+    let logger: Logger
+
+    /// A layer as verified: the same blob read with the same diff_id and compression.
+    private struct LayerKey: Hashable {
+        let digest: Digest
+        let diffID: Digest
+        let compression: LayerCompression
+    }
+
+    private enum Outcome {
+        case verified
+        case failed(UnpackError)
+    }
+
+    private var verified: [LayerKey: Outcome] = [:]
+    private var trees: [[Digest]: Result<TreeListing, UnpackError>] = [:]
+
+    init(source: any ImageSource, options: VerifyOptions, logger: Logger) {
+        self.source = source
+        self.options = options
+        self.logger = logger
+    }
+
+    mutating func verify(platform: String, _ candidates: [SurveyedCandidate]) throws(UnpackError)
+        -> VariantReport.Group
+    {
+        var variants = candidates.map(Self.variant)
+        let usable = candidates.indices.filter { candidates[$0].usable }
+        guard let first = usable.first else {
+            return VariantReport.Group(platform: platform, verdict: .skipped, variants: variants)
+        }
+        // Trees are built (in the same pass that verifies the layers) for every list of diff_ids
+        // that is not the first variant's, and then for the first one too.
+        let diffIDs = candidates.map { $0.layers.map(\.diffID) }
+        let configs = candidates.map { $0.manifest?.config.digest }
+        let needTrees = usable.filter { diffIDs[$0] != diffIDs[first] && configs[$0] != configs[first] }
+        for i in (needTrees.isEmpty ? [] : [first]) + needTrees {
+            _ = try treeResult(candidates[i].layers)
+        }
+        for i in usable {
+            for layer in candidates[i].layers {
+                try verifyLayer(layer)
+            }
+            if let failure = failure(of: candidates[i].layers) {
+                variants[i].status = .failed
+                variants[i].reason = failure.description
+                variants[i].errorCode = failure.code.name
+                variants[i].failure = failure.code
+            }
+        }
+        // The reference: the first variant that verified.
+        let good = usable.filter { variants[$0].status != .failed }
+        if let reference = good.first {
+            variants[reference].status = .reference
+            for i in good.dropFirst() {
+                try compare(&variants[i], candidates[i], with: candidates[reference], referenceIndex: reference)
+            }
+            if case .success(let tree)? = trees[diffIDs[reference]] {
+                variants[reference].treeDigest = tree.digest(ignoringMtime: options.ignoreMtime)
+            }
+        }
+        var verdict = VariantReport.Verdict.agree
+        if variants.contains(where: { $0.status == .refused }) { verdict = max(verdict, .incomplete) }
+        if variants.contains(where: { $0.status == .differs }) { verdict = max(verdict, .differ) }
+        if variants.contains(where: { $0.status == .failed }) { verdict = .failed }
+        return VariantReport.Group(platform: platform, verdict: verdict, variants: variants)
+    }
+
+    /// Compares a verified variant with the reference: config digest, diff_ids, then trees; and the
+    /// execution configs in every case.
+    private mutating func compare(
+        _ variant: inout VariantReport.Variant, _ candidate: SurveyedCandidate, with reference: SurveyedCandidate,
+        referenceIndex: Int
+    ) throws(UnpackError) {
+        let configDifferences = Self.executionDifferences(reference.config, candidate.config)
+        variant.configDifferences = configDifferences
+        let same: Bool
+        if candidate.manifest?.config.digest == reference.manifest?.config.digest {
+            variant.sameBy = "config"
+            same = true
+        } else if candidate.layers.map(\.diffID) == reference.layers.map(\.diffID) {
+            variant.sameBy = "diff_ids"
+            same = true
+        } else {
+            let mine = try treeResult(candidate.layers)
+            let theirs = try treeResult(reference.layers)
+            switch (theirs, mine) {
+            case (.success(let a), .success(let b)):
+                variant.treeDigest = b.digest(ignoringMtime: options.ignoreMtime)
+                let (first, count) = a.differences(
+                    to: b, ignoringMtime: options.ignoreMtime, limit: options.maxDifferences)
+                variant.differences = first
+                variant.differenceCount = count
+                same = count == 0
+                if same { variant.sameBy = "tree" }
+            case (.failure(let error), _), (_, .failure(let error)):
+                // A tree that cannot be built (a limit, an unsafe path) fails the variant it
+                // belongs to; verification already marked a stream failure.
+                variant.status = .failed
+                variant.reason = error.description
+                variant.errorCode = error.code.name
+                variant.failure = error.code
+                return
+            }
+        }
+        variant.status = same && configDifferences.isEmpty ? .same : .differs
+        if !same || !configDifferences.isEmpty { variant.sameBy = same ? variant.sameBy : nil }
+    }
+
+    // MARK: - Layers and trees
+
+    /// The first failure among `layers`' verifications.
+    private func failure(of layers: [ResolvedImage.Layer]) -> UnpackError? {
+        for layer in layers {
+            if case .failed(let error)? = verified[key(layer)] { return error }
+        }
+        return nil
+    }
+
+    private func key(_ layer: ResolvedImage.Layer) -> LayerKey {
+        LayerKey(digest: layer.descriptor.digest, diffID: layer.diffID, compression: layer.compression)
+    }
+
+    /// Streams one layer through its checks unless that was done; records the outcome. Only an
+    /// interruption is thrown.
+    private mutating func verifyLayer(_ layer: ResolvedImage.Layer) throws(UnpackError) {
+        guard verified[key(layer)] == nil else { return }
+        logger.debug("verifying layer", metadata: ["digest": "\(layer.descriptor.digest)"])
+        do throws(UnpackError) {
+            let pipeline = try open(layer, uncompressedSoFar: 0)
+            try pipeline.finish()
+            verified[key(layer)] = .verified
+        } catch {
+            try Self.rethrowInterruption(error)
+            verified[key(layer)] = .failed(
+                error.adding(
+                    layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType))
+        }
+    }
+
+    private func open(_ layer: ResolvedImage.Layer, uncompressedSoFar: Int64) throws(UnpackError) -> LayerPipeline {
+        let warn = options.warn
+        let index = layer.index
+        return try LayerPipeline(
+            stream: try source.openBlob(layer.descriptor), descriptor: layer.descriptor,
+            compression: layer.compression, diffID: layer.diffID, limits: options.limits,
+            uncompressedSoFar: uncompressedSoFar, gzip: options.gzipDecoder.implementation, prefetch: true
+        ) { warning in
+            warn("layer \(index): \(warning)")
+        }
+    }
+
+    /// The tree listing of `layers`, built once per list of diff_ids; the layers it streams count
+    /// as verified.
+    private mutating func treeResult(_ layers: [ResolvedImage.Layer]) throws(UnpackError) -> Result<
+        TreeListing, UnpackError
+    > {
+        let diffIDs = layers.map(\.diffID)
+        if let known = trees[diffIDs] { return known }
+        let result: Result<TreeListing, UnpackError>
+        do throws(UnpackError) {
+            result = .success(try tree(of: layers))
+        } catch {
+            try Self.rethrowInterruption(error)
+            result = .failure(error)
+        }
+        trees[diffIDs] = result
+        return result
+    }
+
+    /// Applies `layers` in memory, verifying each stream on the way.
+    mutating func tree(of layers: [ResolvedImage.Layer]) throws(UnpackError) -> TreeListing {
+        let warn = options.warn
+        let tree = VirtualTree(limits: options.limits) { warn($0) }
+        var uncompressed: Int64 = 0
+        for layer in layers {
+            do throws(UnpackError) {
+                let pipeline = try open(layer, uncompressedSoFar: uncompressed)
+                try tree.apply(pipeline.reader, skipping: layer.descriptor.layerFormat?.metadataEntries ?? [])
+                try pipeline.finish()
+                uncompressed += pipeline.uncompressedBytes
+                verified[key(layer)] = .verified
+            } catch {
+                let located = error.adding(
+                    layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
+                if error.code != .interrupted { verified[key(layer)] = .failed(located) }
+                throw located
+            }
+        }
+        return TreeListing(tree)
+    }
+
+    private static func rethrowInterruption(_ error: UnpackError) throws(UnpackError) {
+        if error.code == .interrupted { throw error }
+    }
+
+    // MARK: - Reports
+
+    private static func variant(_ candidate: SurveyedCandidate) -> VariantReport.Variant {
+        let report = candidate.report
+        var variant = VariantReport.Variant(
+            digest: report.digest, mediaType: report.mediaType, compression: report.compression,
+            annotations: report.annotations, config: candidate.manifest?.config.digest,
+            layers: candidate.layers.map {
+                VariantReport.Layer(
+                    index: $0.index, digest: $0.descriptor.digest, mediaType: $0.descriptor.mediaType,
+                    compression: $0.compression, format: $0.descriptor.layerFormat?.rawValue, size: $0.descriptor.size,
+                    diffID: $0.diffID)
+            },
+            status: .refused)
+        if let refusal = candidate.refusal {
+            variant.reason = report.reason
+            variant.errorCode = refusal.name
+            variant.failure = refusal
+        } else {
+            variant.status = .same  // until verified and compared
+        }
+        return variant
+    }
+
+    private static let noExecution = ImageConfig.Execution()
+
+    /// The execution-config fields (`config` in the image config) that differ.
+    static func executionDifferences(_ a: ImageConfig?, _ b: ImageConfig?) -> [String] {
+        let x = a?.config ?? Self.noExecution
+        let y = b?.config ?? Self.noExecution
+        var out: [String] = []
+        if x.user != y.user { out.append("User") }
+        if x.exposedPorts != y.exposedPorts { out.append("ExposedPorts") }
+        if x.env != y.env { out.append("Env") }
+        if x.entrypoint != y.entrypoint { out.append("Entrypoint") }
+        if x.cmd != y.cmd { out.append("Cmd") }
+        if x.volumes != y.volumes { out.append("Volumes") }
+        if x.workingDir != y.workingDir { out.append("WorkingDir") }
+        if x.labels != y.labels { out.append("Labels") }
+        if x.stopSignal != y.stopSignal { out.append("StopSignal") }
+        if out.count < 9 && x != y { out.append("other fields") }
+        return out
+    }
+}
