@@ -316,7 +316,7 @@ struct VariantVerifier {
         if x.workingDir != y.workingDir { out.append("WorkingDir") }
         if x.labels != y.labels { out.append("Labels") }
         if x.stopSignal != y.stopSignal { out.append("StopSignal") }
-        if out.count < 9 && x != y { out.append("other fields") }
+        if out.isEmpty && x != y { out.append("other fields") }
         return out
     }
 }

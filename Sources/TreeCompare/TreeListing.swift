@@ -48,7 +48,9 @@ public struct TreeListing: Sendable {
         /// no other path shares its inode.
         public var hardlinkGroup: String?
         /// Modification time; nil for the root (its time is the unpack's) and for directories that
-        /// no tar entry described.
+        /// no tar entry described (created at unpack time). An unknown time matches any time in
+        /// ``differences(from:ignoringMtime:)``, but the listing's text, and so its digest, shows
+        /// it only when known.
         public var mtime: timespec?
 
         /// The path as the listing writes it: `/` then the components, bytes outside printable
@@ -83,8 +85,9 @@ public struct TreeListing: Sendable {
             note("device", "\(deviceMajor):\(deviceMinor)", "\(other.deviceMajor):\(other.deviceMinor)")
             note("xattrs", xattrs.map(\.field).joined(separator: " "), other.xattrs.map(\.field).joined(separator: " "))
             note("hardlink group", hardlinkGroup ?? "none", other.hardlinkGroup ?? "none")
-            if !ignoringMtime {
-                note("mtime", mtime.map(TreeListing.time) ?? "none", other.mtime.map(TreeListing.time) ?? "none")
+            // An unknown time (the root's, a directory no entry described) differs from none.
+            if !ignoringMtime, let mtime, let theirs = other.mtime {
+                note("mtime", TreeListing.time(mtime), TreeListing.time(theirs))
             }
             return out
         }

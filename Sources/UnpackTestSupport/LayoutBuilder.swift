@@ -95,11 +95,10 @@ package final class LayoutBuilder {
     package func image(
         layers: [Layer], platform: Platform = Platform(os: "linux", architecture: "amd64"),
         execution: ImageConfig.Execution? = nil, style: LayerStyle = .oci, descriptorPlatform: Platform?? = nil,
-        annotations: [String: String]? = nil, diffIDs: [Digest]? = nil
+        annotations: [String: String]? = nil, diffIDs: [Digest]? = nil, created: String = "2026-01-01T00:00:00Z"
     ) throws -> Descriptor {
         let config = ImageConfig(
-            platform: platform, config: execution, diffIDs: diffIDs ?? layers.map(\.diffID),
-            created: "2026-01-01T00:00:00Z")
+            platform: platform, config: execution, diffIDs: diffIDs ?? layers.map(\.diffID), created: created)
         let configDescriptor = try json(config, mediaType: style == .oci ? .ociConfig : .dockerConfig)
         let manifest = Manifest(
             mediaType: style == .oci ? .ociManifest : .dockerManifest, config: configDescriptor,

@@ -158,7 +158,7 @@ struct TreeDigest: ParsableCommand {
             to: listings[1].listing, ignoringMtime: ignoreMtime, limit: 10)
         guard count > 0 else { return }
         writeStandardError(
-            "oci-unpack: error: the image's tree and \(DisplayText.escaping(listings[1].name)) differ at \(count) paths\n"
+            "oci-unpack: error: the image's tree and \(DisplayText.escaping(listings[1].name)) differ at \(VariantText.paths(count)):\n"
         )
         for difference in first {
             writeStandardError("  " + DisplayText.escaping(VariantText.describe(difference, "image", "rootfs")) + "\n")
@@ -181,7 +181,7 @@ enum VariantText {
                 if let by = variant.sameBy { verdict += " (\(by == "diff_ids" ? "same diff_ids" : "same \(by)"))" }
                 if variant.status == .differs {
                     var what: [String] = []
-                    if variant.differenceCount > 0 { what.append("\(variant.differenceCount) paths") }
+                    if variant.differenceCount > 0 { what.append(paths(variant.differenceCount)) }
                     if !variant.configDifferences.isEmpty {
                         what.append("config " + variant.configDifferences.joined(separator: ", "))
                     }
@@ -198,6 +198,8 @@ enum VariantText {
         line("verdict: \(report.verdict.rawValue)")
         return out
     }
+
+    static func paths(_ count: Int) -> String { count == 1 ? "1 path" : "\(count) paths" }
 
     static func describe(_ difference: TreeListing.Difference, _ a: String, _ b: String) -> String {
         switch difference.kind {

@@ -116,4 +116,60 @@ struct UmociEndToEndTests {
             #expect(differences.isEmpty, "\(tag) differs from umoci unpack:\n\(differences.joined(separator: "\n"))")
         }
     }
+
+    /// The same image as published in three compressions (umoci's gzip, skopeo's zstd and
+    /// zstd:chunked) in one index: `verify-variants` proves they agree, inspect names zstd:chunked,
+    /// and the image's tree digest equals that of the rootfs `umoci unpack` wrote.
+    @Test func skopeoVariantsAgreeAndTheTreeDigestMatchesUmocisRootfs() throws {
+        let tmp = try TemporaryDirectory()
+        let script =
+            Self.buildScript + """
+
+                skopeo copy --quiet --dest-compress --dest-compress-format zstd:chunked oci:$L:t oci:chunked-layout:t
+                cp -n chunked-layout/blobs/sha256/* $L/blobs/sha256/
+                """
+        let build = try Command.run("bash", ["-c", script, "build", tmp.path])
+        try #require(build.status == 0, "building the image with umoci/skopeo failed: \(build.stderr)")
+        let layout = try OCILayout(path: tmp.path + "/img")
+        let platform = Platform(os: "linux", architecture: "amd64")
+        var entries: [Descriptor] = []
+        for path in ["img", "zstd-layout", "chunked-layout"] {
+            var entry = try #require(try OCILayout(path: tmp.path + "/" + path).index.manifests.first)
+            entry.annotations = nil
+            entry.platform = platform
+            entries.append(entry)
+        }
+        let chunked = try layout.manifest(entries[2])
+        #expect(chunked.layers.allSatisfy { $0.layerFormat == .zstdChunked })
+        let builder = try LayoutBuilder(path: tmp.path + "/img")
+        builder.indexEntries = layout.index.manifests
+        builder.tag(try builder.index(entries), "variants")
+        try builder.write()
+
+        let image = "oci:\(tmp.path)/img:variants"
+        let verify = try Command.run(
+            Command.ociUnpack, ["verify-variants", "--platform", "linux/amd64", "--json", image])
+        #expect(verify.status == 0, "\(verify.stdout)\n\(verify.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])
+        let groups = try #require(object["groups"] as? [[String: Any]])
+        let variants = try #require(groups.first?["variants"] as? [[String: Any]])
+        #expect(variants.map { $0["status"] as? String } == ["reference", "same", "same"])
+        let formats = (variants.last?["layers"] as? [[String: Any]])?.compactMap { $0["format"] as? String }
+        #expect(formats == ["zstd:chunked", "zstd:chunked", "zstd:chunked"])
+
+        let inspect = try Command.run(
+            Command.ociUnpack,
+            ["inspect", "--platform", "linux/amd64", "oci:\(tmp.path)/img@\(entries[2].digest)"])
+        #expect(inspect.stdout.contains("compression zstd (zstd:chunked)"), "\(inspect.stdout)")
+
+        for variant in entries {
+            let digest = try Command.run(
+                Command.ociUnpack,
+                [
+                    "tree-digest", "--platform", "linux/amd64", "oci:\(tmp.path)/img@\(variant.digest)", "--rootfs",
+                    tmp.path + "/reference/rootfs",
+                ])
+            #expect(digest.status == 0, "\(variant.digest): \(digest.stderr)")
+        }
+    }
 }
