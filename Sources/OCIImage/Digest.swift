@@ -53,6 +53,33 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         self.encoded = hex
     }
 
+    /// The algorithm of `text` when it is a well-formed digest (image-spec's grammar:
+    /// `algorithm:encoded`, algorithm components `[a-z0-9]+` joined by `+._-`, encoded
+    /// `[a-zA-Z0-9=_-]+`) of an algorithm oci-unpack cannot verify, such as `blake3`; nil otherwise.
+    public static func unverifiableAlgorithm(in text: String) -> String? {
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let algorithm = text[..<colon]
+        let encoded = text[text.index(after: colon)...]
+        guard Algorithm(rawValue: String(algorithm)) == nil, !algorithm.isEmpty, !encoded.isEmpty else { return nil }
+        func component(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) }
+        var previousSeparator = true
+        for c in algorithm.utf8 {
+            if component(c) {
+                previousSeparator = false
+            } else if "+._-".utf8.contains(c), !previousSeparator {
+                previousSeparator = true
+            } else {
+                return nil
+            }
+        }
+        guard !previousSeparator else { return nil }
+        let encodedOK = encoded.utf8.allSatisfy {
+            component($0) || ($0 >= 0x41 && $0 <= 0x5a) || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "_")
+                || $0 == UInt8(ascii: "-")
+        }
+        return encodedOK ? String(algorithm) : nil
+    }
+
     /// Reads a JSON string `algorithm:hex`, validated as ``init(parsing:)`` validates it.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()

@@ -9,7 +9,13 @@ package struct DocumentFields {
     /// A document that does not fit its model: what is wrong, and where.
     package struct Problem: Error, CustomStringConvertible {
         package let description: String
-        package init(description: String) { self.description = description }
+        /// Set when the problem is a well-formed digest of an algorithm oci-unpack cannot verify
+        /// (`blake3`): what names it cannot be used, but the document is not malformed.
+        package var unverifiableAlgorithm: String?
+        package init(description: String, unverifiableAlgorithm: String? = nil) {
+            self.description = description
+            self.unverifiableAlgorithm = unverifiableAlgorithm
+        }
     }
 
     package let members: [String: JSONValue]
@@ -188,7 +194,9 @@ package struct DocumentFields {
         do throws(UnpackError) {
             return try Digest(parsing: text)
         } catch {
-            throw Problem(description: "\(error.message)\(Self.place(path + "." + key))")
+            throw Problem(
+                description: "\(error.message)\(Self.place(path + "." + key))",
+                unverifiableAlgorithm: Digest.unverifiableAlgorithm(in: text))
         }
     }
 }
@@ -249,9 +257,27 @@ extension Manifest {
 
 extension Index {
     init(fields f: DocumentFields) throws(DocumentFields.Problem) {
+        var manifests: [Descriptor] = []
+        var unverifiable: [Index.UnverifiableEntry] = []
+        for (position, element) in (try f.objects("manifests", required: true) ?? []).enumerated() {
+            do throws(DocumentFields.Problem) {
+                manifests.append(try Descriptor(fields: element))
+            } catch {
+                // Listed, but nothing it names can be verified: kept to be reported, never used.
+                guard let algorithm = error.unverifiableAlgorithm else { throw error }
+                unverifiable.append(
+                    Index.UnverifiableEntry(
+                        position: position, digest: (try? element.string("digest")) ?? "",
+                        mediaType: (try? element.string("mediaType")) ?? "", algorithm: algorithm,
+                        platform: (try? element.optionalObject("platform")).flatMap { $0 }.flatMap {
+                            try? Platform(fields: $0)
+                        }))
+            }
+        }
         self.init(
             mediaType: try f.optionalString("mediaType").map(MediaType.init(rawValue:)),
-            manifests: try f.descriptors("manifests"), annotations: try f.optionalStringMap("annotations"))
+            manifests: manifests, annotations: try f.optionalStringMap("annotations"))
+        unverifiableEntries = unverifiable
         schemaVersion = try f.optionalInt("schemaVersion") ?? 0
         artifactType = try f.optionalString("artifactType")
         subject = try f.optionalDescriptor("subject")
@@ -283,7 +309,9 @@ extension ImageConfig {
             do throws(UnpackError) {
                 diffIDs.append(try Digest(parsing: text))
             } catch {
-                throw DocumentFields.Problem(description: "\(error.message) at .rootfs.diff_ids[\(i)]")
+                throw DocumentFields.Problem(
+                    description: "\(error.message) at .rootfs.diff_ids[\(i)]",
+                    unverifiableAlgorithm: Digest.unverifiableAlgorithm(in: text))
             }
         }
         self.init(platform: platform, config: execution, diffIDs: diffIDs, created: created)

@@ -151,6 +151,33 @@ public struct Index: Hashable, Sendable, Codable {
     /// Arbitrary metadata about the index (`annotations`).
     public var annotations: [String: String]?
 
+    /// An entry of `manifests` whose digest uses an algorithm oci-unpack cannot verify (`blake3`):
+    /// not in ``manifests``, reported by inspect and verify-variants, never silently used.
+    public struct UnverifiableEntry: Hashable, Sendable, Encodable {
+        /// Its position in `manifests`, counting from 0.
+        public let position: Int
+        /// The digest as written.
+        public let digest: String
+        /// The media type as written.
+        public let mediaType: String
+        /// The digest's algorithm.
+        public let algorithm: String
+        /// Its platform, when it has a valid one.
+        public let platform: Platform?
+
+        /// Why it cannot be used.
+        public var reason: String {
+            "digest \(digest) uses algorithm \(algorithm), which oci-unpack cannot verify (supported: sha256, sha512)"
+        }
+    }
+
+    /// Entries of `manifests` left out of ``manifests`` because their digests cannot be verified.
+    public var unverifiableEntries: [UnverifiableEntry] = []
+
+    enum CodingKeys: String, CodingKey {
+        case schemaVersion, mediaType, artifactType, manifests, subject, annotations
+    }
+
     /// An index of schema version 2 listing `manifests`, with no subject or artifact type.
     public init(mediaType: MediaType? = .ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil) {
         self.schemaVersion = 2

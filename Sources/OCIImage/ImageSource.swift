@@ -144,10 +144,17 @@ package enum ImageDocuments {
         throws(UnpackError) -> Manifest
     {
         let fields = try document(bytes, expected: expected, place: place)
+        // image-spec after 1.1.1: a manifest may leave `config` out. It describes an artifact.
+        if fields.members["config"] == nil {
+            let type = (try? fields.optionalString("artifactType")).flatMap { $0 }.map { " of type \($0)" } ?? ""
+            throw UnpackError(
+                .unsupportedMediaType,
+                "\(place) has no config: an artifact\(type), not an image, which cannot be unpacked")
+        }
         do throws(DocumentFields.Problem) {
             return try Manifest(fields: fields)
         } catch {
-            throw UnpackError(.invalidImage, "\(place) is malformed: \(error)")
+            throw unusable(error, place: place, otherwise: "\(place) is malformed: \(error)")
         }
     }
 
@@ -169,8 +176,18 @@ package enum ImageDocuments {
         do throws(DocumentFields.Problem) {
             return try ImageConfig(fields: DocumentFields(value, at: ""))
         } catch {
-            throw UnpackError(.invalidImage, "\(place) is not a valid image configuration: \(error)")
+            throw unusable(error, place: place, otherwise: "\(place) is not a valid image configuration: \(error)")
         }
+    }
+
+    /// A document naming a digest of an algorithm oci-unpack cannot verify is well-formed but
+    /// unusable (the candidate is refused, never unpacked unverified); anything else is malformed.
+    static func unusable(_ problem: DocumentFields.Problem, place: String, otherwise message: String) -> UnpackError {
+        guard let algorithm = problem.unverifiableAlgorithm else { return UnpackError(.invalidImage, message) }
+        return UnpackError(
+            .unsupportedMediaType,
+            "\(place) names a digest of algorithm \(algorithm), which oci-unpack cannot verify (supported: sha256, sha512): \(problem)"
+        )
     }
 
     /// The strict parse and the checks every manifest and index gets: the embedded `mediaType`

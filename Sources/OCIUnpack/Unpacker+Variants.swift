@@ -27,7 +27,7 @@ extension Unpacker {
     public func verifyVariants(
         _ reference: ImageReference, in source: any ImageSource, platform: Platform?, options: VerifyOptions = .init()
     ) throws(UnpackError) -> VariantReport {
-        let surveyed = try Resolver(source: source).survey(reference)
+        let (surveyed, unverifiable) = try Resolver(source: source).survey(reference)
         var order: [String] = []
         var members: [String: [SurveyedCandidate]] = [:]
         for candidate in surveyed {
@@ -48,6 +48,15 @@ extension Unpacker {
                 return (key, rank)
             }
             guard let best = ranks.map(\.1).min() else {
+                let offered = unverifiable.filter {
+                    $0.entry.platform.map { platform.matchRank(of: $0) != nil } ?? false
+                }
+                if let entry = offered.first {
+                    throw UnpackError(
+                        .unsupportedMediaType,
+                        "no verifiable manifest for platform \(platform) in \(reference): entry \(entry.entry.position) of \(entry.index?.description ?? "index.json"): \(entry.entry.reason)"
+                    )
+                }
                 throw UnpackError(
                     .platformNotFound,
                     "no manifest for platform \(platform) in \(reference); available platforms: \(order.joined(separator: ", "))"
@@ -58,7 +67,25 @@ extension Unpacker {
         var verifier = VariantVerifier(source: source, options: options, logger: logger)
         var groups: [VariantReport.Group] = []
         for key in order {
-            groups.append(try verifier.verify(platform: key, members[key] ?? []))
+            var group = try verifier.verify(platform: key, members[key] ?? [])
+            // An entry that cannot be verified, listed for this platform (or for none), leaves the
+            // group unproven.
+            group.unverifiable = unverifiable.filter { entry in
+                entry.entry.platform.map { $0.normalized.description == key } ?? true
+            }
+            if !group.unverifiable.isEmpty { group.verdict = max(group.verdict, .incomplete) }
+            groups.append(group)
+        }
+        // A platform offered only through entries that cannot be verified is a group of its own.
+        for entry in unverifiable {
+            guard let entryPlatform = entry.entry.platform?.normalized else { continue }
+            let key = entryPlatform.description
+            guard !groups.contains(where: { $0.platform == key }) else { continue }
+            if let platform, platform.matchRank(of: entryPlatform) == nil || !order.isEmpty { continue }
+            groups.append(
+                VariantReport.Group(
+                    platform: key, verdict: .incomplete, variants: [],
+                    unverifiable: unverifiable.filter { $0.entry.platform?.normalized == entryPlatform }))
         }
         return VariantReport(
             reference: reference.description, layout: source.name, ignoreMtime: options.ignoreMtime, groups: groups)

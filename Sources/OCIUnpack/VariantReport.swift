@@ -139,6 +139,9 @@ public struct VariantReport: Sendable, Encodable {
         public internal(set) var verdict: Verdict
         /// The group's manifests, in index order.
         public internal(set) var variants: [Variant]
+        /// Index entries for this platform (or for no stated platform) whose digests cannot be
+        /// verified: the group cannot be proven whole while they exist.
+        public internal(set) var unverifiable: [ResolvedImage.UnverifiableEntry] = []
     }
 
     /// The image reference as understood.
@@ -167,7 +170,8 @@ public struct VariantReport: Sendable, Encodable {
                     if let code = variant.failure { return code.exitCode }
                 }
             }
-            return UnpackError.Code.internal.exitCode
+            // Incomplete through unverifiable entries alone.
+            return UnpackError.Code.unsupportedMediaType.exitCode
         }
     }
 

@@ -92,6 +92,29 @@ public struct ResolvedImage: Sendable, Encodable {
         }
     }
 
+    /// An index entry that cannot be a candidate: its digest's algorithm cannot be verified.
+    public struct UnverifiableEntry: Sendable, Encodable, Equatable {
+        /// The index that lists it; nil for the layout's `index.json`.
+        public let index: Digest?
+        /// The entry as written.
+        public let entry: Index.UnverifiableEntry
+
+        enum CodingKeys: String, CodingKey {
+            case index, position, digest, mediaType, platform, reason
+        }
+
+        /// Writes `{index, position, digest, mediaType, platform, reason}` (index and platform when known).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encodeIfPresent(index, forKey: .index)
+            try c.encode(entry.position, forKey: .position)
+            try c.encode(entry.digest, forKey: .digest)
+            try c.encode(entry.mediaType, forKey: .mediaType)
+            try c.encodeIfPresent(entry.platform?.normalized.description, forKey: .platform)
+            try c.encode(entry.reason, forKey: .reason)
+        }
+    }
+
     /// The image reference as understood, in its canonical `oci:` form.
     public let reference: String
     /// The source the image was resolved in (its blobs are read from there).
@@ -112,6 +135,9 @@ public struct ResolvedImage: Sendable, Encodable {
     public let config: ImageConfig
     /// The layers of the chosen manifest, in the order they are applied.
     public let layers: [Layer]
+    /// Entries of the indexes walked that could not be candidates (their digests cannot be
+    /// verified), in the order found.
+    public internal(set) var unverifiable: [UnverifiableEntry] = []
 
     /// The chosen candidate's platform (from its descriptor, else its config).
     public var platform: Platform {
@@ -120,7 +146,7 @@ public struct ResolvedImage: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case reference, layout, requestedPlatform, compressionPreference, selection, path, candidates
-        case manifest, config, platform, layers
+        case manifest, config, platform, layers, unverifiable
     }
 
     /// Writes the documented `inspect --json` object (docs/inspect-json.md).
@@ -137,6 +163,7 @@ public struct ResolvedImage: Sendable, Encodable {
         try c.encode(manifest.config, forKey: .config)
         try c.encode(platform.description, forKey: .platform)
         try c.encode(layers, forKey: .layers)
+        try c.encode(unverifiable, forKey: .unverifiable)
     }
 }
 

@@ -93,8 +93,9 @@ package struct Resolver: Sendable {
         } else {
             ranked = eligible.min { rankKey(candidates[$0], request) < rankKey(candidates[$1], request) }
         }
+        let unverifiable = walk.unverifiable + rootUnverifiable(reference)
         guard let best = ranked else {
-            throw noChoiceError(reference, request: request, candidates: candidates)
+            throw noChoiceError(reference, request: request, candidates: candidates, unverifiable: unverifiable)
         }
         let bestKey = rankKey(candidates[best], request)
         for i in eligible where i != best {
@@ -112,17 +113,28 @@ package struct Resolver: Sendable {
                 index: i, descriptor: layer, compression: layer.mediaType.layerCompression ?? .none,
                 diffID: config.rootfs.diffIDs[i])
         }
-        return ResolvedImage(
+        var resolved = ResolvedImage(
             reference: reference.description, source: source, request: request, steps: walk.steps,
             candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
             config: config, layers: layers)
+        resolved.unverifiable = unverifiable
+        return resolved
+    }
+
+    /// `index.json`'s own unverifiable entries, when the reference names no tag or digest (with a
+    /// tag, an entry that cannot be read cannot be known to carry it).
+    private func rootUnverifiable(_ reference: ImageReference) -> [ResolvedImage.UnverifiableEntry] {
+        guard case .only = reference.selector else { return [] }
+        return source.index.unverifiableEntries.map { .init(index: nil, entry: $0) }
     }
 
     /// Every manifest-level entry `reference` leads to, each evaluated for any platform: eligible
     /// ones (status `chosen` in their report, since each could be) carry their manifest, config and
     /// layers; the others say why they cannot be unpacked. For `verify-variants`.
     /// A reference without tag or digest surveys every entry of `index.json`.
-    package func survey(_ reference: ImageReference) throws(UnpackError) -> [SurveyedCandidate] {
+    package func survey(_ reference: ImageReference) throws(UnpackError) -> (
+        candidates: [SurveyedCandidate], unverifiable: [ResolvedImage.UnverifiableEntry]
+    ) {
         var walk = Walk(source: source)
         let entries = source.index.manifests
         let roots: [Root]
@@ -154,7 +166,7 @@ package struct Resolver: Sendable {
                     report: candidate.report, refusal: code, manifest: candidate.manifest, config: candidate.config,
                     layers: layers))
         }
-        return out
+        return (out, walk.unverifiable + rootUnverifiable(reference))
     }
 
     // MARK: - Roots
@@ -338,10 +350,29 @@ package struct Resolver: Sendable {
     // MARK: - Errors
 
     private func noChoiceError(
-        _ reference: ImageReference, request: ResolutionRequest, candidates: [Walk.Candidate]
+        _ reference: ImageReference, request: ResolutionRequest, candidates: [Walk.Candidate],
+        unverifiable: [ResolvedImage.UnverifiableEntry]
     ) -> UnpackError {
         let manifests = candidates.filter { $0.descriptor.mediaType.kind == .manifest }
         let matching = candidates.filter { $0.platformRank != nil }
+        // Entries that cannot be verified are named: never a silent skip.
+        let unusable = unverifiable.filter { entry in
+            entry.entry.platform.map { request.platform.matchRank(of: $0) != nil } ?? true
+        }
+        if !unusable.isEmpty && matching.allSatisfy({ if case .refused = $0.decision { true } else { false } }) {
+            let reasons =
+                matching.compactMap { c -> String? in
+                    if case .refused(let reason, _) = c.decision { return "\(c.descriptor.digest): \(reason)" }
+                    return nil
+                }
+                + unusable.map {
+                    "entry \($0.entry.position) of \($0.index?.description ?? "index.json"): \($0.entry.reason)"
+                }
+            return UnpackError(
+                .unsupportedMediaType,
+                "no usable manifest for platform \(request.platform) in \(reference): "
+                    + reasons.joined(separator: "; "))
+        }
         if manifests.isEmpty {
             return UnpackError(.platformNotFound, "\(reference) contains no image manifests")
         }

@@ -48,6 +48,8 @@ struct Walk {
     let source: any ImageSource
     var candidates: [Candidate] = []
     var steps: [ResolvedImage.Step] = []
+    /// Entries whose digests cannot be verified, from every index walked.
+    var unverifiable: [ResolvedImage.UnverifiableEntry] = []
 
     init(source: any ImageSource) {
         self.source = source
@@ -88,6 +90,9 @@ struct Walk {
                 digest: descriptor.digest, mediaType: descriptor.mediaType,
                 selectedBy: how ?? "nested in index \(path.last?.description ?? "index.json")",
                 entries: index.manifests.count))
+        for entry in index.unverifiableEntries {
+            unverifiable.append(.init(index: descriptor.digest, entry: entry))
+        }
         for entry in index.manifests {
             try expand(entry, via: path + [descriptor.digest], selectedBy: nil, depth: depth + 1)
         }

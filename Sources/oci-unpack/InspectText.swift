@@ -27,6 +27,12 @@ enum InspectText {
             line("  \(c.status.rawValue.padding(11))  \(c.digest)  \(facts.joined(separator: ", "))")
             if let reason = c.reason { line("               \(reason)") }
         }
+        for entry in image.unverifiable {
+            line(
+                "  refused      \(entry.entry.digest)  entry \(entry.entry.position) of \(entry.index?.description ?? "index.json")"
+            )
+            line("               \(entry.entry.reason)")
+        }
         line(
             "manifest:   \(image.manifestDescriptor.digest)  \(image.manifestDescriptor.mediaType)  \(image.manifestDescriptor.size) bytes"
         )

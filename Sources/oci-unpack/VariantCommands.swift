@@ -194,6 +194,9 @@ enum VariantText {
                     line("      " + describe(difference, "reference", "this"))
                 }
             }
+            for entry in group.unverifiable {
+                line("  \(entry.entry.digest)  refused: \(entry.entry.reason)")
+            }
         }
         line("verdict: \(report.verdict.rawValue)")
         return out

@@ -201,7 +201,7 @@ import UnpackTestSupport
             "wrong type at .config.Env"
         ),
         (
-            #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["md5:00"]}}"#,
+            #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#,
             "at .rootfs.diff_ids[0]"
         ),
         (#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}"#, "missing field \"diff_ids\" at .rootfs"),

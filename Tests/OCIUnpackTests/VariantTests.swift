@@ -254,6 +254,26 @@ final class VariantFixture {
         #expect(variant.reason?.contains("+encrypted") == true)
     }
 
+    @Test func anUnverifiableEntryLeavesItsPlatformUnproven() throws {
+        let f = try VariantFixture()
+        let manifests = try f.write([Self.same(.gzip), Self.same(.zstd)])
+        let entries = try manifests.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        let blake3 =
+            #"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"blake3:\#(String(repeating: "cd", count: 32))","size":10,"platform":{"os":"linux","architecture":"amd64"}}"#
+        let json =
+            #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":["#
+            + (entries + [blake3]).joined(separator: ",") + "]}"
+        f.builder.indexEntries = []
+        f.builder.tag(try f.builder.blob(Array(json.utf8), mediaType: .ociIndex), "multi")
+        try f.builder.write()
+        let report = try f.verify()
+        let group = try #require(report.groups.first)
+        #expect(group.variants.map(\.status) == [.reference, .same], "the verifiable variants agree")
+        #expect(group.unverifiable.map(\.entry.algorithm) == ["blake3"])
+        #expect(group.verdict == .incomplete)
+        #expect(report.exitCode == UnpackError.Code.unsupportedMediaType.exitCode)
+    }
+
     @Test func platformsAreGroupedAndSelected() throws {
         let f = try VariantFixture()
         var arm = Self.same(.gzip)

@@ -466,7 +466,7 @@ import UnpackTestSupport
         #expect(
             Set(object.keys) == [
                 "reference", "layout", "requestedPlatform", "compressionPreference", "selection", "path", "candidates",
-                "manifest", "config", "platform", "layers",
+                "manifest", "config", "platform", "layers", "unverifiable",
             ])
         #expect(object["selection"] as? String == "preference")
         let layers = try #require(object["layers"] as? [[String: Any]])
