@@ -16,6 +16,10 @@ Subcommands (all output is deterministic for the same input):
                                  hard-linked (or copied) into blobs/sha256. Also records the
                                  layers in LAYOUT.json (read by `blobs` and the report).
   blobs LAYOUT TAG               prints "COMPRESSION<TAB>BLOB-PATH" per layer, in order
+  retar IN.tar OUT.tar           the same entries in another order (another diff_id, same tree)
+  trim TAR                       cuts the record padding after the end-of-archive marker
+  layer-blobs LAYOUT             prints "COMPRESSION<TAB>BLOB-PATH" per distinct layer blob of
+                                 every manifest index.json lists
 """
 
 import hashlib
@@ -392,6 +396,44 @@ def cmd_blobs(layout, tag):
         print(f"{layer['compression']}\t{layer['blob']}")
 
 
+def cmd_retar(src, out):
+    """The same entries in another order (directories first, then the other entries reversed,
+    hardlinks last): the same tree under another diff_id, as a publisher that re-tarred makes."""
+    with tarfile.open(src) as t:
+        members = t.getmembers()
+        dirs = [m for m in members if m.isdir()]
+        links = [m for m in members if m.islnk()]
+        rest = [m for m in members if not m.isdir() and not m.islnk()]
+        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as o:
+            for m in dirs + rest[::-1] + links:
+                o.addfile(m, t.extractfile(m) if m.isreg() else None)
+
+
+def cmd_trim(path):
+    """Cuts the record padding after the end-of-archive marker (Python's tarfile and GNU tar pad
+    to 10 KiB records; Go's archive/tar does not): skopeo's zstd:chunked writer re-serialises the
+    tar without it but keeps the diff_ids, so a padded layer's chunked copy would not verify."""
+    with tarfile.open(path) as t:
+        t.getmembers()
+        end = t.offset + 1024
+    with open(path, "r+b") as f:
+        f.truncate(end)
+
+
+def cmd_layer_blobs(layout):
+    """Every distinct layer blob of every manifest index.json lists: compression and path."""
+    index = json.load(open(os.path.join(layout, "index.json")))
+    seen = set()
+    for entry in index["manifests"]:
+        manifest = json.load(open(os.path.join(layout, "blobs", *entry["digest"].split(":"))))
+        for layer in manifest["layers"]:
+            if layer["digest"] in seen:
+                continue
+            seen.add(layer["digest"])
+            comp = "zstd" if layer["mediaType"].endswith("zstd") else "gzip" if "gzip" in layer["mediaType"] else "none"
+            print(f"{comp}\t{os.path.join(layout, 'blobs', *layer['digest'].split(':'))}")
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -402,6 +444,9 @@ def main():
         "bytes": cmd_bytes,
         "layout": cmd_layout,
         "blobs": cmd_blobs,
+        "retar": cmd_retar,
+        "trim": cmd_trim,
+        "layer-blobs": cmd_layer_blobs,
     }
     fn = cmds.get(sys.argv[1])
     if fn is None:

@@ -35,12 +35,16 @@ SHORT = {
     "tar-x": "tar -x",
     "oci-unpack-tar": "oci-unpack (tar layer)",
     "start-floor": "libarchive start-up",
+    "oci-unpack-verify": "oci-unpack verify-variants",
+    "decompress-all": "igzip/zstd -dc of every layer",
 }
 DESCRIPTION = {
     "tiny": "one small file, one gzip layer: the fixed cost of a run",
     "debian-gzip": "debootstrap minbase bookworm + a layer of whiteouts/additions/hardlinks; gzip, gzip",
     "debian-zstd": "the same image; zstd, zstd",
     "debian-mixed": "the same image; gzip base, zstd second layer",
+    "variants": "the debian image as gzip, zstd, re-tarred zstd and zstd:chunked variants in one index",
+    "variants-plain": "the same index without the zstd:chunked variant",
     "files-1k": "1,000 small files, one gzip layer",
     "files-20k": "20,000 small files, one gzip layer",
     "files-200k": "200,000 small files, one gzip layer",
@@ -217,6 +221,10 @@ def main():
     variant_target(
         "rootless: oci-unpack ≤ 0.5 × umoci --rootless", "debian-gzip", "oci-unpack-rootless", "umoci-rootless", 0.5
     )
+    for w in ("variants", "variants-plain"):
+        variant_target(
+            "verify-variants ≤ 1.2 × decompressing every variant's layers", w, "oci-unpack-verify", "decompress-all", 1.2
+        )
     ratio_target("gzip image: oci-unpack ≤ 0.5 × umoci", "files-20k", "umoci", 0.5)
     ratio_target("gzip image: oci-unpack ≤ 1.15 × igzip\\|tar", "debian-gzip", "igzip-tar", 1.15)
     ratio_target("gzip image: oci-unpack ≤ 1.15 × igzip\\|tar", "files-20k", "igzip-tar", 1.15)

@@ -1,9 +1,11 @@
+import Glibc
 import LayerStream
 import LayoutSource
 import Logging
 import OCIImage
 import Resolution
 import TreeCompare
+import UnpackSystem
 
 extension Unpacker {
     /// Proves, per platform, that every variant of the image `reference` names (the entries of its
@@ -116,7 +118,7 @@ struct VariantVerifier {
         let compression: LayerCompression
     }
 
-    private enum Outcome {
+    fileprivate enum Outcome: Sendable {
         case verified
         case failed(UnpackError)
     }
@@ -143,13 +145,10 @@ struct VariantVerifier {
         let diffIDs = candidates.map { $0.layers.map(\.diffID) }
         let configs = candidates.map { $0.manifest?.config.digest }
         let needTrees = usable.filter { diffIDs[$0] != diffIDs[first] && configs[$0] != configs[first] }
-        for i in (needTrees.isEmpty ? [] : [first]) + needTrees {
-            _ = try treeResult(candidates[i].layers)
-        }
+        try run(
+            trees: ((needTrees.isEmpty ? [] : [first]) + needTrees).map { candidates[$0].layers },
+            layers: usable.flatMap { candidates[$0].layers })
         for i in usable {
-            for layer in candidates[i].layers {
-                try verifyLayer(layer)
-            }
             if let failure = failure(of: candidates[i].layers) {
                 variants[i].status = .failed
                 variants[i].reason = failure.description
@@ -230,30 +229,105 @@ struct VariantVerifier {
         LayerKey(digest: layer.descriptor.digest, diffID: layer.diffID, compression: layer.compression)
     }
 
-    /// Streams one layer through its checks unless that was done; records the outcome. Only an
-    /// interruption is thrown.
-    private mutating func verifyLayer(_ layer: ResolvedImage.Layer) throws(UnpackError) {
-        guard verified[key(layer)] == nil else { return }
+    /// One unit of work: a tree to build (verifying its layers on the way) or a layer to verify.
+    private enum Job: Sendable {
+        case tree([ResolvedImage.Layer])
+        case layer(ResolvedImage.Layer)
+    }
+
+    /// What a job found.
+    fileprivate enum JobResult: Sendable {
+        case tree(Result<TreeListing, UnpackError>, [(ResolvedImage.Layer, Outcome)])
+        case layer(Outcome)
+    }
+
+    /// Builds the trees not yet built (once per list of diff_ids), then verifies every layer those
+    /// did not stream, as one pool of jobs on one thread per core (at most four): trees first,
+    /// as they take longest. A tree job keeps its pipeline's reader and hasher threads; a layer
+    /// job is one thread decompressing and hashing, unless there are fewer jobs than cores.
+    /// Records each outcome; only an interruption is thrown.
+    private mutating func run(trees treeLists: [[ResolvedImage.Layer]], layers: [ResolvedImage.Layer])
+        throws(UnpackError)
+    {
+        var jobs: [Job] = []
+        var planned: Set<[Digest]> = []
+        var covered: Set<LayerKey> = []
+        for list in treeLists where trees[list.map(\.diffID)] == nil && planned.insert(list.map(\.diffID)).inserted {
+            jobs.append(.tree(list))
+            for layer in list { covered.insert(key(layer)) }
+        }
+        for layer in layers where verified[key(layer)] == nil && covered.insert(key(layer)).inserted {
+            jobs.append(.layer(layer))
+        }
+        guard !jobs.isEmpty else { return }
+        let cores = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 4))
+        let prefetch = jobs.count < cores
+        let results = JobResults(count: jobs.count)
+        let all = jobs
+        let source = self.source
+        let options = self.options
+        let logger = self.logger
+        let work: @Sendable () -> Void = {
+            while let i = results.next() {
+                switch all[i] {
+                case .tree(let list):
+                    results.set(i, Self.buildTree(list, source: source, options: options))
+                case .layer(let layer):
+                    results.set(
+                        i,
+                        .layer(Self.verify(layer, source: source, options: options, prefetch: prefetch, logger: logger))
+                    )
+                }
+            }
+        }
+        var threads: [ThreadHandle] = []
+        for n in 0..<min(cores, jobs.count) - 1 {
+            guard let thread = try? startThread(name: "oci-verify-\(n)", work) else { break }
+            threads.append(thread)
+        }
+        work()
+        for thread in threads { thread.join() }
+        for (i, job) in jobs.enumerated() {
+            switch (job, results.get(i)) {
+            case (.tree(let list), .tree(let result, let outcomes)):
+                if case .failure(let error) = result { try Self.rethrowInterruption(error) }
+                trees[list.map(\.diffID)] = result
+                for (layer, outcome) in outcomes { verified[key(layer)] = outcome }
+            case (.layer(let layer), .layer(let outcome)):
+                if case .failed(let error) = outcome { try Self.rethrowInterruption(error) }
+                verified[key(layer)] = outcome
+            default:
+                throw UnpackError(.internal, "verification job \(i) returned another kind of result")
+            }
+        }
+    }
+
+    /// One layer through size, digest, decompression and diff_id, nothing kept.
+    private static func verify(
+        _ layer: ResolvedImage.Layer, source: any ImageSource, options: VerifyOptions, prefetch: Bool, logger: Logger
+    ) -> Outcome {
         logger.debug("verifying layer", metadata: ["digest": "\(layer.descriptor.digest)"])
         do throws(UnpackError) {
-            let pipeline = try open(layer, uncompressedSoFar: 0)
+            let pipeline = try open(layer, source: source, options: options, uncompressedSoFar: 0, prefetch: prefetch)
             try pipeline.finish()
-            verified[key(layer)] = .verified
+            return .verified
         } catch {
-            try Self.rethrowInterruption(error)
-            verified[key(layer)] = .failed(
+            return .failed(
                 error.adding(
                     layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType))
         }
     }
 
-    private func open(_ layer: ResolvedImage.Layer, uncompressedSoFar: Int64) throws(UnpackError) -> LayerPipeline {
+    private static func open(
+        _ layer: ResolvedImage.Layer, source: any ImageSource, options: VerifyOptions, uncompressedSoFar: Int64,
+        prefetch: Bool
+    ) throws(UnpackError) -> LayerPipeline {
         let warn = options.warn
         let index = layer.index
         return try LayerPipeline(
             stream: try source.openBlob(layer.descriptor), descriptor: layer.descriptor,
             compression: layer.compression, diffID: layer.diffID, limits: options.limits,
-            uncompressedSoFar: uncompressedSoFar, gzip: options.gzipDecoder.implementation, prefetch: true
+            uncompressedSoFar: uncompressedSoFar, gzip: options.gzipDecoder.implementation, prefetch: prefetch
         ) { warning in
             warn("layer \(index): \(warning)")
         }
@@ -264,39 +338,40 @@ struct VariantVerifier {
     private mutating func treeResult(_ layers: [ResolvedImage.Layer]) throws(UnpackError) -> Result<
         TreeListing, UnpackError
     > {
-        let diffIDs = layers.map(\.diffID)
-        if let known = trees[diffIDs] { return known }
-        let result: Result<TreeListing, UnpackError>
-        do throws(UnpackError) {
-            result = .success(try tree(of: layers))
-        } catch {
-            try Self.rethrowInterruption(error)
-            result = .failure(error)
-        }
-        trees[diffIDs] = result
-        return result
+        try run(trees: [layers], layers: [])
+        return trees[layers.map(\.diffID)] ?? .failure(UnpackError(.internal, "a tree was not built"))
     }
 
     /// Applies `layers` in memory, verifying each stream on the way.
     mutating func tree(of layers: [ResolvedImage.Layer]) throws(UnpackError) -> TreeListing {
+        try treeResult(layers).get()
+    }
+
+    /// Applies `layers` in memory, verifying each stream on the way: the tree, and the outcome of
+    /// each layer it streamed.
+    private static func buildTree(_ layers: [ResolvedImage.Layer], source: any ImageSource, options: VerifyOptions)
+        -> JobResult
+    {
         let warn = options.warn
         let tree = VirtualTree(limits: options.limits) { warn($0) }
         var uncompressed: Int64 = 0
+        var outcomes: [(ResolvedImage.Layer, Outcome)] = []
         for layer in layers {
             do throws(UnpackError) {
-                let pipeline = try open(layer, uncompressedSoFar: uncompressed)
+                let pipeline = try open(
+                    layer, source: source, options: options, uncompressedSoFar: uncompressed, prefetch: true)
                 try tree.apply(pipeline.reader, skipping: layer.descriptor.layerFormat?.metadataEntries ?? [])
                 try pipeline.finish()
                 uncompressed += pipeline.uncompressedBytes
-                verified[key(layer)] = .verified
+                outcomes.append((layer, .verified))
             } catch {
                 let located = error.adding(
                     layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
-                if error.code != .interrupted { verified[key(layer)] = .failed(located) }
-                throw located
+                outcomes.append((layer, .failed(located)))
+                return .tree(.failure(located), outcomes)
             }
         }
-        return TreeListing(tree)
+        return .tree(.success(TreeListing(tree)), outcomes)
     }
 
     private static func rethrowInterruption(_ error: UnpackError) throws(UnpackError) {
@@ -345,5 +420,34 @@ struct VariantVerifier {
         if x.stopSignal != y.stopSignal { out.append("StopSignal") }
         if out.isEmpty && x != y { out.append("other fields") }
         return out
+    }
+}
+
+/// The results of parallel verification jobs, and the next job to take.
+private final class JobResults: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var results: [VariantVerifier.JobResult?]
+    private var taken = 0
+
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+
+    func next() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard taken < results.count else { return nil }
+        taken += 1
+        return taken - 1
+    }
+
+    func set(_ i: Int, _ result: VariantVerifier.JobResult) {
+        lock.lock()
+        results[i] = result
+        lock.unlock()
+    }
+
+    func get(_ i: Int) -> VariantVerifier.JobResult {
+        lock.lock()
+        defer { lock.unlock() }
+        return results[i] ?? .layer(.failed(UnpackError(.internal, "verification job \(i) did not run")))
     }
 }

@@ -70,24 +70,30 @@ public struct TreeListing: Sendable {
         /// The fields that differ, as `name: this → other`.
         public func differences(from other: Entry, ignoringMtime: Bool) -> [String] {
             var out: [String] = []
-            func note(_ name: String, _ a: String, _ b: String) {
-                if a != b { out.append("\(name): \(a) → \(b)") }
+            // Values are compared raw and formatted only when they differ: this runs for every
+            // entry of every comparison.
+            func note<T: Equatable>(_ name: String, _ a: T, _ b: T, _ format: (T) -> String) {
+                if a != b { out.append("\(name): \(format(a)) → \(format(b))") }
             }
-            note("type", kind.rawValue, other.kind.rawValue)
-            note("mode", String(mode, radix: 8), String(other.mode, radix: 8))
-            note("uid", String(uid), String(other.uid))
-            note("gid", String(gid), String(other.gid))
+            note("type", kind, other.kind) { $0.rawValue }
+            note("mode", mode, other.mode) { String($0, radix: 8) }
+            note("uid", uid, other.uid) { String($0) }
+            note("gid", gid, other.gid) { String($0) }
             if kind == .regular || other.kind == .regular {
-                note("size", String(size), String(other.size))
-                note("content", TreeListing.hex(content), TreeListing.hex(other.content))
+                note("size", size, other.size) { String($0) }
+                note("content", content, other.content) { TreeListing.hex($0) }
             }
-            note("target", TreeListing.encode(linkTarget), TreeListing.encode(other.linkTarget))
-            note("device", "\(deviceMajor):\(deviceMinor)", "\(other.deviceMajor):\(other.deviceMinor)")
-            note("xattrs", xattrs.map(\.field).joined(separator: " "), other.xattrs.map(\.field).joined(separator: " "))
-            note("hardlink group", hardlinkGroup ?? "none", other.hardlinkGroup ?? "none")
+            note("target", linkTarget, other.linkTarget) { TreeListing.encode($0) }
+            note("device", [deviceMajor, deviceMinor], [other.deviceMajor, other.deviceMinor]) {
+                "\($0[0]):\($0[1])"
+            }
+            note("xattrs", xattrs, other.xattrs) { $0.map(\.field).joined(separator: " ") }
+            note("hardlink group", hardlinkGroup, other.hardlinkGroup) { $0 ?? "none" }
             // An unknown time (the root's, a directory no entry described) differs from none.
             if !ignoringMtime, let mtime, let theirs = other.mtime {
-                note("mtime", TreeListing.time(mtime), TreeListing.time(theirs))
+                note("mtime", [Int(mtime.tv_sec), Int(mtime.tv_nsec)], [Int(theirs.tv_sec), Int(theirs.tv_nsec)]) {
+                    TreeListing.time(timespec(tv_sec: $0[0], tv_nsec: $0[1]))
+                }
             }
             return out
         }
@@ -227,24 +233,32 @@ public struct TreeListing: Sendable {
 
     /// Bytes outside printable ASCII, space, `%` and `=` as `%XX`; everything else as itself.
     static func encode(_ bytes: [UInt8]) -> String {
-        var out = ""
+        var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         for byte in bytes {
             if byte <= 0x20 || byte >= 0x7f || byte == UInt8(ascii: "%") || byte == UInt8(ascii: "=") {
-                out += "%" + hexByte(byte).uppercased()
+                out.append(UInt8(ascii: "%"))
+                out.append(upperDigits[Int(byte >> 4)])
+                out.append(upperDigits[Int(byte & 0xf)])
             } else {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+                out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map(hexByte).joined() }
-
-    private static func hexByte(_ byte: UInt8) -> String {
-        let digits = Array("0123456789abcdef".unicodeScalars)
-        return String(digits[Int(byte >> 4)]) + String(digits[Int(byte & 0xf)])
+    /// Lowercase hex (content digests are formatted for every entry of every listing).
+    static func hex(_ bytes: [UInt8]) -> String {
+        var out = [UInt8](repeating: 0, count: bytes.count * 2)
+        for (i, byte) in bytes.enumerated() {
+            out[2 * i] = lowerDigits[Int(byte >> 4)]
+            out[2 * i + 1] = lowerDigits[Int(byte & 0xf)]
+        }
+        return String(decoding: out, as: UTF8.self)
     }
+
+    private static let lowerDigits = Array("0123456789abcdef".utf8)
+    private static let upperDigits = Array("0123456789ABCDEF".utf8)
 
     static func time(_ t: timespec) -> String {
         let nanos = String(t.tv_nsec)
