@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LayerApply
+import LayerStream
 import LayoutSource
 import OCIImage
 import OCIUnpack
@@ -465,5 +466,43 @@ enum OCILayoutReader {
         #expect(lines.contains("/link symlink mode=777 uid=0 gid=0 target=dir mtime=1700000000.000000000"))
         let none = try Command.run(Command.ociUnpack, ["tree-digest"])
         #expect(none.status == 64)
+    }
+}
+
+/// What Debian's skopeo writes as zstd:chunked: the tar stream re-serialised without the record
+/// padding a tar writer may leave after the end-of-archive marker (Python's tarfile and GNU tar
+/// pad to 10 KiB), under the same diff_ids. verify-variants says so instead of agreeing.
+@Suite struct SkopeoChunkedTests {
+    @Test func aChunkedCopyOfAPaddedLayerFailsItsDiffID() throws {
+        let f = try VariantFixture()
+        var padded = VariantTests.lower().bytes()
+        padded += [UInt8](repeating: 0, count: 10240 - padded.count % 10240)
+        let layer = try f.builder.layer(tar: padded, blob: GzipCompressor.compress(padded), mediaType: .ociLayerGzip)
+        let image = try f.builder.image(layers: [layer], platform: VariantFixture.amd64)
+        f.builder.indexEntries = []
+        f.builder.tag(image, "padded")
+        try f.builder.write()
+        let copy = try Command.run(
+            "skopeo",
+            [
+                "copy", "--quiet", "--dest-compress", "--dest-compress-format", "zstd:chunked",
+                "oci:\(f.builder.path):padded", "oci:\(f.tmp.path)/chunked:padded",
+            ])
+        try #require(copy.status == 0, "\(copy.stderr)")
+        let chunked = try #require(try LayoutSource.OCILayout(path: f.tmp.path + "/chunked").index.manifests.first)
+        try Command.run(
+            "sh", ["-c", "cp -n \"$0\"/blobs/sha256/* \"$1\"/blobs/sha256/", f.tmp.path + "/chunked", f.builder.path])
+        var entry = chunked
+        entry.platform = VariantFixture.amd64
+        entry.annotations = nil
+        f.builder.tag(try f.builder.index([image, entry]), "multi")
+        try f.builder.write()
+        let report = try f.verify()
+        let variants = try #require(report.groups.first?.variants)
+        #expect(variants.map(\.status) == [.reference, .failed])
+        #expect(variants[1].layers.first?.format == "zstd:chunked")
+        #expect(variants[1].errorCode == "digestMismatch")
+        #expect(variants[1].reason?.contains("diff_id") == true)
+        #expect(report.exitCode == UnpackError.Code.digestMismatch.exitCode)
     }
 }
