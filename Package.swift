@@ -35,6 +35,8 @@ let package = Package(
         ),
         // Sources of images behind the ImageSource protocol: the OCI image layout on disk.
         .target(name: "LayoutSource", dependencies: ["OCIImage", "UnpackSystem"]),
+        // Archives read in place: oci-archive (a tar of a layout) and docker-archive (docker save).
+        .target(name: "ArchiveSource", dependencies: ["OCIImage", "UnpackSystem", "LayerStream"]),
         .target(name: "Resolution", dependencies: ["OCIImage"]),
         .target(
             name: "LayerStream",
@@ -63,8 +65,8 @@ let package = Package(
         .target(
             name: "OCIUnpack",
             dependencies: [
-                "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
-                "RuntimeBundle", "TreeCompare", .product(name: "Logging", package: "swift-log"),
+                "OCIImage", "UnpackSystem", "LayoutSource", "ArchiveSource", "Resolution", "LayerStream",
+                "LayerApply", "RuntimeBundle", "TreeCompare", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(

@@ -7,6 +7,12 @@ package protocol LendingByteStream: ByteStream {
     func borrow() throws(UnpackError) -> UnsafeRawBufferPointer
 }
 
+/// A stream that can move forward without reading (a file): libarchive skips entry data with it.
+package protocol SkippingByteStream: ByteStream {
+    /// Moves up to `count` bytes forward; returns how many (fewer only at the end).
+    func skip(_ count: Int64) throws(UnpackError) -> Int64
+}
+
 /// A stream over bytes already in memory (tests, small inputs).
 package final class MemoryStream: ByteStream {
     private let bytes: [UInt8]

@@ -25,8 +25,10 @@ package final class TarReader {
         self.onWarning = onWarning
         context = ReadContext(upstream: upstream, bufferSize: bufferSize)
         archive_read_support_format_tar(archive)
-        let rc = archive_read_open(
-            archive, Unmanaged.passUnretained(context).toOpaque(), nil, tarReadCallback, nil)
+        // A seekable upstream (an archive file) lets libarchive skip entry data without reading it.
+        let rc = archive_read_open2(
+            archive, Unmanaged.passUnretained(context).toOpaque(), nil, tarReadCallback,
+            context.skipper == nil ? nil : tarSkipCallback, nil)
         if rc != ARCHIVE_OK && context.error == nil && context.delivered == 0 {
             // A zero-byte layer is an empty tar (Go's archive/tar reads it so, and its diff_id is
             // the digest of no bytes); libarchive finds no format in it.
@@ -41,6 +43,11 @@ package final class TarReader {
     deinit {
         archive_read_free(archive)
     }
+
+    /// Where the current entry's headers start in the stream (after `next()` returned nil: where
+    /// the end-of-archive marker starts). An entry's data ends, padded to 512 bytes, where the next
+    /// entry's headers start.
+    package var headerPosition: Int64 { archive_read_header_position(archive) }
 
     /// The next entry, or `nil` after the end-of-archive marker.
     package func next() throws(UnpackError) -> TarEntry? {
@@ -206,6 +213,8 @@ private final class ReadContext {
     /// The upstream, when it lends its buffers: libarchive then reads them in place (a buffer
     /// returned by the read callback need only stay valid until the next call, as a lent one does).
     let lender: (any LendingByteStream)?
+    /// The upstream, when it can skip bytes without reading them.
+    let skipper: (any SkippingByteStream)?
     let buffer: UnsafeMutableRawBufferPointer
     var error: UnpackError?
     /// Bytes handed to libarchive so far.
@@ -214,6 +223,7 @@ private final class ReadContext {
     init(upstream: any ByteStream, bufferSize: Int) {
         self.upstream = upstream
         lender = upstream as? any LendingByteStream
+        skipper = upstream as? any SkippingByteStream
         buffer = .allocate(byteCount: lender == nil ? bufferSize : 0, alignment: 16)
     }
 
@@ -237,6 +247,22 @@ private func tarReadCallback(
         out?.pointee = UnsafeRawPointer(context.buffer.baseAddress)
         context.delivered += Int64(n)
         return la_ssize_t(n)
+    } catch {
+        context.error = error
+        return -1
+    }
+}
+
+private func tarSkipCallback(
+    _ archive: OpaquePointer?, _ clientData: UnsafeMutableRawPointer?, _ request: la_int64_t
+) -> la_int64_t {
+    guard let clientData else { return 0 }
+    let context = Unmanaged<ReadContext>.fromOpaque(clientData).takeUnretainedValue()
+    guard let skipper = context.skipper else { return 0 }
+    do {
+        let skipped = try skipper.skip(Int64(request))
+        context.delivered += skipped
+        return la_int64_t(skipped)
     } catch {
         context.error = error
         return -1

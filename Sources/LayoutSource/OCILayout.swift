@@ -220,24 +220,7 @@ package struct OCILayout: ImageSource {
         }
         let probeDescriptor = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
         let bytes = try readBlob(probeDescriptor, limit: limits.maxManifestBytes)
-        let probe = ImageDocuments.Probe(try ImageDocuments.requireStrictJSON(bytes, place: "blob \(digest)"))
-        let mediaType: MediaType
-        if let declared = probe.mediaType {
-            mediaType = declared
-        } else if probe.hasManifests && !probe.hasConfig {
-            mediaType = .ociIndex
-        } else if probe.hasConfig && !probe.hasManifests {
-            mediaType = .ociManifest
-        } else {
-            throw UnpackError(
-                .invalidImage, "blob \(digest) is neither a manifest nor an index", context: .init(digest: digest))
-        }
-        guard mediaType.kind == .manifest || mediaType.kind == .index else {
-            throw UnpackError(
-                .unsupportedMediaType, "blob \(digest) has media type \(mediaType), not a manifest or index",
-                context: .init(digest: digest, mediaType: mediaType))
-        }
-        return Descriptor(mediaType: mediaType, digest: digest, size: size)
+        return try ImageDocuments.sniffDescriptor(bytes, digest: digest)
     }
 
     private static func readSmallFile(

@@ -1,12 +1,15 @@
 import Glibc
 import UnpackSystem
 
-/// Which image of an OCI image layout a user asked for.
+/// Which image of a local store a user asked for.
 ///
-/// Accepted forms: `oci:PATH[:REF]`, `oci:PATH@sha256:HEX`, and the same without `oci:`.
-/// `REF` is a tag (`org.opencontainers.image.ref.name` of an `index.json` entry). A colon inside
-/// PATH is kept when the whole string names an existing directory and the part before the last
-/// colon does not.
+/// Accepted forms (skopeo's transport names): `oci:PATH[:REF]`, `oci:PATH@sha256:HEX`, and the same
+/// without `oci:` (an OCI image layout directory); `oci-archive:PATH[:REF]` (a tar of a layout);
+/// `docker-archive:PATH[:REF]` (`docker save` output, REF a `RepoTags` entry such as
+/// `busybox:latest`). `REF` is a tag (`org.opencontainers.image.ref.name` of an `index.json`
+/// entry). A colon inside PATH is kept when the whole string names an existing directory (a file,
+/// for archives) and the part before the last colon does not; for a docker-archive, PATH ends at
+/// the first colon before which an existing file is named.
 public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     /// Which entry of the layout's `index.json` the reference selects.
     public enum Selector: Hashable, Sendable {
@@ -16,15 +19,28 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         case digest(Digest)
     }
 
-    /// The directory of the OCI image layout.
+    /// Where the images are stored.
+    public enum Transport: String, Hashable, Sendable {
+        /// An OCI image layout directory (`oci:`).
+        case layout = "oci"
+        /// A tar of an OCI image layout (`oci-archive:`).
+        case ociArchive = "oci-archive"
+        /// `docker save` output (`docker-archive:`).
+        case dockerArchive = "docker-archive"
+    }
+
+    /// The kind of store.
+    public var transport: Transport = .layout
+    /// The directory of the OCI image layout, or the archive file.
     public var layoutPath: String
     /// The tag or digest that picks the image, or `.only`.
     public var selector: Selector
 
     /// A reference to the image that `selector` picks in the layout at `layoutPath`.
-    public init(layoutPath: String, selector: Selector) {
+    public init(layoutPath: String, selector: Selector, transport: Transport = .layout) {
         self.layoutPath = layoutPath
         self.selector = selector
+        self.transport = transport
     }
 
     /// Parses one of the accepted forms, checking the file system to keep a colon that belongs to the path.
@@ -39,7 +55,36 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         // merge with the colon before it into one Character. (Bytes also spare the Swift runtime the
         // generic Unicode-view code that cost a few hundred microseconds at every start.)
         let bytes = Array(string.utf8)
-        let rest = bytes.starts(with: "oci:".utf8) ? bytes[4...] : bytes[...]
+        var transport = Transport.layout
+        var rest = bytes[...]
+        var exists = isDirectory
+        for candidate in [Transport.ociArchive, .dockerArchive, .layout]
+        where bytes.starts(with: (candidate.rawValue + ":").utf8) {
+            transport = candidate
+            rest = bytes[(candidate.rawValue.utf8.count + 1)...]
+            if candidate != .layout { exists = Self.isFile }
+            break
+        }
+        if transport == .dockerArchive,
+            !rest.contains(UInt8(ascii: "@")) || Self.isFile(String(decoding: rest, as: UTF8.self))
+        {
+            // REF is name:tag: PATH ends at the first colon before which a file exists.
+            let whole = String(decoding: rest, as: UTF8.self)
+            if !whole.isEmpty && !Self.isFile(whole) {
+                for colon in rest.indices where rest[colon] == UInt8(ascii: ":") && colon > rest.startIndex {
+                    let path = String(decoding: rest[..<colon], as: UTF8.self)
+                    let ref = String(decoding: rest[(colon + 1)...], as: UTF8.self)
+                    if Self.isFile(path) && !ref.isEmpty {
+                        self.init(layoutPath: path, selector: .tag(ref), transport: transport)
+                        return
+                    }
+                }
+            }
+            if !whole.isEmpty && !whole.contains(":") || Self.isFile(whole) {
+                self.init(layoutPath: whole, selector: .only, transport: transport)
+                return
+            }
+        }
         func text(_ part: ArraySlice<UInt8>) -> String { String(decoding: part, as: UTF8.self) }
         guard !rest.isEmpty else {
             throw UnpackError(
@@ -58,7 +103,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
                 throw UnpackError(
                     .invalidArgument, "image reference \"\(string.truncatedForMessage)\" names no layout directory")
             }
-            self.init(layoutPath: text(rest[..<at]), selector: .digest(digest))
+            self.init(layoutPath: text(rest[..<at]), selector: .digest(digest), transport: transport)
             return
         }
         let whole = text(rest)
@@ -67,8 +112,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             let tagBytes = rest[(colon + 1)...]
             let path = text(pathBytes)
             let tagLooksValid = !tagBytes.isEmpty && !tagBytes.contains(UInt8(ascii: "/")) && !pathBytes.isEmpty
-            if tagLooksValid && !(isDirectory(whole) && !isDirectory(path)) {
-                self.init(layoutPath: path, selector: .tag(text(tagBytes)))
+            if tagLooksValid && !(exists(whole) && !exists(path)) {
+                self.init(layoutPath: path, selector: .tag(text(tagBytes)), transport: transport)
                 return
             }
             if tagBytes.isEmpty {
@@ -76,19 +121,23 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
                     .invalidArgument, "image reference \"\(string.truncatedForMessage)\" has an empty tag after ':'")
             }
         }
-        self.init(layoutPath: whole, selector: .only)
+        self.init(layoutPath: whole, selector: .only, transport: transport)
     }
 
     /// The reference in its canonical `oci:` form: `oci:PATH`, `oci:PATH:TAG` or `oci:PATH@DIGEST`.
     public var description: String {
         switch selector {
-        case .only: "oci:\(layoutPath)"
-        case .tag(let tag): "oci:\(layoutPath):\(tag)"
-        case .digest(let digest): "oci:\(layoutPath)@\(digest)"
+        case .only: "\(transport.rawValue):\(layoutPath)"
+        case .tag(let tag): "\(transport.rawValue):\(layoutPath):\(tag)"
+        case .digest(let digest): "\(transport.rawValue):\(layoutPath)@\(digest)"
         }
     }
 
     private static func isDirectory(_ path: String) -> Bool {
         (try? fileStatus(path).get())?.isDirectory == true
+    }
+
+    private static func isFile(_ path: String) -> Bool {
+        (try? fileStatus(path).get())?.isRegularFile == true
     }
 }

@@ -170,6 +170,29 @@ package enum ImageDocuments {
         }
     }
 
+    /// What a blob named only by its digest is, from its verified content: a manifest or an index
+    /// (by its `mediaType`, else by its fields), or an error saying why it is neither.
+    package static func sniffDescriptor(_ bytes: [UInt8], digest: Digest) throws(UnpackError) -> Descriptor {
+        let probe = Probe(try requireStrictJSON(bytes, place: "blob \(digest)"))
+        let mediaType: MediaType
+        if let declared = probe.mediaType {
+            mediaType = declared
+        } else if probe.hasManifests && !probe.hasConfig {
+            mediaType = .ociIndex
+        } else if probe.hasConfig && !probe.hasManifests {
+            mediaType = .ociManifest
+        } else {
+            throw UnpackError(
+                .invalidImage, "blob \(digest) is neither a manifest nor an index", context: .init(digest: digest))
+        }
+        guard mediaType.kind == .manifest || mediaType.kind == .index else {
+            throw UnpackError(
+                .unsupportedMediaType, "blob \(digest) has media type \(mediaType), not a manifest or index",
+                context: .init(digest: digest, mediaType: mediaType))
+        }
+        return Descriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count))
+    }
+
     /// Reads an image configuration.
     package static func config(from bytes: [UInt8], where place: String) throws(UnpackError) -> ImageConfig {
         let value = try requireStrictJSON(bytes, place: place)

@@ -21,7 +21,7 @@ extension Unpacker {
         throws(UnpackError) -> VariantReport
     {
         let parsed = try ImageReference(parsing: reference)
-        let source = try OCILayout(path: parsed.layoutPath, limits: documentLimits)
+        let source = try openSource(parsed)
         return try verifyVariants(parsed, in: source, platform: platform, options: options)
     }
 
@@ -78,12 +78,13 @@ extension Unpacker {
             if !group.unverifiable.isEmpty { group.verdict = max(group.verdict, .incomplete) }
             groups.append(group)
         }
-        // A platform offered only through entries that cannot be verified is a group of its own.
-        for entry in unverifiable {
+        // With every platform asked for, one offered only through entries that cannot be verified
+        // is a group of its own (a single platform asked for is one of the groups above, or an
+        // error already).
+        for entry in unverifiable where platform == nil {
             guard let entryPlatform = entry.entry.platform?.normalized else { continue }
             let key = entryPlatform.description
             guard !groups.contains(where: { $0.platform == key }) else { continue }
-            if let platform, platform.matchRank(of: entryPlatform) == nil || !order.isEmpty { continue }
             groups.append(
                 VariantReport.Group(
                     platform: key, verdict: .incomplete, variants: [],

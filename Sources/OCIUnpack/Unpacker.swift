@@ -1,3 +1,4 @@
+import ArchiveSource
 import LayoutSource
 import Logging
 import OCIImage
@@ -34,8 +35,17 @@ public struct Unpacker: Sendable {
 
     /// Opens the layout `reference` names and resolves it for `request`.
     public func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
-        let layout = try OCILayout(path: reference.layoutPath, limits: documentLimits)
-        return try resolve(reference, in: layout, request: request)
+        try resolve(reference, in: try openSource(reference), request: request)
+    }
+
+    /// The store `reference` names: an OCI layout directory, an OCI archive or a docker archive,
+    /// each read in place.
+    public func openSource(_ reference: ImageReference) throws(UnpackError) -> any ImageSource {
+        switch reference.transport {
+        case .layout: try OCILayout(path: reference.layoutPath, limits: documentLimits)
+        case .ociArchive: try OCIArchive(path: reference.layoutPath, limits: documentLimits)
+        case .dockerArchive: try DockerArchive(path: reference.layoutPath, limits: documentLimits)
+        }
     }
 
     /// Resolves `reference`'s tag or digest in any source of images (see ``ImageSource``).

@@ -180,7 +180,8 @@ package struct Resolver: Sendable {
         let entries = source.index.manifests
         switch reference.selector {
         case .only:
-            if entries.count == 1, let only = entries.first {
+            // One image listed under several names (a docker-archive's tag and its short forms).
+            if let only = entries.first, entries.allSatisfy({ $0.digest == only.digest }) {
                 return [Root(descriptor: only, how: "the only entry of index.json")]
             }
             if entries.isEmpty {

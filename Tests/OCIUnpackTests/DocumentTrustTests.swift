@@ -110,7 +110,11 @@ import enum OCIImage.LayerCompression
         let error = try f.expectFailure(.invalidImage, "through a symlink")
         let text = String(describing: error)
         #expect(!text.contains(Digest.of(secret).encoded), "the secret's hash leaked: \(text)")
-        #expect(!text.contains(String(secret.count)), "the secret's length leaked: \(text)")
+        // As a number of its own, outside the paths and digests the message names (a random
+        // temporary path or a hex digest may hold the same digits).
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "(" || $0 == ")" || $0 == "," })
+        let numbers = words.filter { !$0.contains("/") && !$0.contains(":") }.map(String.init)
+        #expect(!numbers.contains(String(secret.count)), "the secret's length leaked: \(text)")
     }
 
     /// `blobs/sha256` itself a symlink to a directory outside the layout: nothing is read there.
