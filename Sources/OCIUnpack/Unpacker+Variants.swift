@@ -15,8 +15,11 @@ extension Unpacker {
     /// the same diff_ids are the same by construction; others are compared by their tree listings,
     /// built by applying their layers in memory.
     ///
-    /// - Parameter platform: the platform whose group to verify (its best-matching platform, as
-    ///   unpack ranks them); nil for every platform.
+    /// - Parameters:
+    ///   - reference: the image, in any form ``ImageReference`` parses.
+    ///   - platform: the platform whose group to verify (its best-matching platform, as unpack
+    ///     ranks them); nil for every platform.
+    ///   - options: limits, mtimes, the gzip decoder and how many differences to name.
     public func verifyVariants(_ reference: String, platform: Platform?, options: VerifyOptions = .init())
         throws(UnpackError) -> VariantReport
     {

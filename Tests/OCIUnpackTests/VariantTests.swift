@@ -490,8 +490,9 @@ enum OCILayoutReader {
             ])
         try #require(copy.status == 0, "\(copy.stderr)")
         let chunked = try #require(try LayoutSource.OCILayout(path: f.tmp.path + "/chunked").index.manifests.first)
-        try Command.run(
+        let merge = try Command.run(
             "sh", ["-c", "cp -n \"$0\"/blobs/sha256/* \"$1\"/blobs/sha256/", f.tmp.path + "/chunked", f.builder.path])
+        try #require(merge.status == 0, "\(merge.stderr)")
         var entry = chunked
         entry.platform = VariantFixture.amd64
         entry.annotations = nil
