@@ -14,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         // `swift package generate-documentation` (hack/test builds the library's DocC catalog).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // Registries (docker://): the Swift server ecosystem's HTTP client, on swift-nio and swift-nio-ssl.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // C libraries, each imported by exactly one Swift module.
@@ -37,6 +41,18 @@ let package = Package(
         .target(name: "LayoutSource", dependencies: ["OCIImage", "UnpackSystem"]),
         // Archives read in place: oci-archive (a tar of a layout) and docker-archive (docker save).
         .target(name: "ArchiveSource", dependencies: ["OCIImage", "UnpackSystem", "LayerStream"]),
+        // Registries (distribution-spec v2) over HTTP: manifests, blobs streamed with backpressure,
+        // token and basic auth, TLS.
+        .target(
+            name: "Registries",
+            dependencies: [
+                "OCIImage", "UnpackSystem",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(name: "Resolution", dependencies: ["OCIImage"]),
         .target(
             name: "LayerStream",
@@ -65,7 +81,7 @@ let package = Package(
         .target(
             name: "OCIUnpack",
             dependencies: [
-                "OCIImage", "UnpackSystem", "LayoutSource", "ArchiveSource", "Resolution", "LayerStream",
+                "OCIImage", "UnpackSystem", "LayoutSource", "ArchiveSource", "Registries", "Resolution", "LayerStream",
                 "LayerApply", "RuntimeBundle", "TreeCompare", .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -27,6 +27,8 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         case ociArchive = "oci-archive"
         /// `docker save` output (`docker-archive:`).
         case dockerArchive = "docker-archive"
+        /// A registry (`docker://`): `layoutPath` is `HOST/REPOSITORY`.
+        case registry = "docker"
     }
 
     /// The kind of store.
@@ -54,6 +56,10 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         // scalar, so cutting at them is exact, and a path that begins with a combining mark cannot
         // merge with the colon before it into one Character. (Bytes also spare the Swift runtime the
         // generic Unicode-view code that cost a few hundred microseconds at every start.)
+        if string.hasPrefix("docker://") {
+            self = try Self.registry(String(string.dropFirst("docker://".count)), whole: string)
+            return
+        }
         let bytes = Array(string.utf8)
         var transport = Transport.layout
         var rest = bytes[...]
@@ -124,13 +130,79 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         self.init(layoutPath: whole, selector: .only, transport: transport)
     }
 
-    /// The reference in its canonical `oci:` form: `oci:PATH`, `oci:PATH:TAG` or `oci:PATH@DIGEST`.
+    /// The reference in its canonical form: `TRANSPORT:PATH`, `TRANSPORT:PATH:TAG` or
+    /// `TRANSPORT:PATH@DIGEST` (`oci:`, `oci-archive:`, `docker-archive:`), or
+    /// `docker://HOST/REPO:TAG` and `docker://HOST/REPO@DIGEST`.
     public var description: String {
+        let prefix = transport == .registry ? "docker://" : transport.rawValue + ":"
         switch selector {
-        case .only: "\(transport.rawValue):\(layoutPath)"
-        case .tag(let tag): "\(transport.rawValue):\(layoutPath):\(tag)"
-        case .digest(let digest): "\(transport.rawValue):\(layoutPath)@\(digest)"
+        case .only: return "\(prefix)\(layoutPath)"
+        case .tag(let tag): return "\(prefix)\(layoutPath):\(tag)"
+        case .digest(let digest): return "\(prefix)\(layoutPath)@\(digest)"
         }
+    }
+
+    /// The registry host of a `docker://` reference (`docker.io` when none was named).
+    public var registryHost: String {
+        String(layoutPath.prefix { $0 != "/" })
+    }
+
+    /// The repository of a `docker://` reference (`library/busybox`).
+    public var repository: String {
+        String(layoutPath.drop { $0 != "/" }.dropFirst())
+    }
+
+    /// `[HOST[:PORT]/]REPO[:TAG|@DIGEST]` as docker reads it: the first component is a host when it
+    /// has a dot or a colon or is `localhost`; otherwise the host is `docker.io`, where a name of
+    /// one component is in `library/`. The tag defaults to `latest`.
+    private static func registry(_ text: String, whole: String) throws(UnpackError) -> ImageReference {
+        func invalid(_ why: String) -> UnpackError {
+            UnpackError(.invalidArgument, "invalid registry reference \"\(whole.truncatedForMessage)\": \(why)")
+        }
+        var name = text
+        var selector = Selector.tag("latest")
+        if let at = text.firstIndex(of: "@") {
+            name = String(text[..<at])
+            do {
+                selector = .digest(try Digest(parsing: String(text[text.index(after: at)...])))
+            } catch {
+                throw invalid(error.message)
+            }
+        } else if let colon = text.lastIndex(of: ":"), !text[colon...].contains("/") {
+            name = String(text[..<colon])
+            let tag = String(text[text.index(after: colon)...])
+            let tagCharacters = tag.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)
+                    || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
+            }
+            guard !tag.isEmpty, tag.utf8.count <= 128, tagCharacters, tag.first != ".", tag.first != "-" else {
+                throw invalid("tag \"\(tag.truncatedForMessage)\" is not [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+            }
+            selector = .tag(tag)
+        }
+        var parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard !name.isEmpty, !parts.contains(where: \.isEmpty) else { throw invalid("no repository") }
+        var host = "docker.io"
+        if parts.count > 1, parts[0].contains(".") || parts[0].contains(":") || parts[0] == "localhost" {
+            host = parts.removeFirst()
+        }
+        if host == "docker.io" && parts.count == 1 { parts.insert("library", at: 0) }
+        let repository = parts.joined(separator: "/")
+        let repositoryCharacters = repository.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == UInt8(ascii: "_")
+                || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "/")
+        }
+        guard repositoryCharacters else {
+            throw invalid(
+                "repository \"\(repository.truncatedForMessage)\" may hold only a-z, 0-9, '.', '_', '-' and '/'")
+        }
+        let hostCharacters = host.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a)
+                || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ":")
+                || $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]")
+        }
+        guard hostCharacters else { throw invalid("host \"\(host.truncatedForMessage)\" is not a host name") }
+        return ImageReference(layoutPath: host + "/" + repository, selector: selector, transport: .registry)
     }
 
     private static func isDirectory(_ path: String) -> Bool {

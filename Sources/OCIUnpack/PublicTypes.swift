@@ -1,5 +1,6 @@
 import LayerApply
 import OCIImage
+import Registries
 import Resolution
 import RuntimeBundle
 
@@ -53,5 +54,7 @@ public typealias ConfigOverrides = RuntimeBundle.ConfigOverrides
 public typealias IDMap = OCIImage.IDMap
 /// Whose ids the files of the rootfs get: the image's, rootless, or shifted through id maps.
 public typealias Ownership = LayerApply.Ownership
+/// Credentials and TLS for registries (`docker://` references).
+public typealias RegistryOptions = Registries.RegistryOptions
 /// What an id-mapped unpack does with ids its maps do not hold.
 public typealias UnmappedIDs = LayerApply.UnmappedIDs

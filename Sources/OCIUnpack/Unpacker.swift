@@ -2,6 +2,7 @@ import ArchiveSource
 import LayoutSource
 import Logging
 import OCIImage
+import Registries
 import Resolution
 
 /// The entry point of the library: resolves an image reference to one manifest of one platform
@@ -19,11 +20,18 @@ public struct Unpacker: Sendable {
     public var logger: Logger
     /// Size caps for the image's JSON documents.
     public var documentLimits: DocumentLimits
+    /// Credentials and TLS for `docker://` references.
+    public var registry: RegistryOptions
 
-    /// An unpacker logging to `logger`, reading documents within `documentLimits`.
-    public init(logger: Logger = Logger(label: "oci-unpack"), documentLimits: DocumentLimits = .init()) {
+    /// An unpacker logging to `logger`, reading documents within `documentLimits`, reaching
+    /// registries as `registry` says.
+    public init(
+        logger: Logger = Logger(label: "oci-unpack"), documentLimits: DocumentLimits = .init(),
+        registry: RegistryOptions = .init()
+    ) {
         self.logger = logger
         self.documentLimits = documentLimits
+        self.registry = registry
     }
 
     /// Parses `reference` (`oci:PATH[:TAG]`, `oci:PATH@DIGEST` or `PATH[:TAG]`), opens its layout
@@ -38,13 +46,14 @@ public struct Unpacker: Sendable {
         try resolve(reference, in: try openSource(reference), request: request)
     }
 
-    /// The store `reference` names: an OCI layout directory, an OCI archive or a docker archive,
-    /// each read in place.
+    /// The store `reference` names: an OCI layout directory, an OCI archive or a docker archive
+    /// (each read in place), or a registry.
     public func openSource(_ reference: ImageReference) throws(UnpackError) -> any ImageSource {
         switch reference.transport {
         case .layout: try OCILayout(path: reference.layoutPath, limits: documentLimits)
         case .ociArchive: try OCIArchive(path: reference.layoutPath, limits: documentLimits)
         case .dockerArchive: try DockerArchive(path: reference.layoutPath, limits: documentLimits)
+        case .registry: try RegistrySource(reference: reference, options: registry, limits: documentLimits)
         }
     }
 

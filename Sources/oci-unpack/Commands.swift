@@ -5,6 +5,29 @@ import Logging
 import OCIUnpack
 import UnpackSystem
 
+/// How to reach registries, for every command that reads an image.
+struct RegistryFlags: ParsableArguments {
+    @Option(help: "USER[:PASSWORD] for the registry (never printed).")
+    var creds: String?
+
+    @Option(help: "An auth file (containers-auth.json) instead of the usual ones.")
+    var authfile: String?
+
+    @Option(
+        name: .customLong("tls-verify"),
+        help: "false: skip TLS verification and allow plain HTTP for this run (default true).")
+    var tlsVerify: Bool = true
+
+    @Option(name: .customLong("cert-dir"), help: "CA certificates (*.crt) and client pairs (*.cert, *.key).")
+    var certDir: String?
+
+    func options() throws(UnpackError) -> RegistryOptions {
+        RegistryOptions(
+            credentials: try creds.map { (text) throws(UnpackError) in try RegistryOptions.parseCredentials(text) },
+            authFile: authfile, tlsVerify: tlsVerify, certDirectory: certDir)
+    }
+}
+
 /// Options shared by every command that resolves an image.
 struct ResolutionOptions: ParsableArguments {
     @Option(name: .long, help: "Platform as os/arch[/variant] (default: this machine's).")
@@ -88,6 +111,8 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var resolution: ResolutionOptions
 
+    @OptionGroup var registryFlags: RegistryFlags
+
     @Flag(help: "Print the documented JSON object (docs/inspect-json.md) instead of text.")
     var json = false
 
@@ -96,8 +121,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
-        let unpacker = Unpacker(logger: resolution.makeLogger())
         do {
+            let unpacker = Unpacker(logger: resolution.makeLogger(), registry: try registryFlags.options())
             let resolved = try unpacker.resolve(image, request: resolution.request())
             if json {
                 let encoder = JSONEncoder()
@@ -123,6 +148,8 @@ struct Unpack: ParsableCommand {
             """)
 
     @OptionGroup var resolution: ResolutionOptions
+
+    @OptionGroup var registryFlags: RegistryFlags
 
     @Flag(help: "Replace an existing non-empty BUNDLE (only after the new one is complete).")
     var force = false
@@ -259,7 +286,12 @@ struct Unpack: ParsableCommand {
         }
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         let logger = resolution.makeLogger()
-        let unpacker = Unpacker(logger: logger)
+        let unpacker: Unpacker
+        do {
+            unpacker = Unpacker(logger: logger, registry: try registryFlags.options())
+        } catch {
+            throw CLIFailure(error: error, json: false).report()
+        }
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
         // SIGINT, SIGTERM and the other terminating signals stop the unpack cleanly.

@@ -58,6 +58,8 @@ struct VerifyVariants: ParsableCommand {
 
     @OptionGroup var reading: ReadingOptions
 
+    @OptionGroup var registryFlags: RegistryFlags
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
@@ -78,9 +80,9 @@ struct VerifyVariants: ParsableCommand {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         var logger = Logger(label: "oci-unpack")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
-        let unpacker = Unpacker(logger: logger)
         let report: VariantReport
         do throws(UnpackError) {
+            let unpacker = Unpacker(logger: logger, registry: try registryFlags.options())
             var options = try reading.options(logger: logger)
             options.maxDifferences = maxDifferences
             let wanted: Platform? =
@@ -117,6 +119,8 @@ struct TreeDigest: ParsableCommand {
 
     @OptionGroup var reading: ReadingOptions
 
+    @OptionGroup var registryFlags: RegistryFlags
+
     @Option(help: "List this directory (an unpacked rootfs) instead of, or to compare with, IMAGE.")
     var rootfs: String?
 
@@ -133,10 +137,10 @@ struct TreeDigest: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         let logger = resolution.makeLogger()
-        let unpacker = Unpacker(logger: logger)
         let ignoreMtime = reading.ignoreMtime
         var listings: [(name: String, listing: TreeListing)] = []
         do throws(UnpackError) {
+            let unpacker = Unpacker(logger: logger, registry: try registryFlags.options())
             let options = try reading.options(logger: logger)
             if let image {
                 listings.append(

@@ -1,0 +1,459 @@
+import AsyncHTTPClient
+import FoundationEssentials
+import Glibc
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import OCIImage
+import UnpackSystem
+
+/// One repository of one registry, spoken to over distribution-spec v2: requests carry the
+/// current authorization, follow redirects by hand (a redirect to another host loses the
+/// `Authorization` header), retry what a server asks to be retried, and answer on the caller's
+/// thread (the HTTP client's event loops never block).
+final class RegistryClient: @unchecked Sendable {
+    /// The registry as named (`docker.io`, `127.0.0.1:5000`).
+    let host: String
+    let repository: String
+    /// Where its API is (`registry-1.docker.io` for docker.io).
+    let apiHost: String
+    private let client: HTTPClient
+    private let credentials: (user: String, password: String)?
+    private let plainHTTPAllowed: Bool
+    private let lock = ConditionLock()
+    private var authorization: String?
+    private var authMethod = "anonymous"
+    private var scheme = "https"
+
+    /// Attempts of one request when the server asks for a retry (429, 5xx) or the connection fails.
+    static let maxAttempts = 5
+    /// Redirects followed for one request.
+    static let maxRedirects = 10
+
+    init(host: String, repository: String, options: RegistryOptions) throws(UnpackError) {
+        self.host = host
+        self.repository = repository
+        apiHost = host == "docker.io" ? "registry-1.docker.io" : host
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if !options.tlsVerify { tls.certificateVerification = .none }
+        if let directory = options.certDirectory { try Self.addCertificates(from: directory, to: &tls) }
+        let configuration = HTTPClient.Configuration(
+            tlsConfiguration: tls, redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(30), read: .seconds(60)))
+        client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        plainHTTPAllowed = !options.tlsVerify || Self.isLoopback(host)
+        do throws(UnpackError) {
+            credentials = try options.credentials(for: host)
+            try probe()
+        } catch {
+            try? client.syncShutdown()
+            throw error
+        }
+    }
+
+    deinit { try? client.syncShutdown() }
+
+    /// `registry HOST, repository REPO`, for messages.
+    var place: String { "registry \(host), repository \(repository)" }
+
+    // MARK: - Requests
+
+    /// A response read whole (documents, tokens), at most `limit` bytes of body.
+    struct Reply {
+        let status: HTTPResponseStatus
+        let headers: HTTPHeaders
+        let body: [UInt8]
+    }
+
+    /// GET (or HEAD) of `path` under `/v2/REPO/`, with auth, redirects and retries; a 404 is
+    /// returned to the caller, which knows what was missing.
+    func fetch(_ path: String, accept: [String] = [], method: HTTPMethod = .GET, limit: Int) throws(UnpackError)
+        -> Reply
+    {
+        var url = "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)"
+        var redirects: Set<String> = []
+        var attempt = 0
+        var authenticated = false
+        while true {
+            attempt += 1
+            let sameHost = Self.host(of: url) == apiHost
+            var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")])
+            if !accept.isEmpty { headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
+            if sameHost, let authorization = currentAuthorization {
+                headers.add(name: "Authorization", value: authorization)
+            }
+            let reply: Reply
+            switch Self.send(client, url: url, method: method, headers: headers, limit: limit) {
+            case .success(let got): reply = got
+            case .failure(let error):
+                if let tooBig = error as? ResponseAccumulator.ResponseTooBigError {
+                    throw UnpackError(
+                        .limitExceeded, "\(place): \(path) is larger than \(tooBig.maxBodySize) bytes")
+                }
+                guard attempt < Self.maxAttempts else {
+                    throw UnpackError(.io, "\(place): \(method) \(path) failed: \(Self.describe(error))")
+                }
+                Self.pause(attempt: attempt, retryAfter: nil)
+                continue
+            }
+            switch reply.status.code {
+            case 200..<300, 404:
+                return reply
+            case 301, 302, 303, 307, 308:
+                guard let location = reply.headers.first(name: "Location") else {
+                    throw UnpackError(.io, "\(place): a redirect (\(reply.status.code)) without Location for \(path)")
+                }
+                let next = Self.resolve(location, against: url)
+                guard redirects.insert(next).inserted, redirects.count <= Self.maxRedirects else {
+                    throw UnpackError(.io, "\(place): redirects for \(path) loop or exceed \(Self.maxRedirects)")
+                }
+                url = next
+                attempt = 0
+            case 401:
+                guard sameHost, !authenticated, let challenge = reply.headers.first(name: "WWW-Authenticate") else {
+                    throw UnpackError(
+                        .permissionDenied,
+                        "\(place) refused \(path) (401 Unauthorized; authentication: \(currentAuthMethod))")
+                }
+                try authenticate(challenge)
+                authenticated = true
+            case 403:
+                throw UnpackError(
+                    .permissionDenied, "\(place) forbids \(path) (403 Forbidden; authentication: \(currentAuthMethod))")
+            case 429, 500..<600:
+                guard attempt < Self.maxAttempts else {
+                    throw UnpackError(
+                        .io,
+                        "\(place) answered \(reply.status.code) \(reply.status.reasonPhrase) for \(path) \(attempt) times"
+                    )
+                }
+                Self.pause(attempt: attempt, retryAfter: reply.headers.first(name: "Retry-After"))
+            default:
+                throw UnpackError(
+                    .io, "\(place) answered \(reply.status.code) \(reply.status.reasonPhrase) for \(path)")
+            }
+        }
+    }
+
+    /// Starts the download of a blob at `offset` (a `Range` request after the first byte) once its
+    /// response head says 200 or 206; auth, redirects and retries as for `fetch`.
+    func download(_ digest: Digest, offset: Int64) throws(UnpackError) -> BodyStream {
+        let path = "blobs/\(digest)"
+        var url = "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)"
+        var redirects: Set<String> = []
+        var attempt = 0
+        var authenticated = false
+        while true {
+            attempt += 1
+            let sameHost = Self.host(of: url) == apiHost
+            var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")])
+            if offset > 0 { headers.add(name: "Range", value: "bytes=\(offset)-") }
+            if sameHost, let authorization = currentAuthorization {
+                headers.add(name: "Authorization", value: authorization)
+            }
+            let body = BodyStream()
+            let head: HTTPResponseHead
+            do {
+                let request = try HTTPClient.Request(url: url, method: .GET, headers: headers)
+                body.task = client.execute(request: request, delegate: body)
+                head = try body.waitForHead()
+            } catch {
+                body.cancel()
+                guard attempt < Self.maxAttempts else {
+                    throw UnpackError(.io, "\(place): downloading \(digest) failed: \(Self.describe(error))")
+                }
+                Self.pause(attempt: attempt, retryAfter: nil)
+                continue
+            }
+            switch head.status.code {
+            case 200 where offset == 0, 206 where offset > 0:
+                return body
+            case 200:
+                // The server ignored the Range: the stream restarts where it stands.
+                body.cancel()
+                throw UnpackError(.io, "\(place): the server cannot resume \(digest) (it ignores Range requests)")
+            case 404:
+                body.cancel()
+                throw UnpackError(.notFound, "\(place) has no blob \(digest)", context: .init(digest: digest))
+            case 301, 302, 303, 307, 308:
+                body.cancel()
+                guard let location = head.headers.first(name: "Location") else {
+                    throw UnpackError(.io, "\(place): a redirect without Location for \(digest)")
+                }
+                let next = Self.resolve(location, against: url)
+                guard redirects.insert(next).inserted, redirects.count <= Self.maxRedirects else {
+                    throw UnpackError(.io, "\(place): redirects for \(digest) loop or exceed \(Self.maxRedirects)")
+                }
+                url = next
+                attempt = 0
+            case 401:
+                body.cancel()
+                guard sameHost, !authenticated, let challenge = head.headers.first(name: "WWW-Authenticate") else {
+                    throw UnpackError(
+                        .permissionDenied,
+                        "\(place) refused blob \(digest) (401 Unauthorized; authentication: \(currentAuthMethod))")
+                }
+                try authenticate(challenge)
+                authenticated = true
+            case 429, 500..<600:
+                body.cancel()
+                guard attempt < Self.maxAttempts else {
+                    throw UnpackError(
+                        .io, "\(place) answered \(head.status.code) for blob \(digest) \(attempt) times")
+                }
+                Self.pause(attempt: attempt, retryAfter: head.headers.first(name: "Retry-After"))
+            default:
+                body.cancel()
+                throw UnpackError(
+                    .io, "\(place) answered \(head.status.code) \(head.status.reasonPhrase) for blob \(digest)")
+            }
+        }
+    }
+
+    // MARK: - Scheme, auth
+
+    private var currentScheme: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return scheme
+    }
+
+    private var currentAuthorization: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return authorization
+    }
+
+    private var currentAuthMethod: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return authMethod
+    }
+
+    /// `GET /v2/`: which scheme answers (https; plain http only for a loopback registry, tried
+    /// first there, or with `--tls-verify=false`), and the first challenge, answered before any
+    /// real request. Only 200 and 401 count as an answer: a TLS server asked in plain HTTP says 400.
+    private func probe() throws(UnpackError) {
+        var failures: [String] = []
+        let order = Self.isLoopback(host) ? ["http", "https"] : plainHTTPAllowed ? ["https", "http"] : ["https"]
+        for candidate in order {
+            switch Self.send(
+                client, url: "\(candidate)://\(apiHost)/v2/", method: .GET, headers: [:], limit: 1 << 16,
+                deadline: .now() + .seconds(15))
+            {
+            case .success(let reply) where reply.status == .ok || reply.status == .unauthorized:
+                lock.lock()
+                scheme = candidate
+                lock.unlock()
+                if reply.status == .unauthorized, let challenge = reply.headers.first(name: "WWW-Authenticate") {
+                    try authenticate(challenge)
+                }
+                return
+            case .success(let reply):
+                failures.append("\(candidate): /v2/ answered \(reply.status.code) \(reply.status.reasonPhrase)")
+            case .failure(let error):
+                failures.append("\(candidate): \(Self.describe(error))")
+            }
+        }
+        throw UnpackError(.io, "cannot reach registry \(host): " + failures.joined(separator: "; "))
+    }
+
+    /// Answers a `WWW-Authenticate` challenge: Basic with the credentials, or Bearer with a token
+    /// from the challenge's realm (asked with the credentials when there are any).
+    private func authenticate(_ challenge: String) throws(UnpackError) {
+        let (kind, parameters) = Self.parseChallenge(challenge)
+        switch kind.lowercased() {
+        case "basic":
+            guard let credentials else {
+                throw UnpackError(
+                    .permissionDenied, "\(place) requires credentials (basic auth): give --creds or an auth file")
+            }
+            let encoded = Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString()
+            set(authorization: "Basic \(encoded)", method: "basic auth as \(credentials.user)")
+        case "bearer":
+            guard let realm = parameters["realm"], realm.hasPrefix("https://") || realm.hasPrefix("http://") else {
+                throw UnpackError(.io, "\(place) sent a Bearer challenge without a realm URL")
+            }
+            var query: [String] = []
+            if let service = parameters["service"] { query.append("service=" + Self.percentEncoded(service)) }
+            let scope = parameters["scope"] ?? "repository:\(repository):pull"
+            query.append("scope=" + Self.percentEncoded(scope))
+            let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
+            var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")])
+            if let credentials {
+                let encoded = Data("\(credentials.user):\(credentials.password)".utf8).base64EncodedString()
+                headers.add(name: "Authorization", value: "Basic \(encoded)")
+            }
+            let method =
+                credentials.map { "a token from \(Self.host(of: realm)) as \($0.user)" }
+                ?? "an anonymous token from \(Self.host(of: realm))"
+            let reply: Reply
+            switch Self.send(client, url: url, method: .GET, headers: headers, limit: 1 << 20) {
+            case .success(let got): reply = got
+            case .failure(let error):
+                throw UnpackError(
+                    .io,
+                    "\(place): the token service \(Self.host(of: realm)) cannot be reached: \(Self.describe(error))")
+            }
+            guard reply.status == .ok else {
+                throw UnpackError(
+                    .permissionDenied,
+                    "\(place): the token service \(Self.host(of: realm)) refused (\(reply.status.code) \(reply.status.reasonPhrase); authentication: \(method))"
+                )
+            }
+            guard case .object(let fields)? = try? ImageDocuments.requireStrictJSON(reply.body, place: "token"),
+                case .string(let token)? = fields["token"] ?? fields["access_token"], !token.isEmpty
+            else {
+                throw UnpackError(.io, "\(place): the token service \(Self.host(of: realm)) sent no token")
+            }
+            set(authorization: "Bearer \(token)", method: method)
+        default:
+            throw UnpackError(
+                .permissionDenied, "\(place) asks for \(kind) authentication, which oci-unpack does not speak")
+        }
+    }
+
+    private func set(authorization: String, method: String) {
+        lock.lock()
+        self.authorization = authorization
+        authMethod = method
+        lock.unlock()
+    }
+
+    // MARK: - Helpers
+
+    /// One request, its body read whole up to `limit`, on the caller's thread.
+    private static func send(
+        _ client: HTTPClient, url: String, method: HTTPMethod, headers: HTTPHeaders, limit: Int,
+        deadline: NIODeadline? = nil
+    ) -> Result<Reply, any Error> {
+        do {
+            let request = try HTTPClient.Request(url: url, method: method, headers: headers)
+            let response = try client.execute(
+                request: request, delegate: ResponseAccumulator(request: request, maxBodySize: limit),
+                deadline: deadline
+            ).futureResult.wait()
+            let body = response.body.map { Array($0.readableBytesView) } ?? []
+            return .success(Reply(status: response.status, headers: response.headers, body: body))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Backoff before another attempt: 0.5 s doubling to 8 s, or the server's `Retry-After`
+    /// seconds, at most 30.
+    private static func pause(attempt: Int, retryAfter: String?) {
+        var seconds = min(0.5 * Double(1 << min(attempt - 1, 4)), 8)
+        if let retryAfter, let asked = Double(retryAfter.trimmedOfSpaces) {
+            seconds = min(max(asked, 0), 30)
+        }
+        usleep(useconds_t(seconds * 1_000_000))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let ssl = error as? NIOSSLError {
+            return "TLS: \(ssl) (a registry with a private CA needs --cert-dir; --tls-verify=false skips the check)"
+        }
+        return String(describing: error)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let name =
+            host.hasPrefix("[") ? String(host.prefix { $0 != "]" }.dropFirst()) : String(host.prefix { $0 != ":" })
+        return name == "localhost" || name == "::1" || name.hasPrefix("127.")
+    }
+
+    static func host(of url: String) -> String {
+        guard let start = url.firstRange(of: "://")?.upperBound else { return "" }
+        return String(url[start...].prefix { $0 != "/" && $0 != "?" })
+    }
+
+    static func resolve(_ location: String, against url: String) -> String {
+        if location.contains("://") { return location }
+        guard let start = url.firstRange(of: "://")?.upperBound else { return location }
+        let origin = url[..<start] + url[start...].prefix { $0 != "/" }
+        return location.hasPrefix("/") ? origin + location : origin + "/" + location
+    }
+
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            let c = Character(Unicode.Scalar(byte))
+            if c.isASCII && (c.isLetter || c.isNumber || "-._~".contains(c)) {
+                out.append(c)
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+
+    /// `Bearer realm="…",service="…",scope="…"` → ("Bearer", parameters).
+    static func parseChallenge(_ header: String) -> (String, [String: String]) {
+        let trimmed = header.trimmedOfSpaces
+        let kind = String(trimmed.prefix { $0 != " " })
+        var rest = Substring(trimmed.dropFirst(kind.count))
+        var parameters: [String: String] = [:]
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "," }
+            guard let equals = rest.firstIndex(of: "=") else { break }
+            let key = rest[..<equals].trimmedOfSpaces.lowercased()
+            rest = rest[rest.index(after: equals)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                while let c = rest.first, c != "\"" {
+                    if c == "\\", let next = rest.dropFirst().first {
+                        value.append(next)
+                        rest = rest.dropFirst(2)
+                    } else {
+                        value.append(c)
+                        rest = rest.dropFirst()
+                    }
+                }
+                rest = rest.dropFirst()
+            } else {
+                value = String(rest.prefix { $0 != "," })
+                rest = rest.dropFirst(value.count)
+            }
+            parameters[key] = value
+        }
+        return (kind, parameters)
+    }
+
+    private static func addCertificates(from directory: String, to tls: inout TLSConfiguration) throws(UnpackError) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw UnpackError(.notFound, "--cert-dir \(directory) cannot be read", context: .init(path: directory))
+        }
+        for name in names.sorted() {
+            let path = directory + "/" + name
+            if name.hasSuffix(".crt") {
+                tls.additionalTrustRoots.append(.file(path))
+            } else if name.hasSuffix(".cert") {
+                let key = String(path.dropLast(".cert".count)) + ".key"
+                guard FileManager.default.fileExists(atPath: key) else {
+                    throw UnpackError(.notFound, "--cert-dir: \(name) has no \(key)", context: .init(path: key))
+                }
+                do {
+                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(path).map { .certificate($0) }
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                } catch {
+                    throw UnpackError(.invalidArgument, "--cert-dir: \(path) is not a PEM certificate: \(error)")
+                }
+            }
+        }
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs.
+    var trimmedOfSpaces: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,86 @@
+import FoundationEssentials
+import Glibc
+import OCIImage
+
+/// How to reach registries (`docker://` references): credentials and TLS.
+public struct RegistryOptions: Sendable {
+    /// `--creds USER[:PASSWORD]`: used for every registry, before any auth file.
+    public var credentials: (user: String, password: String)?
+    /// `--authfile FILE`: read instead of the usual files.
+    public var authFile: String?
+    /// `--tls-verify=false`: skip certificate verification and allow plain HTTP, for this run.
+    public var tlsVerify: Bool
+    /// `--cert-dir DIR`: `*.crt` CA certificates, and `*.cert`/`*.key` client pairs, as
+    /// containers-certs.d lays them out.
+    public var certDirectory: String?
+
+    /// Anonymous, with the system's trust store.
+    public init(
+        credentials: (user: String, password: String)? = nil, authFile: String? = nil, tlsVerify: Bool = true,
+        certDirectory: String? = nil
+    ) {
+        self.credentials = credentials
+        self.authFile = authFile
+        self.tlsVerify = tlsVerify
+        self.certDirectory = certDirectory
+    }
+
+    /// Parses `--creds USER[:PASSWORD]`.
+    public static func parseCredentials(_ text: String) throws(UnpackError) -> (user: String, password: String) {
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let user = parts.first, !user.isEmpty else {
+            throw UnpackError(.invalidArgument, "--creds needs USER[:PASSWORD]")
+        }
+        return (String(user), parts.count > 1 ? String(parts[1]) : "")
+    }
+
+    /// The credentials for `host`: `--creds`, else the first auth file that has an entry for it
+    /// (`--authfile`, else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+    /// `~/.docker/config.json`). Credential helpers (`credHelpers`, `credsStore`) are not run.
+    func credentials(for host: String) throws(UnpackError) -> (user: String, password: String)? {
+        if let credentials { return credentials }
+        var files: [String] = []
+        if let authFile {
+            files = [authFile]
+        } else {
+            let environment = ProcessInfo.processInfo.environment
+            if let file = environment["REGISTRY_AUTH_FILE"] { files.append(file) }
+            if let runtime = environment["XDG_RUNTIME_DIR"] { files.append(runtime + "/containers/auth.json") }
+            if let home = environment["HOME"] { files.append(home + "/.docker/config.json") }
+        }
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                if file == authFile {
+                    throw UnpackError(.notFound, "the auth file \(file) cannot be read", context: .init(path: file))
+                }
+                continue
+            }
+            guard let found = try Self.entry(in: Array(data), for: host, file: file) else { continue }
+            return found
+        }
+        return nil
+    }
+
+    /// The `auths` entry of an auth file for `host` (docker.io also as its index URL), decoded.
+    static func entry(in bytes: [UInt8], for host: String, file: String) throws(UnpackError) -> (
+        user: String, password: String
+    )? {
+        let value = try ImageDocuments.requireStrictJSON(bytes, place: file)
+        guard case .object(let top) = value, case .object(let auths)? = top["auths"] else { return nil }
+        var keys = [host, "https://\(host)", "http://\(host)"]
+        if host == "docker.io" { keys += ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"] }
+        for key in keys {
+            guard case .object(let entry)? = auths[key], case .string(let auth)? = entry["auth"] else { continue }
+            guard let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8),
+                let colon = text.firstIndex(of: ":")
+            else {
+                // The message names the file and the registry, never the value.
+                throw UnpackError(
+                    .invalidArgument, "the auth entry for \(host) in \(file) is not base64 of USER:PASSWORD",
+                    context: .init(path: file))
+            }
+            return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,151 @@
+import AsyncHTTPClient
+import OCIImage
+
+/// `docker://HOST/REPO[:TAG|@DIGEST]`: a registry (distribution-spec v2) as a source of images.
+/// Its index is the one entry the reference names (the manifest or index it resolves to, fetched
+/// once, hashed and checked against the digest asked for and against `Docker-Content-Digest`);
+/// nested indexes, manifests and configs are fetched by digest as resolution asks for them;
+/// layers stream from HTTP into the pipeline, never held whole nor written anywhere.
+package struct RegistrySource: ImageSource {
+    package let name: String
+    package let index: Index
+    package let limits: DocumentLimits
+    let client: RegistryClient
+    /// The documents already fetched (the reference's own manifest or index).
+    let fetched: [Digest: [UInt8]]
+
+    /// What `Accept` lists for manifests: every manifest and index type oci-unpack processes.
+    static let manifestTypes: [String] = [
+        MediaType.ociIndex.rawValue, MediaType.ociManifest.rawValue, MediaType.dockerManifestList.rawValue,
+        MediaType.dockerManifest.rawValue,
+    ]
+
+    package init(reference: ImageReference, options: RegistryOptions, limits: DocumentLimits = .init())
+        throws(UnpackError)
+    {
+        self.limits = limits
+        client = try RegistryClient(host: reference.registryHost, repository: reference.repository, options: options)
+        name = "docker://\(reference.registryHost)/\(reference.repository)"
+        let asked: String
+        var tag: String?
+        var digest: Digest?
+        switch reference.selector {
+        case .tag(let t):
+            asked = t
+            tag = t
+        case .digest(let d):
+            asked = d.description
+            digest = d
+        case .only:
+            asked = "latest"
+            tag = "latest"
+        }
+        let (bytes, mediaType, actual) = try Self.manifest(asked, client: client, limits: limits)
+        if let digest, digest != actual {
+            throw UnpackError(
+                .digestMismatch,
+                "\(client.place): the manifest sent for \(digest) does not hash to it", context: .init(digest: digest))
+        }
+        var annotations: [String: String]?
+        if let tag { annotations = [AnnotationKey.refName: tag] }
+        index = Index(
+            mediaType: .ociIndex,
+            manifests: [
+                Descriptor(mediaType: mediaType, digest: actual, size: Int64(bytes.count), annotations: annotations)
+            ])
+        fetched = [actual: bytes]
+    }
+
+    /// A manifest or index by tag or digest: its bytes (at most the manifest limit), its media
+    /// type (the response's `Content-Type`, else the document's own) and the digest of its bytes,
+    /// which `Docker-Content-Digest` must agree with when sent.
+    static func manifest(_ reference: String, client: RegistryClient, limits: DocumentLimits) throws(UnpackError) -> (
+        [UInt8], MediaType, Digest
+    ) {
+        let reply = try client.fetch("manifests/\(reference)", accept: manifestTypes, limit: limits.maxManifestBytes)
+        guard reply.status.code != 404 else {
+            throw UnpackError(.notFound, "\(client.place) has no manifest \(reference)")
+        }
+        let digest = Digest.of(reply.body)
+        if let sent = reply.headers.first(name: "Docker-Content-Digest"), let claimed = try? Digest(parsing: sent),
+            claimed.algorithm == digest.algorithm, claimed != digest
+        {
+            throw UnpackError(
+                .digestMismatch,
+                "\(client.place): the manifest for \(reference) does not hash to the Docker-Content-Digest \(claimed) sent with it",
+                context: .init(digest: claimed))
+        }
+        var mediaType: MediaType?
+        if let contentType = reply.headers.first(name: "Content-Type") {
+            let type = MediaType(rawValue: String(contentType.prefix { $0 != ";" }).trimmedOfSpaces)
+            if type.kind == .manifest || type.kind == .index { mediaType = type }
+        }
+        if mediaType == nil { mediaType = try ImageDocuments.sniffDescriptor(reply.body, digest: digest).mediaType }
+        return (reply.body, mediaType ?? .ociManifest, digest)
+    }
+
+    package func hasBlob(_ digest: Digest) -> Bool {
+        if fetched[digest] != nil { return true }
+        // HEAD: resolution asks whether layers exist without downloading them.
+        guard let reply = try? client.fetch("blobs/\(digest)", method: .HEAD, limit: 0) else { return true }
+        return reply.status.code != 404
+    }
+
+    package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
+        guard descriptor.size <= Int64(limit) else {
+            throw UnpackError(
+                .limitExceeded,
+                "blob \(descriptor.digest) (\(descriptor.mediaType)) is \(descriptor.size) bytes, over the \(limit)-byte limit for such documents",
+                context: context)
+        }
+        let bytes: [UInt8]
+        if let known = fetched[descriptor.digest] {
+            bytes = known
+        } else if descriptor.mediaType.kind == .manifest || descriptor.mediaType.kind == .index {
+            bytes = try Self.manifest(descriptor.digest.description, client: client, limits: limits).0
+        } else {
+            // One byte more than the descriptor's size tells a longer blob (an endless body) apart.
+            let reply: RegistryClient.Reply
+            do throws(UnpackError) {
+                reply = try client.fetch("blobs/\(descriptor.digest)", limit: Int(descriptor.size) + 1)
+            } catch {
+                guard error.code == .limitExceeded else { throw error }
+                throw UnpackError(
+                    .sizeMismatch,
+                    "\(client.place): blob \(descriptor.digest) is longer than its descriptor's size \(descriptor.size)",
+                    context: context)
+            }
+            guard reply.status.code != 404 else {
+                throw UnpackError(.notFound, "\(client.place) has no blob \(descriptor.digest)", context: context)
+            }
+            bytes = reply.body
+        }
+        guard Int64(bytes.count) == descriptor.size else {
+            throw UnpackError(
+                .sizeMismatch, "blob \(descriptor.digest) does not have its descriptor's size \(descriptor.size)",
+                context: context)
+        }
+        guard Digest.of(bytes, algorithm: descriptor.digest.algorithm) == descriptor.digest else {
+            throw UnpackError(
+                .digestMismatch,
+                "blob \(descriptor.digest) from \(client.place) is corrupt: its content does not hash to its digest",
+                context: context)
+        }
+        return bytes
+    }
+
+    package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
+        try RegistryBlobStream(client: client, descriptor: descriptor)
+    }
+
+    package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
+        let (bytes, mediaType, actual) = try Self.manifest(digest.description, client: client, limits: limits)
+        guard actual == digest else {
+            throw UnpackError(
+                .digestMismatch, "\(client.place): the manifest sent for \(digest) does not hash to it",
+                context: .init(digest: digest))
+        }
+        return Descriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count))
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import OCIImage
+import OCIUnpack
+import Testing
+import UnpackTestSupport
+
+import struct OCIImage.Platform
+
+/// Pulls from Debian's docker-registry, started on 127.0.0.1 by each test, with the example image
+/// (a multi-platform index with gzip, zstd and mixed variants) pushed by skopeo.
+@Suite(.serialized) struct RegistryTests {
+    static let amd64 = Platform(os: "linux", architecture: "amd64")
+
+    /// The example layout, written once per test.
+    final class Example {
+        let tmp: TemporaryDirectory
+        var layout: String { tmp.path + "/layout" }
+
+        init() throws {
+            tmp = try TemporaryDirectory()
+            try ExampleImage.write(to: layout, busybox: try ExampleImage.hostBusybox())
+        }
+
+        /// `skopeo copy --all` of tag `latest` to `destination` (`docker://HOST/REPO:TAG`).
+        func push(to destination: String, extra: [String] = []) throws {
+            let copy = try Command.run(
+                "skopeo", ["copy", "--quiet", "--all"] + extra + ["oci:\(layout):latest", destination])
+            try #require(copy.status == 0, "skopeo copy to \(destination): \(copy.stderr)")
+        }
+
+        func localDigest() throws -> Digest {
+            try Unpacker().treeListing(
+                "oci:\(layout):latest", request: ResolutionRequest(platform: RegistryTests.amd64)
+            )
+            .digest()
+        }
+    }
+
+    static func tree(_ reference: String, _ unpacker: Unpacker = Unpacker()) throws(UnpackError) -> Digest {
+        try unpacker.treeListing(reference, request: ResolutionRequest(platform: amd64)).digest()
+    }
+
+    @Test(.timeLimit(.minutes(2))) func aPulledTreeEqualsTheLocalOne() throws {
+        let registry = try TestRegistry(.plain)
+        let example = try Example()
+        try example.push(to: "docker://\(registry.host)/example/app:v1", extra: ["--dest-tls-verify=false"])
+        let reference = "docker://\(registry.host)/example/app:v1"
+        #expect(try Self.tree(reference) == (try example.localDigest()))
+
+        let inspect = try Command.run(Command.ociUnpack, ["inspect", "--platform", "linux/amd64", "--json", reference])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any])
+        #expect(object["reference"] as? String == reference)
+        #expect((object["candidates"] as? [Any])?.count == 3)
+
+        let bundle = example.tmp.path + "/bundle"
+        let unpack = try Command.run(
+            Command.ociUnpack, ["unpack", "-q", "--platform", "linux/amd64", reference, bundle])
+        #expect(unpack.status == 0, "\(unpack.stderr)")
+        #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/app/message.txt"))
+
+        // By digest, and what is missing.
+        let index = try #require(
+            try Unpacker().resolve(reference, request: ResolutionRequest(platform: Self.amd64)).steps.first)
+        #expect(try Self.tree("docker://\(registry.host)/example/app@\(index.digest)") == (try example.localDigest()))
+        let noTag = try Command.run(Command.ociUnpack, ["inspect", "docker://\(registry.host)/example/app:nope"])
+        #expect(noTag.status == 66)
+        #expect(noTag.stderr.contains("registry \(registry.host), repository example/app has no manifest nope"))
+    }
+
+    @Test(.timeLimit(.minutes(2))) func basicAuthOverTLSWithAPrivateCA() throws {
+        let password = "s3cret-Pa55"
+        let registry = try TestRegistry(.tlsBasic(user: "alice", password: password))
+        let example = try Example()
+        try example.push(
+            to: "docker://\(registry.host)/private/app:v1",
+            extra: ["--dest-creds", "alice:\(password)", "--dest-cert-dir", registry.certDirectory])
+        let reference = "docker://\(registry.host)/private/app:v1"
+        let base = ["tree-digest", "--platform", "linux/amd64", reference]
+
+        let good = try Command.run(
+            Command.ociUnpack, base + ["--creds", "alice:\(password)", "--cert-dir", registry.certDirectory])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.hasPrefix((try example.localDigest()).description))
+
+        let anonymous = try Command.run(Command.ociUnpack, base + ["--cert-dir", registry.certDirectory])
+        #expect(anonymous.status == 77)
+        #expect(anonymous.stderr.contains("requires credentials (basic auth)"))
+
+        let wrong = try Command.run(
+            Command.ociUnpack, base + ["--creds", "alice:wrong", "--cert-dir", registry.certDirectory])
+        #expect(wrong.status == 77)
+        #expect(wrong.stderr.contains("basic auth as alice"))
+        #expect(!wrong.stderr.contains("wrong"), "a password never appears")
+
+        let untrusted = try Command.run(Command.ociUnpack, base + ["--creds", "alice:\(password)"])
+        #expect(untrusted.status == 74)
+        #expect(untrusted.stderr.contains("TLS"))
+        #expect(!untrusted.stderr.contains(password))
+
+        let unverified = try Command.run(
+            Command.ociUnpack, base + ["--creds", "alice:\(password)", "--tls-verify=false"])
+        #expect(unverified.status == 0, "\(unverified.stderr)")
+
+        // An auth file in the usual place serves as well as --creds.
+        let home = example.tmp.path + "/home"
+        try FileManager.default.createDirectory(atPath: home + "/.docker", withIntermediateDirectories: true)
+        let auth = Data("alice:\(password)".utf8).base64EncodedString()
+        try Data(#"{"auths":{"\#(registry.host)":{"auth":"\#(auth)"}}}"#.utf8).write(
+            to: URL(fileURLWithPath: home + "/.docker/config.json"))
+        let fromFile = try Command.run(
+            Command.ociUnpack, base + ["--cert-dir", registry.certDirectory],
+            environment: ["HOME": home, "PATH": "/usr/bin:/bin"])
+        #expect(fromFile.status == 0, "\(fromFile.stderr)")
+    }
+
+    @Test(.timeLimit(.minutes(3))) func faultsAreRetriedResumedOrRefused() throws {
+        let registry = try TestRegistry(.plain)
+        let example = try Example()
+        try example.push(to: "docker://\(registry.host)/example/app:v1", extra: ["--dest-tls-verify=false"])
+        let expected = try example.localDigest()
+        func pull(_ rules: [(String, FaultProxy.Fault, Int)]) throws -> Result<Digest, UnpackError> {
+            let proxy = try FaultProxy(upstream: registry.host, rules: rules)
+            let reference = "docker://\(proxy.host)/example/app:v1"
+            return Result { () throws(UnpackError) in try Self.tree(reference) }
+        }
+        // 500s, then success; 429 with Retry-After; a connection dropped mid-blob, resumed.
+        #expect(try pull([("/blobs/", .status(500, retryAfter: nil), 2)]).get() == expected)
+        #expect(try pull([("/manifests/", .status(429, retryAfter: 1), 1)]).get() == expected)
+        #expect(try pull([("/blobs/sha256:", .drop(afterBytes: 1000), 1)]).get() == expected)
+        // Altered bytes, a manifest that does not match its digest, an endless body, a redirect loop.
+        let corrupt = try pull([("/blobs/sha256:", .corrupt, 0)])
+        #expect(throws: UnpackError.self) { try corrupt.get() }
+        if case .failure(let error) = corrupt {
+            #expect(error.code == .digestMismatch || error.code == .corruptLayer)
+        }
+        let manifest = try pull([("/manifests/v1", .corrupt, 0)])
+        if case .failure(let error) = manifest {
+            #expect(error.code == .digestMismatch || error.code == .invalidImage)
+        } else {
+            Issue.record("an altered manifest was accepted")
+        }
+        let endless = try pull([("/blobs/sha256:", .endless, 0)])
+        if case .failure(let error) = endless {
+            #expect(error.code == .sizeMismatch)
+        } else {
+            Issue.record("an endless body was accepted")
+        }
+        let loop = try pull([("/manifests/", .redirectLoop, 0)])
+        if case .failure(let error) = loop {
+            #expect(error.code == .io)
+            #expect(error.message.contains("redirects"))
+        } else {
+            Issue.record("a redirect loop was followed")
+        }
+        let down = try pull([("/blobs/", .status(503, retryAfter: 0), 0)])
+        if case .failure(let error) = down {
+            #expect(error.code == .io)
+            #expect(error.message.contains("503"))
+        } else {
+            Issue.record("a registry that always fails was accepted")
+        }
+    }
+}
