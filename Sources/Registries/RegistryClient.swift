@@ -233,13 +233,15 @@ final class RegistryClient: @unchecked Sendable {
     /// `GET /v2/`: which scheme answers (https; plain http only for a loopback registry, tried
     /// first there, or with `--tls-verify=false`), and the first challenge, answered before any
     /// real request. Only 200 and 401 count as an answer: a TLS server asked in plain HTTP says 400.
+    /// Each scheme gets 5 s: the HTTP client retries a failed connection (an untrusted certificate
+    /// too) until the request's deadline.
     private func probe() throws(UnpackError) {
         var failures: [String] = []
         let order = Self.isLoopback(host) ? ["http", "https"] : plainHTTPAllowed ? ["https", "http"] : ["https"]
         for candidate in order {
             switch Self.send(
                 client, url: "\(candidate)://\(apiHost)/v2/", method: .GET, headers: [:], limit: 1 << 16,
-                deadline: .now() + .seconds(15))
+                deadline: .now() + .seconds(5))
             {
             case .success(let reply) where reply.status == .ok || reply.status == .unauthorized:
                 lock.lock()
