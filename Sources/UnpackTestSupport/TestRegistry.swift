@@ -9,11 +9,16 @@ package final class TestRegistry: @unchecked Sendable {
         case plain
         /// TLS with a CA made for the test, and htpasswd basic auth (`user`, `password`).
         case tlsBasic(user: String, password: String)
+        /// Plain HTTP with token auth: a small token issuer (started beside the registry) grants
+        /// `user` what it asks for and anybody else nothing, in RS256 tokens the registry checks.
+        case token(user: String, password: String)
     }
 
     package let directory: TemporaryDirectory
     package let port: Int
     package let process: Process
+    /// The token issuer, in token mode.
+    var issuer: Process?
     /// The CA certificate (TLS mode), as `--cert-dir` and skopeo's `--dest-cert-dir` take it.
     package var certDirectory: String { directory.path + "/certs" }
     /// `127.0.0.1:PORT`.
@@ -62,6 +67,49 @@ package final class TestRegistry: @unchecked Sendable {
 
                 """
         }
+        if case .token(let user, let password) = mode {
+            let issuerPort = try Self.freePort()
+            let made = try Command.run(
+                "openssl",
+                [
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=oci-unpack-test-issuer",
+                    "-keyout", root + "/signing.key", "-out", root + "/signing.crt",
+                ])
+            guard made.status == 0 else { throw TestRegistryError.setup("signing key: \(made.stderr)") }
+            try Self.issuerScript.write(toFile: root + "/issuer.py", atomically: true, encoding: .utf8)
+            let issuer = Process()
+            issuer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            issuer.arguments = [
+                "python3", root + "/issuer.py", String(issuerPort), root + "/signing.key", root + "/signing.crt", user,
+                password,
+            ]
+            issuer.standardOutput = FileHandle.nullDevice
+            issuer.standardError = FileHandle.nullDevice
+            try issuer.run()
+            self.issuer = issuer
+            config += """
+                auth:
+                  token:
+                    realm: http://127.0.0.1:\(issuerPort)/token
+                    service: oci-unpack-test
+                    issuer: oci-unpack-test-issuer
+                    rootcertbundle: \(root)/signing.crt
+
+                """
+            var listening = false
+            for _ in 0..<200 {
+                if Self.accepts(issuerPort) {
+                    listening = true
+                    break
+                }
+                usleep(25_000)
+            }
+            guard listening else {
+                kill(issuer.processIdentifier, SIGKILL)
+                throw TestRegistryError.setup("the token issuer did not listen")
+            }
+        }
         try config.write(toFile: root + "/config.yml", atomically: true, encoding: .utf8)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
@@ -84,7 +132,56 @@ package final class TestRegistry: @unchecked Sendable {
         // child inherits that.
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+        if let issuer {
+            kill(issuer.processIdentifier, SIGKILL)
+            issuer.waitUntilExit()
+        }
     }
+
+    /// The token issuer: RS256 JWTs signed with openssl, the signing certificate in `x5c` (the
+    /// registry checks it against its `rootcertbundle`).
+    static let issuerScript = #"""
+        import base64, http.server, json, subprocess, sys, time, urllib.parse
+
+        port, key, cert, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+        der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], capture_output=True, check=True).stdout
+
+        def b64(data):
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        class Issuer(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                granted = []
+                auth = self.headers.get("Authorization", "")
+                if auth.startswith("Basic "):
+                    if base64.b64decode(auth[6:]).decode() != user + ":" + password:
+                        self.send_response(401)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    for scope in query.get("scope", []):
+                        kind, name, actions = scope.split(":")
+                        granted.append({"type": kind, "name": name, "actions": actions.split(",")})
+                now = int(time.time())
+                header = {"alg": "RS256", "typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
+                claims = {"iss": "oci-unpack-test-issuer", "sub": user, "aud": query.get("service", [""])[0],
+                          "exp": now + 600, "nbf": now - 10, "iat": now, "jti": str(time.time_ns()), "access": granted}
+                signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+                signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing_input.encode(),
+                                           capture_output=True, check=True).stdout
+                body = json.dumps({"token": signing_input + "." + b64(signature)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        http.server.ThreadingHTTPServer(("127.0.0.1", port), Issuer).serve_forever()
+        """#
 
     /// A port nothing listens on now (the kernel's pick for port 0).
     static func freePort() throws -> Int {

@@ -114,6 +114,28 @@ import struct OCIImage.Platform
         #expect(fromFile.status == 0, "\(fromFile.stderr)")
     }
 
+    @Test(.timeLimit(.minutes(2))) func tokenAuthThroughTheChallengesRealm() throws {
+        let registry = try TestRegistry(.token(user: "bob", password: "t0ken-Pass"))
+        let example = try Example()
+        try example.push(
+            to: "docker://\(registry.host)/team/app:v1",
+            extra: ["--dest-tls-verify=false", "--dest-creds", "bob:t0ken-Pass"])
+        let reference = "docker://\(registry.host)/team/app:v1"
+        let base = ["tree-digest", "--platform", "linux/amd64", reference]
+        let good = try Command.run(Command.ociUnpack, base + ["--creds", "bob:t0ken-Pass"])
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.hasPrefix((try example.localDigest()).description))
+        // An anonymous token grants nothing; a wrong password gets no token.
+        let anonymous = try Command.run(Command.ociUnpack, base)
+        #expect(anonymous.status == 77)
+        #expect(anonymous.stderr.contains("an anonymous token from 127.0.0.1"))
+        let wrong = try Command.run(Command.ociUnpack, base + ["--creds", "bob:nope"])
+        #expect(wrong.status == 77)
+        #expect(wrong.stderr.contains("the token service 127.0.0.1"))
+        #expect(wrong.stderr.contains("as bob"))
+        #expect(!wrong.stderr.contains("nope"))
+    }
+
     @Test(.timeLimit(.minutes(3))) func faultsAreRetriedResumedOrRefused() throws {
         let registry = try TestRegistry(.plain)
         let example = try Example()
