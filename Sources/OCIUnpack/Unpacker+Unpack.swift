@@ -65,11 +65,25 @@ extension Unpacker {
             let source = image.source
             var entries: [Int] = []
             var uncompressed: Int64 = 0
-            for layer in image.layers {
+            // One layer ahead: the next layer's stream is opened before this one is applied, so a
+            // registry starts sending it (up to its 4 MiB body buffer) while this one unpacks. If
+            // opening it early fails, it is opened again in its turn, which reports the error.
+            var ahead: (any ByteStream)?
+            for (position, layer) in image.layers.enumerated() {
                 do throws(UnpackError) {
+                    let stream: any ByteStream
+                    if let opened = ahead {
+                        stream = opened
+                    } else {
+                        stream = try source.openBlob(layer.descriptor)
+                    }
+                    ahead = nil
+                    if position + 1 < image.layers.count {
+                        ahead = try? source.openBlob(image.layers[position + 1].descriptor)
+                    }
                     let (count, bytes) = try apply(
-                        layer, of: image, from: source, with: applier, options: options, uncompressedSoFar: uncompressed
-                    )
+                        layer, of: image, stream: stream, with: applier, options: options,
+                        uncompressedSoFar: uncompressed)
                     entries.append(count)
                     uncompressed += bytes
                 } catch {
@@ -125,7 +139,7 @@ extension Unpacker {
 
     /// One layer: blob → size/digest check → decompressor → diff_id check → tar reader → applier.
     private func apply(
-        _ layer: ResolvedImage.Layer, of image: ResolvedImage, from source: any ImageSource, with applier: Applier,
+        _ layer: ResolvedImage.Layer, of image: ResolvedImage, stream: any ByteStream, with applier: Applier,
         options: UnpackOptions, uncompressedSoFar: Int64
     ) throws(UnpackError) -> (entries: Int, uncompressedBytes: Int64) {
         let descriptor = layer.descriptor
@@ -136,7 +150,7 @@ extension Unpacker {
             ])
         let logger = self.logger
         let pipeline = try LayerPipeline(
-            stream: try source.openBlob(descriptor), descriptor: descriptor, compression: layer.compression,
+            stream: stream, descriptor: descriptor, compression: layer.compression,
             diffID: layer.diffID, limits: options.limits, uncompressedSoFar: uncompressedSoFar,
             gzip: options.gzipDecoder.implementation, prefetch: options.prefetch
         ) { warning in
