@@ -36,6 +36,8 @@ SHORT = {
     "oci-unpack-tar": "oci-unpack (tar layer)",
     "start-floor": "libarchive start-up",
     "oci-unpack-verify": "oci-unpack verify-variants",
+    "oci-unpack-pull": "oci-unpack (pull from the registry)",
+    "skopeo-umoci": "skopeo copy + umoci unpack",
     "decompress-all": "igzip/zstd -dc of every layer",
 }
 DESCRIPTION = {
@@ -45,6 +47,7 @@ DESCRIPTION = {
     "debian-mixed": "the same image; gzip base, zstd second layer",
     "variants": "the debian image as gzip, zstd, re-tarred zstd and zstd:chunked variants in one index",
     "variants-plain": "the same index without the zstd:chunked variant",
+    "registry-gzip": "debian-gzip pushed to docker-registry on 127.0.0.1 (plain HTTP)",
     "files-1k": "1,000 small files, one gzip layer",
     "files-20k": "20,000 small files, one gzip layer",
     "files-200k": "200,000 small files, one gzip layer",
@@ -221,6 +224,19 @@ def main():
     variant_target(
         "rootless: oci-unpack ≤ 0.5 × umoci --rootless", "debian-gzip", "oci-unpack-rootless", "umoci-rootless", 0.5
     )
+    variant_target(
+        "pull + unpack from a loopback registry ≤ 1.15 × the local unpack", "registry-gzip", "oci-unpack-pull",
+        "oci-unpack", 1.15,
+    )
+    variant_target(
+        "pull: oci-unpack ≤ 1/3 × skopeo copy + umoci unpack", "registry-gzip", "oci-unpack-pull", "skopeo-umoci",
+        1 / 3,
+    )
+    if ("registry-gzip", "oci-unpack-pull") in runs:
+        pull_rss = rss_mib("registry-gzip", "oci-unpack-pull")
+        targets.append(
+            ("peak RSS during a pull ≤ 96 MiB", "registry-gzip", f"{pull_rss:.1f} MiB", verdict(pull_rss <= 96))
+        )
     for w in ("variants", "variants-plain"):
         variant_target(
             "verify-variants ≤ 1.2 × decompressing every variant's layers", w, "oci-unpack-verify", "decompress-all", 1.2
