@@ -31,29 +31,14 @@ struct ArchiveBlobs: Sendable {
     }
 
     func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
-        let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        guard descriptor.size <= Int64(limit) else {
-            throw UnpackError(
-                .limitExceeded,
-                "blob \(descriptor.digest) (\(descriptor.mediaType)) is \(descriptor.size) bytes, over the \(limit)-byte limit for such documents",
-                context: context)
-        }
+        try descriptor.checkDocumentSize(limit: limit)
         let bytes: [UInt8]
         if let document = made[descriptor.digest] {
             bytes = document
         } else {
             bytes = try archive.read(try stored(descriptor), limit: limit)
         }
-        guard Int64(bytes.count) == descriptor.size else {
-            throw UnpackError(
-                .sizeMismatch, "blob \(descriptor.digest) does not have its descriptor's size \(descriptor.size)",
-                context: context)
-        }
-        guard Digest.of(bytes, algorithm: descriptor.digest.algorithm) == descriptor.digest else {
-            throw UnpackError(
-                .digestMismatch, "blob \(descriptor.digest) is corrupt: its content does not hash to its digest",
-                context: context)
-        }
+        try descriptor.checkContent(bytes, from: "the archive \(archive.path)")
         return bytes
     }
 
@@ -100,9 +85,30 @@ struct ArchiveBlobs: Sendable {
     }
 }
 
+/// A source whose blobs are an archive's members: the blob calls go to its `ArchiveBlobs`.
+protocol ArchiveBacked: ImageSource {
+    var blobs: ArchiveBlobs { get }
+}
+
+extension ArchiveBacked {
+    package func hasBlob(_ digest: Digest) -> Bool { blobs.hasBlob(digest) }
+
+    package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+        try blobs.readBlob(descriptor, limit: limit)
+    }
+
+    package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
+        try blobs.openBlob(descriptor)
+    }
+
+    package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
+        try blobs.sniffDescriptor(for: digest, limits: limits)
+    }
+}
+
 /// `oci-archive:PATH`: a tar of an OCI image layout (`oci-layout`, `index.json`, `blobs/`), as
 /// `skopeo copy … oci-archive:` writes it, read in place.
-package struct OCIArchive: ImageSource {
+package struct OCIArchive: ArchiveBacked {
     package let path: String
     package var name: String { "oci-archive:\(path)" }
     package let index: Index
@@ -123,11 +129,7 @@ package struct OCIArchive: ImageSource {
                 .notFound, "the archive \(archive.path) holds no oci-layout file: not an OCI layout archive",
                 context: context)
         }
-        let markerValue = try ImageDocuments.requireStrictJSON(marker, place: "\(archive.path): oci-layout")
-        guard (try? DocumentFields(markerValue, at: "").string("imageLayoutVersion"))?.hasPrefix("1.") == true else {
-            throw UnpackError(
-                .invalidImage, "\(archive.path): oci-layout has no imageLayoutVersion 1.x", context: context)
-        }
+        try ImageDocuments.checkLayoutMarker(marker, place: "\(archive.path): oci-layout")
         guard let indexBytes = try ArchiveBlobs.document(archive, "index.json", limit: limits.maxManifestBytes) else {
             throw UnpackError(.notFound, "the archive \(archive.path) holds no index.json", context: context)
         }
@@ -135,16 +137,6 @@ package struct OCIArchive: ImageSource {
         blobs = ArchiveBlobs(archive: archive, names: ArchiveBlobs.layoutBlobs(archive))
     }
 
-    package func hasBlob(_ digest: Digest) -> Bool { blobs.hasBlob(digest) }
-    package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
-        try blobs.readBlob(descriptor, limit: limit)
-    }
-    package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
-        try blobs.openBlob(descriptor)
-    }
-    package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
-        try blobs.sniffDescriptor(for: digest, limits: limits)
-    }
 }
 
 /// `docker-archive:PATH`: `docker save` output (and `skopeo copy … docker-archive:`), read in
@@ -154,7 +146,7 @@ package struct OCIArchive: ImageSource {
 /// bytes); a compressed layer (gzip or zstd, by its magic) is hashed once to name it. Each
 /// image becomes a Docker schema-2 manifest (held in memory, named by its digest) and an entry of
 /// the index, tagged with each of its `RepoTags` (`docker-archive:PATH:busybox:latest`).
-package struct DockerArchive: ImageSource {
+package struct DockerArchive: ArchiveBacked {
     package let path: String
     package var name: String { "docker-archive:\(path)" }
     package let index: Index
@@ -294,14 +286,4 @@ package struct DockerArchive: ImageSource {
         return Descriptor(mediaType: mediaType, digest: digester.finalize(), size: member.size)
     }
 
-    package func hasBlob(_ digest: Digest) -> Bool { blobs.hasBlob(digest) }
-    package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
-        try blobs.readBlob(descriptor, limit: limit)
-    }
-    package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
-        try blobs.openBlob(descriptor)
-    }
-    package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
-        try blobs.sniffDescriptor(for: digest, limits: limits)
-    }
 }

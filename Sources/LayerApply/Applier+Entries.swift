@@ -5,24 +5,37 @@ import UnpackSystem
 
 // Creating entries: files, directories, symlinks, hardlinks, devices; collisions replace.
 extension Applier {
+    /// Whether an entry named `name` is a whiteout (or opaque marker); `.wh.`, `.wh..` and
+    /// `.wh...` are refused: they name nothing, or the directory itself, or its parent. Shared with
+    /// the in-memory apply, which must refuse what this refuses.
+    package static func isWhiteout(_ name: ArraySlice<UInt8>, _ entry: TarEntry) throws(UnpackError) -> Bool {
+        guard name.starts(with: whiteoutPrefix) else { return false }
+        let hidden = name.dropFirst(whiteoutPrefix.count)
+        if hidden.isEmpty || hidden.elementsEqual(".".utf8) || hidden.elementsEqual("..".utf8) {
+            throw UnpackError(
+                .unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
+        }
+        return true
+    }
+
+    /// The root may only be described by a directory entry.
+    package static func checkRootEntry(_ entry: TarEntry) throws(UnpackError) {
+        guard entry.kind == .directory else {
+            throw UnpackError(
+                .unsafePath, "tar entry \(entry.displayPath) would replace the root directory",
+                context: .init(path: entry.displayPath))
+        }
+    }
+
     func apply(_ entry: TarEntry, reader: TarReader, layer: inout LayerState) throws(UnpackError) {
         let path = EntryPath(cleaning: entry.path)
         let name = path.name
-        if name.starts(with: Self.whiteoutPrefix) {
-            let hidden = name.dropFirst(Self.whiteoutPrefix.count)
-            if hidden.isEmpty || hidden.elementsEqual(".".utf8) || hidden.elementsEqual("..".utf8) {
-                throw UnpackError(
-                    .unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
-            }
+        if try Self.isWhiteout(name, entry) {
             try applyWhiteout(path, entry: entry, layer: &layer)
             return
         }
         if path.isRoot {
-            guard entry.kind == .directory else {
-                throw UnpackError(
-                    .unsafePath, "tar entry \(entry.displayPath) would replace the root directory",
-                    context: .init(path: entry.displayPath))
-            }
+            try Self.checkRootEntry(entry)
             let rootFD = root.fd.rawValue
             let dir = try step(entry) { () throws(SystemError) in
                 try OwnedFD(retryingSyscall("openat") { openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })

@@ -40,21 +40,7 @@ package struct OCILayout: ImageSource {
         let markerPath = path + "/oci-layout"
         let marker = try Self.readSmallFile(
             in: directory, ["oci-layout"], display: markerPath, limit: 64 << 10, what: "oci-layout file")
-        let version: String
-        let markerValue = try ImageDocuments.requireStrictJSON(marker, place: markerPath)
-        do throws(DocumentFields.Problem) {
-            version = try DocumentFields(markerValue, at: "").string("imageLayoutVersion")
-        } catch {
-            throw UnpackError(
-                .invalidImage, "\(markerPath) is not a valid oci-layout file: \(error)",
-                context: .init(path: markerPath))
-        }
-        guard version.hasPrefix("1.") else {
-            throw UnpackError(
-                .invalidImage,
-                "\(markerPath): unsupported imageLayoutVersion \"\(version.truncatedForMessage)\" (expected 1.x)",
-                context: .init(path: markerPath))
-        }
+        try ImageDocuments.checkLayoutMarker(marker, place: markerPath)
         let indexPath = path + "/index.json"
         let indexBytes = try Self.readSmallFile(
             in: directory, ["index.json"], display: indexPath, limit: limits.maxManifestBytes, what: "index.json")
@@ -171,12 +157,7 @@ package struct OCILayout: ImageSource {
     /// Reads a whole (small) blob, verifying size and digest.
     package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        guard descriptor.size <= Int64(limit) else {
-            throw UnpackError(
-                .limitExceeded,
-                "blob \(descriptor.digest) (\(descriptor.mediaType)) is \(descriptor.size) bytes, over the \(limit)-byte limit for such documents",
-                context: context)
-        }
+        try descriptor.checkDocumentSize(limit: limit)
         let fd = try openBlobFile(descriptor)
         let read = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: Int(descriptor.size)) }) {
             $0.unpackError("blob \(descriptor.digest) cannot be read", context: context)
@@ -189,11 +170,7 @@ package struct OCILayout: ImageSource {
                 .sizeMismatch, "blob \(descriptor.digest) shrank while being read (descriptor size \(descriptor.size))",
                 context: context)
         }
-        guard Digest.of(bytes, algorithm: descriptor.digest.algorithm) == descriptor.digest else {
-            throw UnpackError(
-                .digestMismatch, "blob \(descriptor.digest) is corrupt: its content does not hash to its digest",
-                context: context)
-        }
+        try descriptor.checkContent(bytes, from: path)
         return bytes
     }
 

@@ -54,6 +54,35 @@ public protocol ImageSource: Sendable {
     func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor
 }
 
+extension Descriptor {
+    /// Refuses a document whose descriptor says it is larger than `limit`, before anything is read.
+    package func checkDocumentSize(limit: Int) throws(UnpackError) {
+        guard size <= Int64(limit) else {
+            throw UnpackError(
+                .limitExceeded,
+                "blob \(digest) (\(mediaType)) is \(size) bytes, over the \(limit)-byte limit for such documents",
+                context: .init(digest: digest, mediaType: mediaType))
+        }
+    }
+
+    /// Checks bytes read for this descriptor: its size, then its digest. Messages state neither
+    /// the length nor the hash of bytes that did not verify (a source must not become an oracle on
+    /// what it can reach).
+    package func checkContent(_ bytes: [UInt8], from place: String) throws(UnpackError) {
+        let context = UnpackError.Context(digest: digest, mediaType: mediaType)
+        guard Int64(bytes.count) == size else {
+            throw UnpackError(
+                .sizeMismatch, "blob \(digest) from \(place) does not have its descriptor's size \(size)",
+                context: context)
+        }
+        guard Digest.of(bytes, algorithm: digest.algorithm) == digest else {
+            throw UnpackError(
+                .digestMismatch, "blob \(digest) from \(place) is corrupt: its content does not hash to its digest",
+                context: context)
+        }
+    }
+}
+
 extension ImageSource {
     /// Reads and decodes a manifest, checking its `mediaType` against the descriptor.
     public func manifest(_ descriptor: Descriptor) throws(UnpackError) -> Manifest {
@@ -167,6 +196,25 @@ package enum ImageDocuments {
             return try Index(fields: fields)
         } catch {
             throw UnpackError(.invalidImage, "\(place) is malformed: \(error)")
+        }
+    }
+
+    /// Checks an `oci-layout` file (a layout's or an archived layout's): strict JSON with an
+    /// `imageLayoutVersion` of 1.x.
+    package static func checkLayoutMarker(_ bytes: [UInt8], place: String) throws(UnpackError) {
+        let value = try requireStrictJSON(bytes, place: place)
+        let version: String
+        do throws(DocumentFields.Problem) {
+            version = try DocumentFields(value, at: "").string("imageLayoutVersion")
+        } catch {
+            throw UnpackError(
+                .invalidImage, "\(place) is not a valid oci-layout file: \(error)", context: .init(path: place))
+        }
+        guard version.hasPrefix("1.") else {
+            throw UnpackError(
+                .invalidImage,
+                "\(place): unsupported imageLayoutVersion \"\(version.truncatedForMessage)\" (expected 1.x)",
+                context: .init(path: place))
         }
     }
 

@@ -65,72 +65,95 @@ final class RegistryClient: @unchecked Sendable {
         let body: [UInt8]
     }
 
+    /// One request's way through redirects, challenges and retries: where it is sent now, and
+    /// what has been tried.
+    private struct Attempts {
+        var url: String
+        /// What is asked for, for messages (`manifests/latest`, `blob sha256:…`).
+        let what: String
+        var redirects: Set<String> = []
+        var attempt = 0
+        var authenticated = false
+    }
+
+    /// The headers of the next attempt: `extra`, and the current authorization when the request
+    /// goes to the registry itself (never to a host a redirect named).
+    private func headers(for state: inout Attempts, _ extra: [(String, String)]) -> HTTPHeaders {
+        state.attempt += 1
+        var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")] + extra)
+        if Self.host(of: state.url) == apiHost, let authorization = currentAuthorization {
+            headers.add(name: "Authorization", value: authorization)
+        }
+        return headers
+    }
+
+    /// A connection that failed: wait and try again, or give up after `maxAttempts`.
+    private func connectionFailed(_ error: any Error, _ state: Attempts) throws(UnpackError) {
+        guard state.attempt < Self.maxAttempts else {
+            throw UnpackError(.io, "\(place): \(state.what) failed: \(Self.describe(error))")
+        }
+        Self.pause(attempt: state.attempt, retryAfter: nil)
+    }
+
+    /// A response head the caller does not take: follow a redirect, answer a challenge once, wait
+    /// and retry a 429 or 5xx, or fail naming what was asked and what the server said.
+    private func handle(_ status: HTTPResponseStatus, _ headers: HTTPHeaders, _ state: inout Attempts)
+        throws(UnpackError)
+    {
+        switch status.code {
+        case 301, 302, 303, 307, 308:
+            guard let location = headers.first(name: "Location") else {
+                throw UnpackError(.io, "\(place): a redirect (\(status.code)) without Location for \(state.what)")
+            }
+            let next = Self.resolve(location, against: state.url)
+            guard state.redirects.insert(next).inserted, state.redirects.count <= Self.maxRedirects else {
+                throw UnpackError(.io, "\(place): redirects for \(state.what) loop or exceed \(Self.maxRedirects)")
+            }
+            state.url = next
+            state.attempt = 0
+        case 401:
+            guard Self.host(of: state.url) == apiHost, !state.authenticated,
+                let challenge = headers.first(name: "WWW-Authenticate")
+            else {
+                throw UnpackError(
+                    .permissionDenied,
+                    "\(place) refused \(state.what) (401 Unauthorized; authentication: \(currentAuthMethod))")
+            }
+            try authenticate(challenge)
+            state.authenticated = true
+        case 403:
+            throw UnpackError(
+                .permissionDenied,
+                "\(place) forbids \(state.what) (403 Forbidden; authentication: \(currentAuthMethod))")
+        case 429, 500..<600:
+            guard state.attempt < Self.maxAttempts else {
+                throw UnpackError(
+                    .io,
+                    "\(place) answered \(status.code) \(status.reasonPhrase) for \(state.what) \(state.attempt) times")
+            }
+            Self.pause(attempt: state.attempt, retryAfter: headers.first(name: "Retry-After"))
+        default:
+            throw UnpackError(.io, "\(place) answered \(status.code) \(status.reasonPhrase) for \(state.what)")
+        }
+    }
+
     /// GET (or HEAD) of `path` under `/v2/REPO/`, with auth, redirects and retries; a 404 is
     /// returned to the caller, which knows what was missing.
     func fetch(_ path: String, accept: [String] = [], method: HTTPMethod = .GET, limit: Int) throws(UnpackError)
         -> Reply
     {
-        var url = "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)"
-        var redirects: Set<String> = []
-        var attempt = 0
-        var authenticated = false
+        var state = Attempts(url: "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)", what: path)
         while true {
-            attempt += 1
-            let sameHost = Self.host(of: url) == apiHost
-            var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")])
-            if !accept.isEmpty { headers.add(name: "Accept", value: accept.joined(separator: ", ")) }
-            if sameHost, let authorization = currentAuthorization {
-                headers.add(name: "Authorization", value: authorization)
-            }
-            let reply: Reply
-            switch Self.send(client, url: url, method: method, headers: headers, limit: limit) {
-            case .success(let got): reply = got
+            let headers = headers(for: &state, accept.isEmpty ? [] : [("Accept", accept.joined(separator: ", "))])
+            switch Self.send(client, url: state.url, method: method, headers: headers, limit: limit) {
+            case .success(let reply):
+                if (200..<300).contains(reply.status.code) || reply.status.code == 404 { return reply }
+                try handle(reply.status, reply.headers, &state)
             case .failure(let error):
                 if let tooBig = error as? ResponseAccumulator.ResponseTooBigError {
-                    throw UnpackError(
-                        .limitExceeded, "\(place): \(path) is larger than \(tooBig.maxBodySize) bytes")
+                    throw UnpackError(.limitExceeded, "\(place): \(path) is larger than \(tooBig.maxBodySize) bytes")
                 }
-                guard attempt < Self.maxAttempts else {
-                    throw UnpackError(.io, "\(place): \(method) \(path) failed: \(Self.describe(error))")
-                }
-                Self.pause(attempt: attempt, retryAfter: nil)
-                continue
-            }
-            switch reply.status.code {
-            case 200..<300, 404:
-                return reply
-            case 301, 302, 303, 307, 308:
-                guard let location = reply.headers.first(name: "Location") else {
-                    throw UnpackError(.io, "\(place): a redirect (\(reply.status.code)) without Location for \(path)")
-                }
-                let next = Self.resolve(location, against: url)
-                guard redirects.insert(next).inserted, redirects.count <= Self.maxRedirects else {
-                    throw UnpackError(.io, "\(place): redirects for \(path) loop or exceed \(Self.maxRedirects)")
-                }
-                url = next
-                attempt = 0
-            case 401:
-                guard sameHost, !authenticated, let challenge = reply.headers.first(name: "WWW-Authenticate") else {
-                    throw UnpackError(
-                        .permissionDenied,
-                        "\(place) refused \(path) (401 Unauthorized; authentication: \(currentAuthMethod))")
-                }
-                try authenticate(challenge)
-                authenticated = true
-            case 403:
-                throw UnpackError(
-                    .permissionDenied, "\(place) forbids \(path) (403 Forbidden; authentication: \(currentAuthMethod))")
-            case 429, 500..<600:
-                guard attempt < Self.maxAttempts else {
-                    throw UnpackError(
-                        .io,
-                        "\(place) answered \(reply.status.code) \(reply.status.reasonPhrase) for \(path) \(attempt) times"
-                    )
-                }
-                Self.pause(attempt: attempt, retryAfter: reply.headers.first(name: "Retry-After"))
-            default:
-                throw UnpackError(
-                    .io, "\(place) answered \(reply.status.code) \(reply.status.reasonPhrase) for \(path)")
+                try connectionFailed(error, state)
             }
         }
     }
@@ -138,74 +161,34 @@ final class RegistryClient: @unchecked Sendable {
     /// Starts the download of a blob at `offset` (a `Range` request after the first byte) once its
     /// response head says 200 or 206; auth, redirects and retries as for `fetch`.
     func download(_ digest: Digest, offset: Int64) throws(UnpackError) -> BodyStream {
-        let path = "blobs/\(digest)"
-        var url = "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)"
-        var redirects: Set<String> = []
-        var attempt = 0
-        var authenticated = false
+        var state = Attempts(
+            url: "\(currentScheme)://\(apiHost)/v2/\(repository)/blobs/\(digest)", what: "blob \(digest)")
         while true {
-            attempt += 1
-            let sameHost = Self.host(of: url) == apiHost
-            var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")])
-            if offset > 0 { headers.add(name: "Range", value: "bytes=\(offset)-") }
-            if sameHost, let authorization = currentAuthorization {
-                headers.add(name: "Authorization", value: authorization)
-            }
+            let headers = headers(for: &state, offset > 0 ? [("Range", "bytes=\(offset)-")] : [])
             let body = BodyStream()
             let head: HTTPResponseHead
             do {
-                let request = try HTTPClient.Request(url: url, method: .GET, headers: headers)
+                let request = try HTTPClient.Request(url: state.url, method: .GET, headers: headers)
                 body.task = client.execute(request: request, delegate: body)
                 head = try body.waitForHead()
             } catch {
                 body.cancel()
-                guard attempt < Self.maxAttempts else {
-                    throw UnpackError(.io, "\(place): downloading \(digest) failed: \(Self.describe(error))")
-                }
-                Self.pause(attempt: attempt, retryAfter: nil)
+                try connectionFailed(error, state)
                 continue
             }
             switch head.status.code {
             case 200 where offset == 0, 206 where offset > 0:
                 return body
             case 200:
-                // The server ignored the Range: the stream restarts where it stands.
+                // The server ignored the Range: the stream would restart where it stands.
                 body.cancel()
                 throw UnpackError(.io, "\(place): the server cannot resume \(digest) (it ignores Range requests)")
             case 404:
                 body.cancel()
                 throw UnpackError(.notFound, "\(place) has no blob \(digest)", context: .init(digest: digest))
-            case 301, 302, 303, 307, 308:
-                body.cancel()
-                guard let location = head.headers.first(name: "Location") else {
-                    throw UnpackError(.io, "\(place): a redirect without Location for \(digest)")
-                }
-                let next = Self.resolve(location, against: url)
-                guard redirects.insert(next).inserted, redirects.count <= Self.maxRedirects else {
-                    throw UnpackError(.io, "\(place): redirects for \(digest) loop or exceed \(Self.maxRedirects)")
-                }
-                url = next
-                attempt = 0
-            case 401:
-                body.cancel()
-                guard sameHost, !authenticated, let challenge = head.headers.first(name: "WWW-Authenticate") else {
-                    throw UnpackError(
-                        .permissionDenied,
-                        "\(place) refused blob \(digest) (401 Unauthorized; authentication: \(currentAuthMethod))")
-                }
-                try authenticate(challenge)
-                authenticated = true
-            case 429, 500..<600:
-                body.cancel()
-                guard attempt < Self.maxAttempts else {
-                    throw UnpackError(
-                        .io, "\(place) answered \(head.status.code) for blob \(digest) \(attempt) times")
-                }
-                Self.pause(attempt: attempt, retryAfter: head.headers.first(name: "Retry-After"))
             default:
                 body.cancel()
-                throw UnpackError(
-                    .io, "\(place) answered \(head.status.code) \(head.status.reasonPhrase) for blob \(digest)")
+                try handle(head.status, head.headers, &state)
             }
         }
     }

@@ -93,12 +93,7 @@ package struct RegistrySource: ImageSource {
 
     package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
-        guard descriptor.size <= Int64(limit) else {
-            throw UnpackError(
-                .limitExceeded,
-                "blob \(descriptor.digest) (\(descriptor.mediaType)) is \(descriptor.size) bytes, over the \(limit)-byte limit for such documents",
-                context: context)
-        }
+        try descriptor.checkDocumentSize(limit: limit)
         let bytes: [UInt8]
         if let known = fetched[descriptor.digest] {
             bytes = known
@@ -121,17 +116,7 @@ package struct RegistrySource: ImageSource {
             }
             bytes = reply.body
         }
-        guard Int64(bytes.count) == descriptor.size else {
-            throw UnpackError(
-                .sizeMismatch, "blob \(descriptor.digest) does not have its descriptor's size \(descriptor.size)",
-                context: context)
-        }
-        guard Digest.of(bytes, algorithm: descriptor.digest.algorithm) == descriptor.digest else {
-            throw UnpackError(
-                .digestMismatch,
-                "blob \(descriptor.digest) from \(client.place) is corrupt: its content does not hash to its digest",
-                context: context)
-        }
+        try descriptor.checkContent(bytes, from: client.place)
         return bytes
     }
 

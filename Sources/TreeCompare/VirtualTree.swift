@@ -76,21 +76,12 @@ package final class VirtualTree {
     package func apply(_ entry: TarEntry, content: [UInt8]) throws(UnpackError) {
         let path = EntryPath(cleaning: entry.path)
         let name = path.name
-        if name.starts(with: Applier.whiteoutPrefix) {
-            let hidden = name.dropFirst(Applier.whiteoutPrefix.count)
-            if hidden.isEmpty || hidden.elementsEqual(".".utf8) || hidden.elementsEqual("..".utf8) {
-                throw UnpackError(
-                    .unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
-            }
+        if try Applier.isWhiteout(name, entry) {
             try whiteout(path, entry: entry)
             return
         }
         if path.isRoot {
-            guard entry.kind == .directory else {
-                throw UnpackError(
-                    .unsafePath, "tar entry \(entry.displayPath) would replace the root directory",
-                    context: .init(path: entry.displayPath))
-            }
+            try Applier.checkRootEntry(entry)
             describe(root, entry: entry, keepingXattrs: true)
             return
         }

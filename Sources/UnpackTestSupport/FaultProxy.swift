@@ -50,27 +50,10 @@ package final class FaultProxy: @unchecked Sendable {
         try JSONSerialization.data(withJSONObject: plan).write(to: URL(fileURLWithPath: planPath))
         let scriptPath = directory.path + "/proxy.py"
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scriptPath, String(port), upstream, planPath]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        for _ in 0..<200 {
-            if TestRegistry.accepts(port) { return }
-            usleep(25_000)
-        }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        throw TestRegistryError.setup("the fault proxy did not listen on 127.0.0.1:\(port)")
+        process = try TestRegistry.serve(["python3", scriptPath, String(port), upstream, planPath], on: port)
     }
 
-    deinit {
-        // SIGKILL: a test process may pass SIGTERM on ignored (its cancellation tests), and a
-        // child inherits that.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    deinit { TestRegistry.stop(process) }
 
     static let script = #"""
         import http.client, http.server, json, sys, threading

@@ -67,6 +67,7 @@ package final class TestRegistry: @unchecked Sendable {
 
                 """
         }
+        var startedIssuer: Process?
         if case .token(let user, let password) = mode {
             let issuerPort = try Self.freePort()
             let made = try Command.run(
@@ -78,16 +79,12 @@ package final class TestRegistry: @unchecked Sendable {
                 ])
             guard made.status == 0 else { throw TestRegistryError.setup("signing key: \(made.stderr)") }
             try Self.issuerScript.write(toFile: root + "/issuer.py", atomically: true, encoding: .utf8)
-            let issuer = Process()
-            issuer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            issuer.arguments = [
-                "python3", root + "/issuer.py", String(issuerPort), root + "/signing.key", root + "/signing.crt", user,
-                password,
-            ]
-            issuer.standardOutput = FileHandle.nullDevice
-            issuer.standardError = FileHandle.nullDevice
-            try issuer.run()
-            self.issuer = issuer
+            let issuer = try Self.serve(
+                [
+                    "python3", root + "/issuer.py", String(issuerPort), root + "/signing.key", root + "/signing.crt",
+                    user, password,
+                ], on: issuerPort)
+            startedIssuer = issuer
             config += """
                 auth:
                   token:
@@ -97,45 +94,44 @@ package final class TestRegistry: @unchecked Sendable {
                     rootcertbundle: \(root)/signing.crt
 
                 """
-            var listening = false
-            for _ in 0..<200 {
-                if Self.accepts(issuerPort) {
-                    listening = true
-                    break
-                }
-                usleep(25_000)
-            }
-            guard listening else {
-                kill(issuer.processIdentifier, SIGKILL)
-                throw TestRegistryError.setup("the token issuer did not listen")
-            }
         }
         try config.write(toFile: root + "/config.yml", atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
-        process.arguments = ["serve", root + "/config.yml"]
+        do {
+            process = try Self.serve(["docker-registry", "serve", root + "/config.yml"], on: port)
+        } catch {
+            if let startedIssuer { Self.stop(startedIssuer) }
+            throw error
+        }
+        issuer = startedIssuer
+    }
+
+    /// Starts `arguments` (through env, output discarded) and waits until it accepts connections
+    /// on `port`; killed if it does not within five seconds.
+    static func serve(_ arguments: [String], on port: Int) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle.nullDevice
         try process.run()
-        // Ready when it accepts connections.
         for _ in 0..<200 {
-            if Self.accepts(port) { return }
+            if accepts(port) { return process }
             usleep(25_000)
         }
+        stop(process)
+        throw TestRegistryError.setup("\(arguments[0]) did not listen on 127.0.0.1:\(port)")
+    }
+
+    /// SIGKILL: a test process may pass SIGTERM on ignored (its cancellation tests), and a child
+    /// inherits that.
+    static func stop(_ process: Process) {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        throw TestRegistryError.setup("docker-registry did not listen on 127.0.0.1:\(port)")
     }
 
     deinit {
-        // SIGKILL: a test process may pass SIGTERM on ignored (its cancellation tests), and a
-        // child inherits that.
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        if let issuer {
-            kill(issuer.processIdentifier, SIGKILL)
-            issuer.waitUntilExit()
-        }
+        Self.stop(process)
+        if let issuer { Self.stop(issuer) }
     }
 
     /// The token issuer: RS256 JWTs signed with openssl, the signing certificate in `x5c` (the

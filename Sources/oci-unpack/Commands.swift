@@ -176,13 +176,7 @@ struct Unpack: ParsableCommand {
     @Option(help: "Entrypoint instead of the image's (repeat for each argument).")
     var entrypoint: [String] = []
 
-    @Option(name: .customLong("gzip-decoder"), help: "isal (default, fast) or zlib (the reference implementation).")
-    var gzipDecoder: String = "isal"
-
-    @Option(
-        name: .customLong("limit"),
-        help: "NAME=VALUE: change a resource limit (repeatable; see docs/limits.md).")
-    var limitAssignments: [String] = []
+    @OptionGroup var decoding: DecodingOptions
 
     @Flag(
         help: """
@@ -228,9 +222,6 @@ struct Unpack: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        guard GzipDecoder(rawValue: gzipDecoder) != nil else {
-            throw ValidationError("--gzip-decoder must be isal or zlib, not \"\(gzipDecoder)\"")
-        }
         for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
             throw ValidationError("--env \"\(entry)\" is not NAME=VALUE")
         }
@@ -298,16 +289,12 @@ struct Unpack: ParsableCommand {
         var options = UnpackOptions(
             force: force, ownership: (try? ownership()) ?? .automatic, warn: warn,
             cancellation: .onTerminatingSignals())
-        options.gzipDecoder = GzipDecoder(rawValue: gzipDecoder) ?? .isal
-        var limits = options.limits
-        for assignment in limitAssignments {
-            do throws(UnpackError) {
-                try limits.set(assignment)
-            } catch {
-                throw CLIFailure(error: error, json: false).report()
-            }
+        options.gzipDecoder = decoding.decoder
+        do throws(UnpackError) {
+            options.limits = try decoding.limits(from: options.limits)
+        } catch {
+            throw CLIFailure(error: error, json: false).report()
         }
-        options.limits = limits
         options.overrides = ConfigOverrides(
             env: env, user: user, workingDir: workingDir, args: command.isEmpty ? nil : command,
             entrypoint: entrypoint.isEmpty ? nil : entrypoint)

@@ -4,11 +4,8 @@ import Glibc
 import Logging
 import OCIUnpack
 
-/// Options of the commands that read layers without unpacking them.
-struct ReadingOptions: ParsableArguments {
-    @Flag(name: .customLong("ignore-mtime"), help: "Leave modification times out of listings and comparisons.")
-    var ignoreMtime = false
-
+/// How layers are decoded, for every command that reads them: the gzip decoder and the limits.
+struct DecodingOptions: ParsableArguments {
     @Option(name: .customLong("gzip-decoder"), help: "isal (default, fast) or zlib (the reference implementation).")
     var gzipDecoder: String = "isal"
 
@@ -23,11 +20,26 @@ struct ReadingOptions: ParsableArguments {
         }
     }
 
-    func options(logger: Logger) throws(UnpackError) -> VerifyOptions {
-        var limits = UnpackLimits()
+    var decoder: GzipDecoder { GzipDecoder(rawValue: gzipDecoder) ?? .isal }
+
+    /// `limits` with each `--limit` applied.
+    func limits(from limits: UnpackLimits = .init()) throws(UnpackError) -> UnpackLimits {
+        var limits = limits
         for assignment in limitAssignments { try limits.set(assignment) }
-        return VerifyOptions(
-            limits: limits, ignoreMtime: ignoreMtime, gzipDecoder: GzipDecoder(rawValue: gzipDecoder) ?? .isal,
+        return limits
+    }
+}
+
+/// Options of the commands that read layers without unpacking them.
+struct ReadingOptions: ParsableArguments {
+    @Flag(name: .customLong("ignore-mtime"), help: "Leave modification times out of listings and comparisons.")
+    var ignoreMtime = false
+
+    @OptionGroup var decoding: DecodingOptions
+
+    func options(logger: Logger) throws(UnpackError) -> VerifyOptions {
+        VerifyOptions(
+            limits: try decoding.limits(), ignoreMtime: ignoreMtime, gzipDecoder: decoding.decoder,
             warn: { message in logger.warning("\(message)") })
     }
 }
