@@ -42,11 +42,11 @@ let package = Package(
         // Archives read in place: oci-archive (a tar of a layout) and docker-archive (docker save).
         .target(name: "ArchiveSource", dependencies: ["OCIImage", "UnpackSystem", "LayerStream"]),
         // Registries (distribution-spec v2) over HTTP: manifests, blobs streamed with backpressure,
-        // token and basic auth, TLS.
+        // token and basic auth, TLS; the --cache blob store in front of them.
         .target(
             name: "Registries",
             dependencies: [
-                "OCIImage", "UnpackSystem",
+                "OCIImage", "UnpackSystem", "LayoutSource",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

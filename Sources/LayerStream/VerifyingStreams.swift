@@ -10,6 +10,7 @@ package final class BlobStream: ByteStream {
     private let descriptor: Descriptor
     private var digester: Digester
     private var count: Int64 = 0
+    private var told = false
     /// Published copy of `count` for progress reporting from another thread.
     private let published = Atomic<Int64>(0)
 
@@ -20,6 +21,13 @@ package final class BlobStream: ByteStream {
         self.upstream = upstream
         self.descriptor = descriptor
         digester = Digester(descriptor.digest.algorithm)
+    }
+
+    /// Tells the source's stream, once, whether its bytes verified (see ``BlobVerdictReceiver``).
+    private func verdict(_ verified: Bool) {
+        guard !told else { return }
+        told = true
+        (upstream as? any BlobVerdictReceiver)?.blobVerified(verified)
     }
 
     package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
@@ -35,6 +43,7 @@ package final class BlobStream: ByteStream {
         count += Int64(n)
         published.store(count, ordering: .relaxed)
         if count > descriptor.size {
+            verdict(false)
             throw UnpackError(
                 .sizeMismatch,
                 "blob \(descriptor.digest) went past its descriptor's size \(descriptor.size) while being read",
@@ -42,6 +51,7 @@ package final class BlobStream: ByteStream {
         }
         if n == 0 {
             guard count == descriptor.size else {
+                verdict(false)
                 throw UnpackError(
                     .sizeMismatch,
                     "blob \(descriptor.digest) ended before its descriptor's size \(descriptor.size) while being read",
@@ -49,10 +59,12 @@ package final class BlobStream: ByteStream {
             }
             let actual = digester.finalize()
             guard actual == descriptor.digest else {
+                verdict(false)
                 throw UnpackError(
                     .digestMismatch, "blob \(descriptor.digest) is corrupt: its content does not hash to its digest",
                     context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
             }
+            verdict(true)
             return 0
         }
         digester.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))

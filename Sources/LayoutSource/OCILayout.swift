@@ -200,7 +200,7 @@ package struct OCILayout: ImageSource {
         return try ImageDocuments.sniffDescriptor(bytes, digest: digest)
     }
 
-    private static func readSmallFile(
+    static func readSmallFile(
         in directory: OwnedFD, _ components: [String], display path: String, limit: Int, what: String
     ) throws(UnpackError) -> [UInt8] {
         let context = UnpackError.Context(path: path)

@@ -26,6 +26,13 @@ public protocol ByteStream: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int
 }
 
+/// A blob stream that wants the verdict on the bytes it gave: the pipeline's blob stage tells it,
+/// once, whether they had the descriptor's size and digest. A cache writes a blob while it streams
+/// and makes it visible only when told it verified, and drops a stored copy that did not.
+package protocol BlobVerdictReceiver: AnyObject {
+    func blobVerified(_ verified: Bool)
+}
+
 /// Where images are read from: the one seam between a store of blobs (an OCI layout today;
 /// archives and registries later) and everything above it. Resolution reads its documents and
 /// the pipeline its layer streams through it, by descriptor, so a new source touches neither.

@@ -76,7 +76,8 @@ public struct UnpackLimits: Sendable, Equatable {
         }
     }
 
-    private static func parseSize(_ text: String) -> Int64? {
+    /// A byte count with an optional K, M, G or T suffix (powers of 1024).
+    package static func parseSize(_ text: String) -> Int64? {
         let multipliers: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
         if let last = text.last, let multiplier = multipliers[Character(last.uppercased())] {
             guard let base = Int64(text.dropLast()) else { return nil }

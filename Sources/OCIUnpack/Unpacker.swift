@@ -47,13 +47,17 @@ public struct Unpacker: Sendable {
     }
 
     /// The store `reference` names: an OCI layout directory, an OCI archive or a docker archive
-    /// (each read in place), or a registry.
+    /// (each read in place), or a registry (behind the `--cache` blob store when `registry.cache`
+    /// is set).
     public func openSource(_ reference: ImageReference) throws(UnpackError) -> any ImageSource {
         switch reference.transport {
         case .layout: try OCILayout(path: reference.layoutPath, limits: documentLimits)
         case .ociArchive: try OCIArchive(path: reference.layoutPath, limits: documentLimits)
         case .dockerArchive: try DockerArchive(path: reference.layoutPath, limits: documentLimits)
-        case .registry: try RegistrySource(reference: reference, options: registry, limits: documentLimits)
+        case .registry:
+            try RegistrySource.open(
+                reference, options: registry, limits: documentLimits,
+                onWarning: { [logger] message in logger.warning("\(message)") })
         }
     }
 

@@ -14,15 +14,47 @@ public struct RegistryOptions: Sendable {
     /// containers-certs.d lays them out.
     public var certDirectory: String?
 
+    /// `--cache DIR`: where pulled blobs are kept and looked for first; `nil` for no cache.
+    public var cache: CacheOptions?
+
+    /// When the registry is asked about a reference the cache already resolves (`--pull`).
+    public enum PullPolicy: String, Sendable, CaseIterable {
+        /// Only when the cache lacks the tag's manifest (or a blob): a cached tag is used as it was
+        /// pulled, without the network (podman's default).
+        case missing
+        /// Always ask the registry what a tag names now; blobs already cached are not fetched again.
+        case always
+        /// Never: what the cache lacks is an error.
+        case never
+    }
+
+    /// The blob cache (`--cache DIR`, `--cache-max-size`, `--pull`).
+    public struct CacheOptions: Sendable {
+        /// The cache directory: an OCI layout, made if missing.
+        public var path: String
+        /// Bytes the cached blobs may take together; least recently used blobs go first. `nil`: unbounded.
+        public var maxSize: Int64?
+        /// When the registry is asked about a tag the cache recorded (`--pull`).
+        public var pull: PullPolicy
+
+        /// A cache at `path`, unbounded unless `maxSize`, asking registries only for what it lacks.
+        public init(path: String, maxSize: Int64? = nil, pull: PullPolicy = .missing) {
+            self.path = path
+            self.maxSize = maxSize
+            self.pull = pull
+        }
+    }
+
     /// Anonymous, with the system's trust store.
     public init(
         credentials: (user: String, password: String)? = nil, authFile: String? = nil, tlsVerify: Bool = true,
-        certDirectory: String? = nil
+        certDirectory: String? = nil, cache: CacheOptions? = nil
     ) {
         self.credentials = credentials
         self.authFile = authFile
         self.tlsVerify = tlsVerify
         self.certDirectory = certDirectory
+        self.cache = cache
     }
 
     /// Parses `--creds USER[:PASSWORD]`.

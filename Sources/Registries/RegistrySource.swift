@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import LayoutSource
 import OCIImage
 
 /// `docker://HOST/REPO[:TAG|@DIGEST]`: a registry (distribution-spec v2) as a source of images.
@@ -132,5 +133,68 @@ package struct RegistrySource: ImageSource {
                 context: .init(digest: digest))
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count))
+    }
+}
+
+extension RegistrySource {
+    /// The source for a `docker://` reference: the registry itself, or, with `options.cache`, the
+    /// cache in front of it. A tag the cache recorded (unless `--pull always`) or a digest whose
+    /// document the cache holds is resolved without the registry, which is then reached only for
+    /// the first blob the cache lacks; otherwise the registry is asked, and what it names recorded.
+    package static func open(
+        _ reference: ImageReference, options: RegistryOptions, limits: DocumentLimits,
+        onWarning: @escaping @Sendable (String) -> Void
+    ) throws(UnpackError) -> any ImageSource {
+        guard let settings = options.cache else {
+            return try RegistrySource(reference: reference, options: options, limits: limits)
+        }
+        let cache = try BlobCache(path: settings.path, maxSize: settings.maxSize, onWarning: onWarning)
+        let name = "docker://\(reference.registryHost)/\(reference.repository)"
+        var tag: String?
+        var cached: Descriptor?
+        switch reference.selector {
+        case .digest(let digest):
+            cached = cachedDocument(digest, in: cache, limits: limits)
+        case .tag(let named):
+            tag = named
+        case .only:
+            tag = "latest"
+        }
+        let recordName = tag.map { "\(reference.registryHost)/\(reference.repository):\($0)" }
+        if let recordName, settings.pull != .always { cached = cache.tagged(recordName) }
+        if var entry = cached {
+            entry.annotations = tag.map { [AnnotationKey.refName: $0] }
+            let digest = entry.digest
+            let byDigest = ImageReference(
+                layoutPath: reference.layoutPath, selector: .digest(digest), transport: .registry)
+            let remote = LazySource { () throws(UnpackError) -> any ImageSource in
+                guard settings.pull != .never else {
+                    throw UnpackError(
+                        .notFound,
+                        "the cache \(settings.path) lacks a blob of \(name)@\(digest), and --pull never forbids asking the registry",
+                        context: .init(path: settings.path))
+                }
+                return try RegistrySource(reference: byDigest, options: options, limits: limits)
+            }
+            return CachingSource(
+                name: name, index: Index(mediaType: .ociIndex, manifests: [entry]), limits: limits, cache: cache,
+                remote: remote)
+        }
+        guard settings.pull != .never else {
+            throw UnpackError(
+                .notFound, "\(reference) is not in the cache \(settings.path) (--pull never)",
+                context: .init(path: settings.path))
+        }
+        let registry = try RegistrySource(reference: reference, options: options, limits: limits)
+        for (digest, bytes) in registry.fetched { cache.store(bytes, for: digest) }
+        if let recordName, let entry = registry.index.manifests.first { cache.record(entry, as: recordName) }
+        return CachingSource(
+            name: registry.name, index: registry.index, limits: limits, cache: cache, remote: LazySource(registry))
+    }
+
+    /// The descriptor of a manifest or index the cache holds, from its verified content.
+    private static func cachedDocument(_ digest: Digest, in cache: BlobCache, limits: DocumentLimits) -> Descriptor? {
+        guard let bytes = cache.document(digest, limit: limits.maxManifestBytes) else { return nil }
+        return try? ImageDocuments.sniffDescriptor(bytes, digest: digest)
     }
 }

@@ -129,10 +129,17 @@ package final class TestRegistry: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    deinit {
+    private var halted = false
+
+    /// Stops the registry now (a test that must do without it).
+    package func halt() {
+        guard !halted else { return }
+        halted = true
         Self.stop(process)
         if let issuer { Self.stop(issuer) }
     }
+
+    deinit { halt() }
 
     /// The token issuer: RS256 JWTs signed with openssl, the signing certificate in `x5c` (the
     /// registry checks it against its `rootcertbundle`).

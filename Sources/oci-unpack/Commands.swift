@@ -21,10 +21,45 @@ struct RegistryFlags: ParsableArguments {
     @Option(name: .customLong("cert-dir"), help: "CA certificates (*.crt) and client pairs (*.cert, *.key).")
     var certDir: String?
 
+    @Option(help: "Keep pulled blobs in this OCI layout, and take them from it first (docker:// images).")
+    var cache: String?
+
+    @Option(
+        name: .customLong("cache-max-size"),
+        help: "Bound on the cached blobs' bytes (K, M, G, T suffixes); least recently used go first.")
+    var cacheMaxSize: String?
+
+    @Option(
+        help: """
+            With --cache: missing (a tag the cache recorded is used without asking the registry), \
+            always (ask the registry what a tag names now), never (the cache only).
+            """)
+    var pull: String = "missing"
+
     func options() throws(UnpackError) -> RegistryOptions {
-        RegistryOptions(
+        guard let policy = RegistryOptions.PullPolicy(rawValue: pull) else {
+            throw UnpackError(
+                .invalidArgument, "--pull \"\(pull.truncatedForMessage)\" is not missing, always or never")
+        }
+        var cacheOptions: RegistryOptions.CacheOptions?
+        if let cache {
+            var bound: Int64?
+            if let cacheMaxSize {
+                guard let size = UnpackLimits.parseSize(cacheMaxSize), size > 0 else {
+                    throw UnpackError(
+                        .invalidArgument,
+                        "--cache-max-size \"\(cacheMaxSize.truncatedForMessage)\" is not a positive size (such as 512M or 20G)"
+                    )
+                }
+                bound = size
+            }
+            cacheOptions = .init(path: cache, maxSize: bound, pull: policy)
+        } else if cacheMaxSize != nil || policy != .missing {
+            throw UnpackError(.invalidArgument, "--cache-max-size and --pull need --cache DIR")
+        }
+        return RegistryOptions(
             credentials: try creds.map { (text) throws(UnpackError) in try RegistryOptions.parseCredentials(text) },
-            authFile: authfile, tlsVerify: tlsVerify, certDirectory: certDir)
+            authFile: authfile, tlsVerify: tlsVerify, certDirectory: certDir, cache: cacheOptions)
     }
 }
 

@@ -1,0 +1,142 @@
+import OCIImage
+import Synchronization
+import UnpackSystem
+
+/// A remote source seen through a ``BlobCache``: every blob is read from the cache when it is
+/// there, else from the remote, which is only reached (made, and so connected to) for the first
+/// blob the cache lacks. What the remote sends is stored as it passes: documents once checked,
+/// layers through a ``CachingStream`` once the pipeline verified them.
+package struct CachingSource: ImageSource {
+    package let name: String
+    package let index: Index
+    package let limits: DocumentLimits
+    package let cache: BlobCache
+    private let remote: LazySource
+
+    /// - Parameters:
+    ///   - index: the reference's entry, from the remote or from the cache's record of its tag.
+    ///   - remote: makes the remote source when a blob is not in the cache.
+    package init(name: String, index: Index, limits: DocumentLimits, cache: BlobCache, remote: LazySource) {
+        self.name = name
+        self.index = index
+        self.limits = limits
+        self.cache = cache
+        self.remote = remote
+    }
+
+    package func hasBlob(_ digest: Digest) -> Bool {
+        if cache.has(digest) { return true }
+        // Resolution asks about every candidate's layers; the registry is not reached for that
+        // alone. Until it is, a blob is taken to exist, and opening it says if it cannot be had.
+        return remote.made?.hasBlob(digest) ?? true
+    }
+
+    package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+        try descriptor.checkDocumentSize(limit: limit)
+        if let bytes = cache.read(descriptor, limit: limit) { return bytes }
+        let bytes = try remote.source().readBlob(descriptor, limit: limit)
+        cache.store(bytes, for: descriptor.digest)
+        return bytes
+    }
+
+    package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
+        if let fd = cache.open(descriptor.digest) {
+            return CachedBlobStream(fd, cache: cache, descriptor: descriptor)
+        }
+        let stream = try remote.source().openBlob(descriptor)
+        guard let writer = cache.writer(for: descriptor.digest) else { return stream }
+        return CachingStream(upstream: stream, writer: writer)
+    }
+
+    package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
+        if let bytes = cache.document(digest, limit: limits.maxManifestBytes) {
+            return try ImageDocuments.sniffDescriptor(bytes, digest: digest)
+        }
+        return try remote.source().sniffDescriptor(for: digest)
+    }
+}
+
+/// A source made on first use (a registry client connects when it is made), at most once; a
+/// failure is kept and thrown again, so one run does not wait for an unreachable registry twice.
+package final class LazySource: Sendable {
+    private let make: @Sendable () throws(UnpackError) -> any ImageSource
+    private let state = Mutex<Result<any ImageSource, UnpackError>?>(nil)
+
+    package init(_ make: @escaping @Sendable () throws(UnpackError) -> any ImageSource) {
+        self.make = make
+    }
+
+    /// One already made.
+    package init(_ source: any ImageSource) {
+        make = { source }
+        state.withLock { $0 = .success(source) }
+    }
+
+    /// The source if it was made.
+    package var made: (any ImageSource)? {
+        state.withLock { (try? $0?.get()) ?? nil }
+    }
+
+    package func source() throws(UnpackError) -> any ImageSource {
+        let result = state.withLock { (state) -> Result<any ImageSource, UnpackError> in
+            if let state { return state }
+            let made = Result { () throws(UnpackError) in try make() }
+            state = made
+            return made
+        }
+        return try result.get()
+    }
+}
+
+/// A layer read from the cache. If the pipeline finds that it does not verify (the file was
+/// altered or cut short since it was stored), it is removed, so the next run fetches it again.
+/// A pipeline that stopped before the end (a decompressor that met the altered bytes first, or a
+/// failure elsewhere) gives no verdict: the stored file is then hashed once more to decide.
+final class CachedBlobStream: ByteStream, BlobVerdictReceiver {
+    private let file: FileStream
+    private let cache: BlobCache
+    private let descriptor: Descriptor
+    private var told = false
+
+    init(_ fd: OwnedFD, cache: BlobCache, descriptor: Descriptor) {
+        file = FileStream(fd)
+        self.cache = cache
+        self.descriptor = descriptor
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        try file.read(into: buffer)
+    }
+
+    func blobVerified(_ verified: Bool) {
+        told = true
+        if !verified { cache.discard(descriptor.digest, reason: "does not verify") }
+    }
+
+    deinit {
+        if !told { cache.check(descriptor) }
+    }
+}
+
+/// A layer from the remote, copied into the cache as it passes (a tee): the copy is published
+/// when the pipeline says the blob verified, and removed otherwise (also when the unpack stops
+/// before the end of the blob).
+final class CachingStream: ByteStream, BlobVerdictReceiver {
+    private let upstream: any ByteStream
+    private let writer: CacheWriter
+
+    init(upstream: any ByteStream, writer: CacheWriter) {
+        self.upstream = upstream
+        self.writer = writer
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        let n = try upstream.read(into: buffer)
+        writer.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+
+    func blobVerified(_ verified: Bool) {
+        writer.finish(verified: verified)
+    }
+}
