@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import OCIImage
+import UnpackSystem
 
 /// How to reach registries (`docker://` references): credentials and TLS.
 public struct RegistryOptions: Sendable {
@@ -68,7 +69,7 @@ public struct RegistryOptions: Sendable {
 
     /// The credentials for `host`: `--creds`, else the first auth file that has an entry for it
     /// (`--authfile`, else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
-    /// `~/.docker/config.json`). Credential helpers (`credHelpers`, `credsStore`) are not run.
+    /// `~/.docker/config.json`), each read as ``entry(in:for:file:)`` says.
     func credentials(for host: String) throws(UnpackError) -> (user: String, password: String)? {
         if let credentials { return credentials }
         var files: [String] = []
@@ -93,26 +94,96 @@ public struct RegistryOptions: Sendable {
         return nil
     }
 
-    /// The `auths` entry of an auth file for `host` (docker.io also as its index URL), decoded.
+    /// The credentials an auth file gives for `host`: its `credHelpers` entry for the registry
+    /// (run), else its `auths` entry (decoded), else its `credsStore` (run); `nil` when none has any.
     static func entry(in bytes: [UInt8], for host: String, file: String) throws(UnpackError) -> (
         user: String, password: String
     )? {
         let value = try ImageDocuments.requireStrictJSON(bytes, place: file)
-        guard case .object(let top) = value, case .object(let auths)? = top["auths"] else { return nil }
+        guard case .object(let top) = value else { return nil }
         var keys = [host, "https://\(host)", "http://\(host)"]
-        if host == "docker.io" { keys += ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"] }
-        for key in keys {
-            guard case .object(let entry)? = auths[key], case .string(let auth)? = entry["auth"] else { continue }
-            guard let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8),
-                let colon = text.firstIndex(of: ":")
-            else {
-                // The message names the file and the registry, never the value.
-                throw UnpackError(
-                    .invalidArgument, "the auth entry for \(host) in \(file) is not base64 of USER:PASSWORD",
-                    context: .init(path: file))
+        if host == "docker.io" {
+            keys = ["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io"] + keys
+        }
+        if case .object(let helpers)? = top["credHelpers"] {
+            for key in keys {
+                guard case .string(let helper)? = helpers[key] else { continue }
+                return try CredentialHelper(name: helper, file: file).get(key, for: host)
             }
-            return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+        }
+        if case .object(let auths)? = top["auths"] {
+            for key in keys {
+                guard case .object(let entry)? = auths[key], case .string(let auth)? = entry["auth"], !auth.isEmpty
+                else { continue }
+                guard let decoded = Data(base64Encoded: auth), let text = String(data: decoded, encoding: .utf8),
+                    let colon = text.firstIndex(of: ":")
+                else {
+                    // The message names the file and the registry, never the value.
+                    throw UnpackError(
+                        .invalidArgument, "the auth entry for \(host) in \(file) is not base64 of USER:PASSWORD",
+                        context: .init(path: file))
+                }
+                return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+            }
+        }
+        if case .string(let store)? = top["credsStore"], !store.isEmpty {
+            return try CredentialHelper(name: store, file: file).get(keys[0], for: host)
         }
         return nil
+    }
+}
+
+/// A docker credential helper (`docker-credential-NAME` on PATH), asked with its `get` protocol:
+/// the server's name on standard input, `{"ServerURL","Username","Secret"}` on standard output.
+struct CredentialHelper {
+    let name: String
+    /// The auth file that named it, for messages.
+    let file: String
+
+    init(name: String, file: String) throws(UnpackError) {
+        guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else {
+            throw UnpackError(
+                .invalidArgument,
+                "\(file) names the credential helper \"\(name.truncatedForMessage)\", not a plain name",
+                context: .init(path: file))
+        }
+        self.name = name
+        self.file = file
+    }
+
+    /// What the helper holds for `server` (the key it was stored under): `nil` when it has nothing
+    /// (it says "credentials not found"). Its output is never shown: it carries the secret.
+    func get(_ server: String, for host: String) throws(UnpackError) -> (user: String, password: String)? {
+        let program = "docker-credential-\(name)"
+        let reply: (status: Int32, output: [UInt8]?)
+        do throws(SystemError) {
+            reply = try ChildProcess.run(program, arguments: ["get"], input: Array(server.utf8), outputLimit: 1 << 16)
+        } catch {
+            throw error.unpackError(
+                "the credential helper \(program) (named in \(file)) cannot be run for \(host)",
+                context: .init(path: file))
+        }
+        guard let output = reply.output else {
+            throw UnpackError(.invalidArgument, "the credential helper \(program) wrote too much for \(host)")
+        }
+        guard reply.status == 0 else {
+            if String(decoding: output, as: UTF8.self).lowercased().contains("credentials not found") { return nil }
+            throw UnpackError(
+                .permissionDenied,
+                "the credential helper \(program) (named in \(file)) failed for \(host) (exit status \(reply.status))")
+        }
+        guard case .object(let members)? = try? JSONValue(parsing: output),
+            case .string(let user)? = members["Username"], case .string(let secret)? = members["Secret"]
+        else {
+            throw UnpackError(
+                .invalidArgument, "the credential helper \(program) answered for \(host) without Username and Secret")
+        }
+        guard user != "<token>" else {
+            throw UnpackError(
+                .invalidArgument,
+                "the credential helper \(program) holds an identity token for \(host) (an OAuth2 refresh token), which oci-unpack does not use; store USER:PASSWORD, or use --creds"
+            )
+        }
+        return (user, secret)
     }
 }

@@ -108,7 +108,7 @@ package enum UserNamespace {
         let environment =
             ProcessEnvironment.current.filter { !$0.hasPrefix(syncVariable + "=") }
             + ["\(syncVariable)=\(toChild[0]),\(fromChild[1])"]
-        let child = try spawn("/proc/self/exe", arguments: CommandLine.arguments, environment: environment)
+        let child = try ChildProcess.spawn("/proc/self/exe", arguments: CommandLine.arguments, environment: environment)
         close(toChild[0])
         close(fromChild[1])
         defer {
@@ -118,21 +118,22 @@ package enum UserNamespace {
         _ = CShims_forward_terminating_signals(child)
         var ready: UInt8 = 0
         guard retryingRead(fromChild[0], &ready) == 1, ready == UInt8(ascii: "r") else {
-            return .exited(wait(for: child))  // it could not enter a namespace, and said why
+            return .exited(ChildProcess.wait(for: child))  // it could not enter a namespace, and said why
         }
         for (tool, map) in [("newuidmap", uids), ("newgidmap", gids)] {
             let arguments =
                 [tool, String(child)] + map.flatMap { [String($0.inside), String($0.outside), String($0.count)] }
-            let status = try wait(
-                for: spawn(tool, arguments: arguments, environment: ProcessEnvironment.current, searchPath: true))
+            let status = try ChildProcess.wait(
+                for: ChildProcess.spawn(
+                    tool, arguments: arguments, environment: ProcessEnvironment.current, searchPath: true))
             if status != 0 {
                 _ = write(toChild[1], "x", 1)
-                _ = wait(for: child)
+                _ = ChildProcess.wait(for: child)
                 return .mappingFailed(tool: tool, status: status)
             }
         }
         guard write(toChild[1], "g", 1) == 1 else { throw SystemError(call: "write", errno: errno) }
-        return .exited(wait(for: child))
+        return .exited(ChildProcess.wait(for: child))
     }
 
     /// The maps of this process's user namespace as /proc/self/uid_map and gid_map show them
@@ -154,45 +155,5 @@ package enum UserNamespace {
             let n = read(fd, &byte, 1)
             if n >= 0 || errno != EINTR { return n }
         }
-    }
-
-    private static func spawn(
-        _ program: String, arguments: [String], environment: [String], searchPath: Bool = false
-    ) throws(SystemError) -> pid_t {
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let rc =
-            searchPath
-            ? posix_spawnp(&pid, program, nil, nil, &argv, &envp) : posix_spawn(&pid, program, nil, nil, &argv, &envp)
-        guard rc == 0 else { throw SystemError(call: "posix_spawn", errno: rc, path: program) }
-        return pid
-    }
-
-    /// The exit status of `pid` (128 + N for death by signal N).
-    private static func wait(for pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return 1 }
-        }
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
-    }
-}
-
-/// This process's environment, as `NAME=VALUE` strings.
-enum ProcessEnvironment {
-    static var current: [String] {
-        var out: [String] = []
-        var pointer = environ
-        while let entry = pointer.pointee {
-            out.append(String(cString: entry))
-            pointer += 1
-        }
-        return out
     }
 }

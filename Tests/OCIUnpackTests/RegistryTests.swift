@@ -112,6 +112,48 @@ import struct OCIImage.Platform
             Command.ociUnpack, base + ["--cert-dir", registry.certDirectory],
             environment: ["HOME": home, "PATH": "/usr/bin:/bin"])
         #expect(fromFile.status == 0, "\(fromFile.stderr)")
+
+        // A credential helper (docker-credential-NAME on PATH), named by credHelpers for this
+        // registry or by credsStore for all; one that has nothing leaves the pull anonymous.
+        let bin = example.tmp.path + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let helper = """
+            #!/bin/sh
+            [ "$1" = get ] || exit 2
+            server=$(cat)
+            if [ "$server" = "\(registry.host)" ]; then
+                printf '{"ServerURL":"%s","Username":"alice","Secret":"%s"}' "$server" "\(password)"
+            else
+                echo "credentials not found in native keychain"; exit 1
+            fi
+            """
+        try helper.write(toFile: bin + "/docker-credential-test", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/docker-credential-test")
+        let environment = ["HOME": home, "PATH": "\(bin):/usr/bin:/bin"]
+        for config in [
+            #"{"credHelpers":{"\#(registry.host)":"test"}}"#,
+            #"{"credsStore":"test","auths":{"\#(registry.host)":{}}}"#,
+        ] {
+            try Data(config.utf8).write(to: URL(fileURLWithPath: home + "/.docker/config.json"))
+            let helped = try Command.run(
+                Command.ociUnpack, base + ["--cert-dir", registry.certDirectory], environment: environment)
+            #expect(helped.status == 0, "\(config): \(helped.stderr)")
+        }
+        try Data(#"{"credHelpers":{"\#(registry.host)":"absent"}}"#.utf8).write(
+            to: URL(fileURLWithPath: home + "/.docker/config.json"))
+        let absent = try Command.run(
+            Command.ociUnpack, base + ["--cert-dir", registry.certDirectory], environment: environment)
+        #expect(absent.status == 66, "\(absent.stderr)")
+        #expect(absent.stderr.contains("the credential helper docker-credential-absent"), "\(absent.stderr)")
+        // A helper with nothing for the registry: anonymous, refused by the registry.
+        try helper.replacingOccurrences(of: registry.host, with: "elsewhere.example").write(
+            toFile: bin + "/docker-credential-test", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/docker-credential-test")
+        try Data(#"{"credsStore":"test"}"#.utf8).write(to: URL(fileURLWithPath: home + "/.docker/config.json"))
+        let nothing = try Command.run(
+            Command.ociUnpack, base + ["--cert-dir", registry.certDirectory], environment: environment)
+        #expect(nothing.status == 77, "\(nothing.stderr)")
+        #expect(nothing.stderr.contains("requires credentials (basic auth): give --creds"), "\(nothing.stderr)")
     }
 
     @Test(.timeLimit(.minutes(2))) func tokenAuthThroughTheChallengesRealm() throws {
