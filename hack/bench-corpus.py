@@ -20,6 +20,8 @@ Subcommands (all output is deterministic for the same input):
   trim TAR                       cuts the record padding after the end-of-archive marker
   layer-blobs LAYOUT             prints "COMPRESSION<TAB>BLOB-PATH" per distinct layer blob of
                                  every manifest index.json lists
+  split IN.tar PREFIX COUNT      IN.tar as COUNT layers of mixed sizes, PREFIX0.tar ... (a
+                                 multi-layer image)
 """
 
 import hashlib
@@ -434,6 +436,32 @@ def cmd_layer_blobs(layout):
             print(f"{comp}\t{os.path.join(layout, 'blobs', *layer['digest'].split(':'))}")
 
 
+def cmd_split(tar_in, prefix, count):
+    """Splits a layer into COUNT layers of mixed sizes (PREFIX0.tar ...): directories, symlinks and
+    other non-regular entries in the first, regular files grouped by their first two path
+    components, the groups dealt round-robin to the others (a hardlink goes with its target)."""
+    count = int(count)
+    with tarfile.open(tar_in, "r:") as src:
+        members = src.getmembers()
+        groups = sorted({"/".join(m.name.split("/")[:2]) for m in members if m.isreg()})
+        bucket_of = {g: 1 + i % (count - 1) for i, g in enumerate(groups)}
+        where = {}
+        outs = [open_tar(f"{prefix}{i}.tar") for i in range(count)]
+        try:
+            for m in members:
+                if m.isreg():
+                    b = bucket_of["/".join(m.name.split("/")[:2])]
+                    where[m.name] = b
+                    outs[b].addfile(m, src.extractfile(m))
+                elif m.islnk():
+                    outs[where.get(m.linkname, 0)].addfile(m)
+                else:
+                    outs[0].addfile(m)
+        finally:
+            for t in outs:
+                t.close()
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -447,6 +475,7 @@ def main():
         "retar": cmd_retar,
         "trim": cmd_trim,
         "layer-blobs": cmd_layer_blobs,
+        "split": cmd_split,
     }
     fn = cmds.get(sys.argv[1])
     if fn is None:

@@ -23,11 +23,11 @@ package final class BlobStream: ByteStream {
         digester = Digester(descriptor.digest.algorithm)
     }
 
-    /// Tells the source's stream, once, whether its bytes verified (see ``BlobVerdictReceiver``).
+    /// Tells the source's stream, once, whether its bytes verified (``ByteStream/blobVerified(_:)``).
     private func verdict(_ verified: Bool) {
         guard !told else { return }
         told = true
-        (upstream as? any BlobVerdictReceiver)?.blobVerified(verified)
+        upstream.blobVerified(verified)
     }
 
     package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {

@@ -92,7 +92,7 @@ package final class LazySource: Sendable {
 /// altered or cut short since it was stored), it is removed, so the next run fetches it again.
 /// A pipeline that stopped before the end (a decompressor that met the altered bytes first, or a
 /// failure elsewhere) gives no verdict: the stored file is then hashed once more to decide.
-final class CachedBlobStream: ByteStream, BlobVerdictReceiver {
+final class CachedBlobStream: ByteStream {
     private let file: FileStream
     private let cache: BlobCache
     private let descriptor: Descriptor
@@ -121,7 +121,7 @@ final class CachedBlobStream: ByteStream, BlobVerdictReceiver {
 /// A layer from the remote, copied into the cache as it passes (a tee): the copy is published
 /// when the pipeline says the blob verified, and removed otherwise (also when the unpack stops
 /// before the end of the blob).
-final class CachingStream: ByteStream, BlobVerdictReceiver {
+final class CachingStream: ByteStream {
     private let upstream: any ByteStream
     private let writer: CacheWriter
 

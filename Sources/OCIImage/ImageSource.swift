@@ -24,13 +24,17 @@ public struct DocumentLimits: Sendable, Equatable {
 /// reached only after the stage has verified what it must verify (size, digest, trailer).
 public protocol ByteStream: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int
+    /// The verdict on the bytes a source's stream gave: the pipeline's blob stage says, once,
+    /// whether they had the descriptor's size and digest. A cache writes a blob while it streams
+    /// and makes it visible only when told it verified, and drops a stored copy that did not.
+    /// Other streams ignore it (the default). A requirement, not a cast: a dynamic cast to a
+    /// protocol searches every conformance in the binary the first time.
+    func blobVerified(_ verified: Bool)
 }
 
-/// A blob stream that wants the verdict on the bytes it gave: the pipeline's blob stage tells it,
-/// once, whether they had the descriptor's size and digest. A cache writes a blob while it streams
-/// and makes it visible only when told it verified, and drops a stored copy that did not.
-package protocol BlobVerdictReceiver: AnyObject {
-    func blobVerified(_ verified: Bool)
+extension ByteStream {
+    /// Ignores the verdict.
+    public func blobVerified(_ verified: Bool) {}
 }
 
 /// Where images are read from: the one seam between a store of blobs (an OCI layout today;

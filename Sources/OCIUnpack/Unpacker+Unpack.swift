@@ -9,6 +9,9 @@ import RuntimeBundle
 import UnpackSystem
 
 extension Unpacker {
+    /// Layers whose streams are opened while an earlier one is applied (see `unpack`).
+    static let layersAhead = 3
+
     /// Resolves `reference`, applies its layers in order onto `bundle/rootfs`, and publishes the
     /// bundle only when every layer verified and applied; on any error nothing is left behind.
     public func unpack(
@@ -65,21 +68,23 @@ extension Unpacker {
             let source = image.source
             var entries: [Int] = []
             var uncompressed: Int64 = 0
-            // One layer ahead: the next layer's stream is opened before this one is applied, so a
-            // registry starts sending it (up to its 4 MiB body buffer) while this one unpacks. If
-            // opening it early fails, it is opened again in its turn, which reports the error.
-            var ahead: (any ByteStream)?
+            // Layers ahead: the next `layersAhead` layers' streams are opened before this one is
+            // applied, so a registry sends them (each up to its 4 MiB body buffer, on a connection
+            // of its own) while this one unpacks, and many small layers do not each wait for a
+            // request. A stream that fails to open early is opened again in its turn, which
+            // reports the error.
+            var ahead: [Int: any ByteStream] = [:]
             for (position, layer) in image.layers.enumerated() {
                 do throws(UnpackError) {
                     let stream: any ByteStream
-                    if let opened = ahead {
+                    if let opened = ahead.removeValue(forKey: position) {
                         stream = opened
                     } else {
                         stream = try source.openBlob(layer.descriptor)
                     }
-                    ahead = nil
-                    if position + 1 < image.layers.count {
-                        ahead = try? source.openBlob(image.layers[position + 1].descriptor)
+                    for next in (position + 1)..<min(position + 1 + Self.layersAhead, image.layers.count)
+                    where ahead[next] == nil {
+                        ahead[next] = try? source.openBlob(image.layers[next].descriptor)
                     }
                     let (count, bytes) = try apply(
                         layer, of: image, stream: stream, with: applier, options: options,

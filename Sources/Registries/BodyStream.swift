@@ -8,13 +8,21 @@ import UnpackSystem
 /// backpressure: past `highWater` buffered bytes the event loop is told to wait (a future it
 /// completes when the reader has taken enough), so a slow consumer bounds the memory a fast
 /// registry can fill, without blocking the event loop.
+///
+/// Body parts are copied into buffers of our own (`coalesce` bytes each, handed over when full, or
+/// at once when the reader waits). A part is a view of NIO's read buffer (over TLS, of NIOSSL's
+/// plaintext buffer), and a buffer held by a view is copied by NIO on its next write: kept as they
+/// came, the parts of a TLS pull held 46 MiB of such copies for 4 MiB of body. The copy costs a
+/// memcpy, and the reader gets fewer, larger pieces.
 final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
     typealias Response = Void
 
     private let lock = ConditionLock()
     private var head: HTTPResponseHead?
-    private var chunks: [ByteBuffer] = []
-    private var first = 0
+    private var chunks = CircularBuffer<ByteBuffer>()
+    /// The buffer body parts are copied into, until it is full or the reader takes it.
+    private var pending: ByteBuffer?
+    private var readerWaiting = false
     private var buffered = 0
     private var finished = false
     private var failure: (any Error)?
@@ -36,6 +44,9 @@ final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
 
     /// Bytes buffered before the event loop waits.
     static let highWater = 4 << 20
+    /// The size of the buffers body parts are gathered in.
+    static let coalesce = 256 << 10
+    private static let allocator = ByteBufferAllocator()
 
     func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
         lock.lock()
@@ -47,9 +58,21 @@ final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
 
     func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
         lock.lock()
-        chunks.append(buffer)
-        buffered += buffer.readableBytes
-        lock.broadcast()
+        var part = buffer
+        buffered += part.readableBytes
+        while let piece = part.readSlice(length: min(part.readableBytes, pending?.writableBytes ?? Self.coalesce)),
+            piece.readableBytes > 0
+        {
+            var gathering = pending ?? Self.allocator.buffer(capacity: Self.coalesce)
+            pending = nil  // one reference: the write below does not copy the buffer again
+            gathering.writeImmutableBuffer(piece)
+            if gathering.writableBytes == 0 {
+                chunks.append(gathering)
+            } else {
+                pending = gathering
+            }
+        }
+        if readerWaiting { lock.broadcast() }
         guard buffered >= Self.highWater else {
             lock.unlock()
             return task.eventLoop.makeSucceededVoidFuture()
@@ -87,21 +110,27 @@ final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
         throw failure ?? UnpackError(.io, "the connection closed before a response")
     }
 
-    /// The next piece of the body; nil at its end. Throws what ended the transfer early.
+    /// The next piece of the body; nil at its end. Throws what ended the transfer early (after
+    /// the bytes that came before it).
     func next() throws -> ByteBuffer? {
         lock.lock()
-        while first == chunks.count && !finished { lock.wait() }
-        if first == chunks.count {
+        while chunks.isEmpty && (pending?.readableBytes ?? 0) == 0 && !finished {
+            readerWaiting = true
+            lock.wait()
+        }
+        readerWaiting = false
+        let chunk: ByteBuffer
+        if let next = chunks.popFirst() {
+            // Taken out, not only passed: a consumed buffer must not stay referenced.
+            chunk = next
+        } else if let gathered = pending, gathered.readableBytes > 0 {
+            chunk = gathered
+            pending = nil
+        } else {
             let error = failure
             lock.unlock()
             if let error { throw error }
             return nil
-        }
-        let chunk = chunks[first]
-        first += 1
-        if first > 64 && first * 2 > chunks.count {
-            chunks.removeFirst(first)
-            first = 0
         }
         buffered -= chunk.readableBytes
         var resume: EventLoopPromise<Void>?
