@@ -68,6 +68,43 @@ import struct OCIImage.Platform
         #expect(noTag.stderr.contains("registry \(registry.host), repository example/app has no manifest nope"))
     }
 
+    /// The pulled bundle starts in runc, as the local one does (RuncEndToEndTests).
+    @Test(.enabled(if: rootTestsRun, "runc needs root"), .timeLimit(.minutes(2)))
+    func runcStartsAPulledBundle() throws {
+        let registry = try TestRegistry(.plain)
+        let example = try Example()
+        try example.push(to: "docker://\(registry.host)/example/app:v1", extra: ["--dest-tls-verify=false"])
+        let bundle = example.tmp.path + "/bundle"
+        let unpack = try Command.run(
+            Command.ociUnpack,
+            ["unpack", "-q", "--platform", "linux/amd64", "docker://\(registry.host)/example/app:v1", bundle])
+        try #require(unpack.status == 0, "\(unpack.stderr)")
+        let run = try Command.run(
+            "runc", ["--root", example.tmp.path + "/runc-state", "run", "--bundle", bundle, "oci-unpack-pull-\(getpid())"])
+        #expect(run.status == 0, "runc: \(run.stderr)")
+        #expect(run.stdout.hasPrefix("hello from the oci-unpack example\nuid=1000(app)"), "\(run.stdout)")
+    }
+
+    /// The umoci-built image (whiteouts, hardlinks, devices, setuid), pushed by skopeo in gzip and
+    /// in zstd: each pulled tree is the tree `umoci unpack` wrote.
+    @Test(.enabled(if: rootTestsRun, "umoci builds images with devices and owners as root"), .timeLimit(.minutes(3)))
+    func theUmociBuiltImagePullsToUmocisTree() throws {
+        let registry = try TestRegistry(.plain)
+        let tmp = try TemporaryDirectory()
+        let build = try Command.run("bash", ["-c", UmociEndToEndTests.buildScript, "build", tmp.path])
+        try #require(build.status == 0, "building the image with umoci/skopeo failed: \(build.stderr)")
+        for (tag, extra) in [("gzip", [String]()), ("zstd", ["--dest-compress-format", "zstd", "--dest-compress"])] {
+            let reference = "docker://\(registry.host)/umoci/debianish:\(tag)"
+            let copy = try Command.run(
+                "skopeo", ["copy", "--quiet", "--dest-tls-verify=false"] + extra + ["oci:\(tmp.path)/img:t", reference])
+            try #require(copy.status == 0, "skopeo copy: \(copy.stderr)")
+            let compared = try Command.run(
+                Command.ociUnpack,
+                ["tree-digest", "--platform", "linux/amd64", reference, "--rootfs", tmp.path + "/reference/rootfs"])
+            #expect(compared.status == 0, "\(tag): \(compared.stdout)\(compared.stderr)")
+        }
+    }
+
     @Test(.timeLimit(.minutes(2))) func basicAuthOverTLSWithAPrivateCA() throws {
         let password = "s3cret-Pa55"
         let registry = try TestRegistry(.tlsBasic(user: "alice", password: password))
