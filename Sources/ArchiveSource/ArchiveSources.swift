@@ -145,7 +145,8 @@ package struct OCIArchive: ArchiveBacked {
 /// its diff_id, which the pipeline then checks while streaming it (blob and diff_id are the same
 /// bytes); a compressed layer (gzip or zstd, by its magic) is hashed once to name it. Each
 /// image becomes a Docker schema-2 manifest (held in memory, named by its digest) and an entry of
-/// the index, tagged with each of its `RepoTags` (`docker-archive:PATH:busybox:latest`).
+/// the index, tagged with each of its `RepoTags` (`docker-archive:PATH:busybox:latest`) and with
+/// `@N`, its position in `manifest.json` (`docker-archive:PATH:@0`).
 package struct DockerArchive: ArchiveBacked {
     package let path: String
     package var name: String { "docker-archive:\(path)" }
@@ -225,7 +226,10 @@ package struct DockerArchive: ArchiveBacked {
             let digest = Digest.of(bytes)
             blobs.made[digest] = bytes
             let descriptor = Descriptor(mediaType: .dockerManifest, digest: digest, size: Int64(bytes.count))
-            if tags.isEmpty { entries.append(descriptor) }
+            // `@N`, skopeo's name for the N-th image of the archive.
+            var indexed = descriptor
+            indexed.annotations = [AnnotationKey.refName: "@\(i)"]
+            entries.append(indexed)
             for tag in tags {
                 // `docker.io/library/busybox:latest` is also `library/busybox:latest` and
                 // `busybox:latest`, as docker names it.

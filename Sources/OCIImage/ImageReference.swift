@@ -71,6 +71,17 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             if candidate != .layout { exists = Self.isFile }
             break
         }
+        // docker-archive:PATH:@N, skopeo's form for the archive's N-th image (from 0).
+        if transport == .dockerArchive, let at = rest.lastIndex(of: UInt8(ascii: "@")), at > rest.startIndex,
+            rest[rest.index(before: at)] == UInt8(ascii: ":"), at + 1 < rest.endIndex,
+            rest[(at + 1)...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            !Self.isFile(String(decoding: rest, as: UTF8.self))
+        {
+            let path = String(decoding: rest[..<rest.index(before: at)], as: UTF8.self)
+            self.init(
+                layoutPath: path, selector: .tag(String(decoding: rest[at...], as: UTF8.self)), transport: transport)
+            return
+        }
         if transport == .dockerArchive,
             !rest.contains(UInt8(ascii: "@")) || Self.isFile(String(decoding: rest, as: UTF8.self))
         {

@@ -49,6 +49,9 @@ import struct OCIImage.Platform
         #expect(try a.digest("docker-archive:\(a.dockerArchive):example/app:v1") == expected)
         #expect(try a.digest("docker-archive:\(a.dockerArchive):docker.io/example/app:v1") == expected)
         #expect(try a.digest("docker-archive:\(a.dockerArchive)") == expected)
+        #expect(try a.digest("docker-archive:\(a.dockerArchive):@0") == expected, "skopeo's @N: the first image")
+        let beyond = #expect(throws: UnpackError.self) { try a.digest("docker-archive:\(a.dockerArchive):@1") }
+        #expect(beyond?.code == .notFound)
     }
 
     @Test func theCommandsTakeArchives() throws {
@@ -68,7 +71,9 @@ import struct OCIImage.Platform
         #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/app/message.txt"))
         let wrongTag = try Command.run(Command.ociUnpack, ["inspect", "docker-archive:\(a.dockerArchive):nope"])
         #expect(wrongTag.status == 66)
-        #expect(wrongTag.stderr.contains("available tags: docker.io/example/app:v1, example/app:v1"))
+        #expect(
+            wrongTag.stderr.contains("available tags: @0, docker.io/example/app:v1, example/app:v1"),
+            "\(wrongTag.stderr)")
     }
 
     @Test func aCorruptMemberIsRefusedByItsDigest() throws {
@@ -122,6 +127,9 @@ import struct OCIImage.Platform
         #expect(docker.layoutPath == a.dockerArchive)
         #expect(docker.selector == .tag("example/app:v1"))
         #expect(docker.description == "docker-archive:\(a.dockerArchive):example/app:v1")
+        let second = try ImageReference(parsing: "docker-archive:\(a.dockerArchive):@1")
+        #expect(second.layoutPath == a.dockerArchive)
+        #expect(second.selector == .tag("@1"))
         let oci = try ImageReference(parsing: "oci-archive:\(a.ociArchive):amd64")
         #expect(oci.transport == .ociArchive)
         #expect(oci.selector == .tag("amd64"))

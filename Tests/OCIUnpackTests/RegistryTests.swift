@@ -80,7 +80,8 @@ import struct OCIImage.Platform
             ["unpack", "-q", "--platform", "linux/amd64", "docker://\(registry.host)/example/app:v1", bundle])
         try #require(unpack.status == 0, "\(unpack.stderr)")
         let run = try Command.run(
-            "runc", ["--root", example.tmp.path + "/runc-state", "run", "--bundle", bundle, "oci-unpack-pull-\(getpid())"])
+            "runc",
+            ["--root", example.tmp.path + "/runc-state", "run", "--bundle", bundle, "oci-unpack-pull-\(getpid())"])
         #expect(run.status == 0, "runc: \(run.stderr)")
         #expect(run.stdout.hasPrefix("hello from the oci-unpack example\nuid=1000(app)"), "\(run.stdout)")
     }
@@ -96,7 +97,8 @@ import struct OCIImage.Platform
         for (tag, extra) in [("gzip", [String]()), ("zstd", ["--dest-compress-format", "zstd", "--dest-compress"])] {
             let reference = "docker://\(registry.host)/umoci/debianish:\(tag)"
             let copy = try Command.run(
-                "skopeo", ["copy", "--quiet", "--dest-tls-verify=false"] + extra + ["oci:\(tmp.path)/img:t", reference])
+                "skopeo",
+                ["copy", "--quiet", "--dest-tls-verify=false"] + extra + ["oci:\(tmp.path)/img:t", reference])
             try #require(copy.status == 0, "skopeo copy: \(copy.stderr)")
             let compared = try Command.run(
                 Command.ociUnpack,
