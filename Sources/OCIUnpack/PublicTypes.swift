@@ -1,6 +1,5 @@
 import LayerApply
 import OCIImage
-import Registries
 import Resolution
 import RuntimeBundle
 
@@ -55,6 +54,9 @@ public typealias IDMap = OCIImage.IDMap
 /// Whose ids the files of the rootfs get: the image's, rootless, or shifted through id maps.
 public typealias Ownership = LayerApply.Ownership
 /// Credentials and TLS for registries (`docker://` references).
-public typealias RegistryOptions = Registries.RegistryOptions
+public typealias RegistryOptions = OCIImage.RegistryOptions
+/// What reaches registries for `docker://` references (`RegistryClientAccess`, in the
+/// `OCIUnpackRegistries` library).
+public typealias RegistryAccess = OCIImage.RegistryAccess
 /// What an id-mapped unpack does with ids its maps do not hold.
 public typealias UnmappedIDs = LayerApply.UnmappedIDs

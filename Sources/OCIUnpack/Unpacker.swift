@@ -2,7 +2,6 @@ import ArchiveSource
 import LayoutSource
 import Logging
 import OCIImage
-import Registries
 import Resolution
 
 /// The entry point of the library: resolves an image reference to one manifest of one platform
@@ -20,18 +19,22 @@ public struct Unpacker: Sendable {
     public var logger: Logger
     /// Size caps for the image's JSON documents.
     public var documentLimits: DocumentLimits
-    /// Credentials and TLS for `docker://` references.
+    /// Credentials, TLS and the cache for `docker://` references.
     public var registry: RegistryOptions
+    /// What reaches registries (`RegistryClientAccess()` from the `OCIUnpackRegistries` library);
+    /// without it a `docker://` reference is refused.
+    public var registries: (any RegistryAccess)?
 
     /// An unpacker logging to `logger`, reading documents within `documentLimits`, reaching
-    /// registries as `registry` says.
+    /// registries through `registries` as `registry` says.
     public init(
         logger: Logger = Logger(label: "oci-unpack"), documentLimits: DocumentLimits = .init(),
-        registry: RegistryOptions = .init()
+        registry: RegistryOptions = .init(), registries: (any RegistryAccess)? = nil
     ) {
         self.logger = logger
         self.documentLimits = documentLimits
         self.registry = registry
+        self.registries = registries
     }
 
     /// Parses `reference` (`oci:PATH[:TAG]`, `oci:PATH@DIGEST` or `PATH[:TAG]`), opens its layout
@@ -55,10 +58,20 @@ public struct Unpacker: Sendable {
         case .ociArchive: try OCIArchive(path: reference.layoutPath, limits: documentLimits)
         case .dockerArchive: try DockerArchive(path: reference.layoutPath, limits: documentLimits)
         case .registry:
-            try RegistrySource.open(
+            try registryAccess(for: reference).openSource(
                 reference, options: registry, limits: documentLimits,
                 onWarning: { [logger] message in logger.warning("\(message)") })
         }
+    }
+
+    private func registryAccess(for reference: ImageReference) throws(UnpackError) -> any RegistryAccess {
+        guard let registries else {
+            throw UnpackError(
+                .invalidArgument,
+                "\(reference) is in a registry, and this unpacker was made without registry access (Unpacker(registries: RegistryClientAccess()), from the OCIUnpackRegistries library)"
+            )
+        }
+        return registries
     }
 
     /// Resolves `reference`'s tag or digest in any source of images (see ``ImageSource``).

@@ -198,3 +198,18 @@ extension RegistrySource {
         return try? ImageDocuments.sniffDescriptor(bytes, digest: digest)
     }
 }
+
+/// Registry access over AsyncHTTPClient, with the `--cache` blob store in front when the options
+/// ask for it: what `Unpacker(registries:)` takes to reach `docker://` references.
+public struct RegistryClientAccess: RegistryAccess {
+    /// Registry access with no state of its own: each source makes its client.
+    public init() {}
+
+    /// The registry `reference` names, or the cache in front of it (``RegistrySource/open``).
+    public func openSource(
+        _ reference: ImageReference, options: RegistryOptions, limits: DocumentLimits,
+        onWarning: @escaping @Sendable (String) -> Void
+    ) throws(UnpackError) -> any ImageSource {
+        try RegistrySource.open(reference, options: options, limits: limits, onWarning: onWarning)
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import OCIImage
 import OCIUnpack
+import Registries
 import Synchronization
 import Testing
 import UnpackTestSupport
@@ -54,7 +55,8 @@ import UnpackTestSupport
         let first = try Self.run(["unpack", "-q", reference, example.tmp.path + "/one"], cache: cache)
         try #require(first.status == 0, "\(first.stderr)")
         // An OCI layout: the tag recorded under its full name, every blob of the image stored.
-        let image = try Unpacker().resolve(reference, request: ResolutionRequest(platform: RegistryTests.amd64))
+        let image = try Unpacker(registries: RegistryClientAccess()).resolve(
+            reference, request: ResolutionRequest(platform: RegistryTests.amd64))
         let wanted = Set(
             ([image.manifestDescriptor.digest, image.manifest.config.digest] + image.layers.map(\.descriptor.digest)
                 + image.steps.map(\.digest)).map { "sha256/\($0.encoded)" })
@@ -70,9 +72,11 @@ import UnpackTestSupport
             "skopeo",
             ["copy", "--quiet", "--dest-tls-verify=false", "oci:\(example.layout):amd64-gzip", reference])
         try #require(copy.status == 0, "\(copy.stderr)")
-        let moved = try Unpacker().resolve(reference, request: ResolutionRequest(platform: RegistryTests.amd64))
-        let cached = Unpacker(registry: RegistryOptions(cache: .init(path: cache)))
-        let asked = Unpacker(registry: RegistryOptions(cache: .init(path: cache, pull: .always)))
+        let moved = try Unpacker(registries: RegistryClientAccess()).resolve(
+            reference, request: ResolutionRequest(platform: RegistryTests.amd64))
+        let cached = Unpacker(registry: RegistryOptions(cache: .init(path: cache)), registries: RegistryClientAccess())
+        let asked = Unpacker(
+            registry: RegistryOptions(cache: .init(path: cache, pull: .always)), registries: RegistryClientAccess())
         let request = ResolutionRequest(platform: RegistryTests.amd64)
         #expect(try cached.resolve(reference, request: request).manifestDescriptor == image.manifestDescriptor)
         #expect(try asked.resolve(reference, request: request).manifestDescriptor == moved.manifestDescriptor)

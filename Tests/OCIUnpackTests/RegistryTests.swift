@@ -1,6 +1,7 @@
 import Foundation
 import OCIImage
 import OCIUnpack
+import Registries
 import Testing
 import UnpackTestSupport
 
@@ -36,7 +37,9 @@ import struct OCIImage.Platform
         }
     }
 
-    static func tree(_ reference: String, _ unpacker: Unpacker = Unpacker()) throws(UnpackError) -> Digest {
+    static func tree(_ reference: String, _ unpacker: Unpacker = Unpacker(registries: RegistryClientAccess()))
+        throws(UnpackError) -> Digest
+    {
         try unpacker.treeListing(reference, request: ResolutionRequest(platform: amd64)).digest()
     }
 
@@ -61,7 +64,9 @@ import struct OCIImage.Platform
 
         // By digest, and what is missing.
         let index = try #require(
-            try Unpacker().resolve(reference, request: ResolutionRequest(platform: Self.amd64)).steps.first)
+            try Unpacker(registries: RegistryClientAccess()).resolve(
+                reference, request: ResolutionRequest(platform: Self.amd64)
+            ).steps.first)
         #expect(try Self.tree("docker://\(registry.host)/example/app@\(index.digest)") == (try example.localDigest()))
         let noTag = try Command.run(Command.ociUnpack, ["inspect", "docker://\(registry.host)/example/app:nope"])
         #expect(noTag.status == 66)
@@ -105,6 +110,31 @@ import struct OCIImage.Platform
                 ["tree-digest", "--platform", "linux/amd64", reference, "--rootfs", tmp.path + "/reference/rootfs"])
             #expect(compared.status == 0, "\(tag): \(compared.stdout)\(compared.stderr)")
         }
+    }
+
+    /// oci-unpack holds no HTTP stack: it hands docker:// references to oci-unpack-registry, and
+    /// says so when that cannot be run; the library refuses them without a RegistryAccess.
+    @Test func docker_referencesGoToTheRegistryExecutable() throws {
+        let binary = try Data(contentsOf: URL(fileURLWithPath: Command.ociUnpack))
+        #expect(binary.range(of: Data("NIOPosix".utf8)) == nil, "oci-unpack links swift-nio")
+        let tmp = try TemporaryDirectory()
+        let alone = tmp.path + "/oci-unpack"
+        try FileManager.default.copyItem(atPath: Command.ociUnpack, toPath: alone)
+        let local = try Command.run(alone, ["inspect", "docker://127.0.0.1:1/example/app:v1"])
+        #expect(local.status == 64)
+        #expect(
+            local.stderr.contains("docker:// references are pulled by oci-unpack-registry, which cannot be run from ")
+                && local.stderr.contains("/oci-unpack-registry (No such file or directory)"), "\(local.stderr)")
+        // Local images need nothing else.
+        let example = try Example()
+        let inspect = try Command.run(alone, ["inspect", "--platform", "linux/amd64", "oci:\(example.layout):latest"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let refused = #expect(throws: UnpackError.self) {
+            try Unpacker().resolve(
+                "docker://127.0.0.1:1/example/app:v1", request: ResolutionRequest(platform: Self.amd64))
+        }
+        #expect(refused?.code == .invalidArgument)
+        #expect(refused?.message.contains("without registry access") == true)
     }
 
     @Test(.timeLimit(.minutes(2))) func basicAuthOverTLSWithAPrivateCA() throws {

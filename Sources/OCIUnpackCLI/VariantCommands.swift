@@ -94,7 +94,9 @@ struct VerifyVariants: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         let report: VariantReport
         do throws(UnpackError) {
-            let unpacker = Unpacker(logger: logger, registry: try registryFlags.options())
+            let unpacker = Unpacker(
+                logger: logger, registry: try registryFlags.options(),
+                registries: CommandLineSetup.registries)
             var options = try reading.options(logger: logger)
             options.maxDifferences = maxDifferences
             let wanted: Platform? =
@@ -152,7 +154,9 @@ struct TreeDigest: ParsableCommand {
         let ignoreMtime = reading.ignoreMtime
         var listings: [(name: String, listing: TreeListing)] = []
         do throws(UnpackError) {
-            let unpacker = Unpacker(logger: logger, registry: try registryFlags.options())
+            let unpacker = Unpacker(
+                logger: logger, registry: try registryFlags.options(),
+                registries: CommandLineSetup.registries)
             let options = try reading.options(logger: logger)
             if let image {
                 listings.append(

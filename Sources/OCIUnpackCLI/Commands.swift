@@ -97,7 +97,46 @@ struct ResolutionOptions: ParsableArguments {
     }
 }
 
-@main
+/// How the running executable reaches registries. `oci-unpack-registry` sets it before it runs the
+/// command line; `oci-unpack` leaves it `nil` and hands a `docker://` reference to
+/// `oci-unpack-registry` (``RegistryHandOff``), so that a local unpack's start does not pay for the
+/// HTTP stack's size.
+package enum CommandLineSetup {
+    nonisolated(unsafe) package static var registries: (any RegistryAccess)?
+}
+
+/// `oci-unpack`'s way to `docker://` references: it runs `oci-unpack-registry` (the same command
+/// line, built with AsyncHTTPClient and swift-nio), installed beside it, in its place.
+package enum RegistryHandOff {
+    /// The registry executable's name.
+    package static let executable = "oci-unpack-registry"
+
+    /// Replaces this process with `oci-unpack-registry` when an argument before `--` is a
+    /// `docker://` reference; returns otherwise. Exits 64 when the executable cannot be run.
+    package static func execIfNeeded(_ arguments: [String] = CommandLine.arguments) {
+        let options = arguments.dropFirst().prefix { $0 != "--" }
+        guard options.contains(where: { $0.hasPrefix("docker://") }) else { return }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let here = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        let directory = here.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let path = directory + "/" + executable
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        execv(path, &argv)
+        let reason = String(cString: strerror(errno))
+        writeStandardError(
+            "oci-unpack: error: docker:// references are pulled by \(executable), which cannot be run from \(path) (\(reason)): build or install it beside oci-unpack\n"
+        )
+        Glibc.exit(UnpackError.Code.invalidArgument.exitCode)
+    }
+}
+
+/// Runs the command line (``OCIUnpackCommand/main()``) and exits.
+package func runCommandLine() -> Never {
+    OCIUnpackCommand.main()
+    Glibc.exit(0)
+}
+
 struct OCIUnpackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci-unpack",
@@ -157,7 +196,9 @@ struct Inspect: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         do {
-            let unpacker = Unpacker(logger: resolution.makeLogger(), registry: try registryFlags.options())
+            let unpacker = Unpacker(
+                logger: resolution.makeLogger(), registry: try registryFlags.options(),
+                registries: CommandLineSetup.registries)
             let resolved = try unpacker.resolve(image, request: resolution.request())
             if json {
                 let encoder = JSONEncoder()
@@ -314,7 +355,9 @@ struct Unpack: ParsableCommand {
         let logger = resolution.makeLogger()
         let unpacker: Unpacker
         do {
-            unpacker = Unpacker(logger: logger, registry: try registryFlags.options())
+            unpacker = Unpacker(
+                logger: logger, registry: try registryFlags.options(),
+                registries: CommandLineSetup.registries)
         } catch {
             throw CLIFailure(error: error, json: false).report()
         }

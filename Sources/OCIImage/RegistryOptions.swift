@@ -1,6 +1,5 @@
 import FoundationEssentials
 import Glibc
-import OCIImage
 import UnpackSystem
 
 /// How to reach registries (`docker://` references): credentials and TLS.
@@ -70,7 +69,7 @@ public struct RegistryOptions: Sendable {
     /// The credentials for `host`: `--creds`, else the first auth file that has an entry for it
     /// (`--authfile`, else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
     /// `~/.docker/config.json`), each read as ``entry(in:for:file:)`` says.
-    func credentials(for host: String) throws(UnpackError) -> (user: String, password: String)? {
+    package func credentials(for host: String) throws(UnpackError) -> (user: String, password: String)? {
         if let credentials { return credentials }
         var files: [String] = []
         if let authFile {
@@ -186,4 +185,18 @@ struct CredentialHelper {
         }
         return (user, secret)
     }
+}
+
+/// What reaches registries for `docker://` references: ``Unpacker`` asks it for the source of such
+/// a reference. It is kept apart from the rest (the `OCIUnpackRegistries` library provides it, on
+/// AsyncHTTPClient and swift-nio), so that a program that only reads local images does not carry
+/// the HTTP stack, whose size every Swift program start pays for (the runtime's conformance
+/// lookups search every record the binary holds).
+public protocol RegistryAccess: Sendable {
+    /// The source of images for `reference` (a `docker://` reference), reached as `options` says;
+    /// `onWarning` takes what is worth saying but does not stop the run (a blob not cached).
+    func openSource(
+        _ reference: ImageReference, options: RegistryOptions, limits: DocumentLimits,
+        onWarning: @escaping @Sendable (String) -> Void
+    ) throws(UnpackError) -> any ImageSource
 }
