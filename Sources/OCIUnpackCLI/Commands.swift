@@ -36,6 +36,12 @@ struct RegistryFlags: ParsableArguments {
             """)
     var pull: String = "missing"
 
+    /// An unpacker that reaches registries as these flags say, through what this executable has
+    /// (``CommandLineSetup/registries``).
+    func unpacker(logger: Logger) throws(UnpackError) -> Unpacker {
+        Unpacker(logger: logger, registry: try options(), registries: CommandLineSetup.registries)
+    }
+
     func options() throws(UnpackError) -> RegistryOptions {
         guard let policy = RegistryOptions.PullPolicy(rawValue: pull) else {
             throw UnpackError(
@@ -95,6 +101,13 @@ struct ResolutionOptions: ParsableArguments {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         return logger
     }
+}
+
+/// Prints `value` as the documented JSON of `--json`: indented, keys sorted, `/` unescaped.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 /// How the running executable reaches registries. `oci-unpack-registry` sets it before it runs the
@@ -196,15 +209,10 @@ struct Inspect: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         do {
-            let unpacker = Unpacker(
-                logger: resolution.makeLogger(), registry: try registryFlags.options(),
-                registries: CommandLineSetup.registries)
+            let unpacker = try registryFlags.unpacker(logger: resolution.makeLogger())
             let resolved = try unpacker.resolve(image, request: resolution.request())
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                let data = try encoder.encode(resolved)
-                print(String(decoding: data, as: UTF8.self))
+                try printJSON(resolved)
             } else {
                 print(InspectText.render(resolved), terminator: "")
             }
@@ -355,9 +363,7 @@ struct Unpack: ParsableCommand {
         let logger = resolution.makeLogger()
         let unpacker: Unpacker
         do {
-            unpacker = Unpacker(
-                logger: logger, registry: try registryFlags.options(),
-                registries: CommandLineSetup.registries)
+            unpacker = try registryFlags.unpacker(logger: logger)
         } catch {
             throw CLIFailure(error: error, json: false).report()
         }

@@ -94,9 +94,7 @@ struct VerifyVariants: ParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
         let report: VariantReport
         do throws(UnpackError) {
-            let unpacker = Unpacker(
-                logger: logger, registry: try registryFlags.options(),
-                registries: CommandLineSetup.registries)
+            let unpacker = try registryFlags.unpacker(logger: logger)
             var options = try reading.options(logger: logger)
             options.maxDifferences = maxDifferences
             let wanted: Platform? =
@@ -107,10 +105,7 @@ struct VerifyVariants: ParsableCommand {
             throw CLIFailure(error: error, json: json).report()
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let data = try encoder.encode(report)
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(report)
         } else {
             print(VariantText.render(report), terminator: "")
         }
@@ -154,9 +149,7 @@ struct TreeDigest: ParsableCommand {
         let ignoreMtime = reading.ignoreMtime
         var listings: [(name: String, listing: TreeListing)] = []
         do throws(UnpackError) {
-            let unpacker = Unpacker(
-                logger: logger, registry: try registryFlags.options(),
-                registries: CommandLineSetup.registries)
+            let unpacker = try registryFlags.unpacker(logger: logger)
             let options = try reading.options(logger: logger)
             if let image {
                 listings.append(
