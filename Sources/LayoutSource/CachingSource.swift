@@ -31,6 +31,14 @@ package struct CachingSource: ImageSource {
         return remote.made?.hasBlob(digest) ?? true
     }
 
+    package func hasBlobs(_ digests: [Digest]) -> [Bool] {
+        var answers = digests.map(cache.has)
+        let missing = answers.indices.filter { !answers[$0] }
+        guard let remote = remote.made, !missing.isEmpty else { return digests.map { _ in true } }
+        for (i, present) in zip(missing, remote.hasBlobs(missing.map { digests[$0] })) { answers[i] = present }
+        return answers
+    }
+
     package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
         try descriptor.checkDocumentSize(limit: limit)
         if let bytes = cache.read(descriptor, limit: limit) { return bytes }

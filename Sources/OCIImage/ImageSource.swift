@@ -54,6 +54,9 @@ public protocol ImageSource: Sendable {
     /// Whether something is stored for `digest` (it may still be corrupt, or not a blob at all:
     /// opening it says which).
     func hasBlob(_ digest: Digest) -> Bool
+    /// ``hasBlob(_:)`` for several digests at once (a manifest's layers), which a remote source
+    /// asks concurrently. The default asks one by one.
+    func hasBlobs(_ digests: [Digest]) -> [Bool]
     /// A whole small blob (a manifest, an index, a config), of at most `limit` bytes, checked
     /// against the descriptor's size and digest.
     func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8]
@@ -63,6 +66,11 @@ public protocol ImageSource: Sendable {
     /// The descriptor of a blob known only by its digest (a digest reference no index lists),
     /// worked out from its content.
     func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor
+}
+
+extension ImageSource {
+    /// One by one.
+    public func hasBlobs(_ digests: [Digest]) -> [Bool] { digests.map(hasBlob) }
 }
 
 extension Descriptor {

@@ -269,9 +269,9 @@ package struct Resolver: Sendable {
                 code: .invalidImage)
             return
         }
-        if let missing = manifest.layers.enumerated().first(where: { !source.hasBlob($0.element.digest) }) {
+        if let missing = source.hasBlobs(manifest.layers.map(\.digest)).firstIndex(of: false) {
             candidate.decision = .refused(
-                reason: "layer \(missing.offset) blob \(missing.element.digest) is missing from the layout",
+                reason: "layer \(missing) blob \(manifest.layers[missing].digest) is missing from the layout",
                 code: .notFound)
             return
         }
