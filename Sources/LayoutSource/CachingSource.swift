@@ -24,13 +24,11 @@ package struct CachingSource: ImageSource {
         self.remote = remote
     }
 
-    package func hasBlob(_ digest: Digest) -> Bool {
-        if cache.has(digest) { return true }
-        // Resolution asks about every candidate's layers; the registry is not reached for that
-        // alone. Until it is, a blob is taken to exist, and opening it says if it cannot be had.
-        return remote.made?.hasBlob(digest) ?? true
-    }
+    package func hasBlob(_ digest: Digest) -> Bool { hasBlobs([digest])[0] }
 
+    /// What the cache holds, and what the remote says of the rest. Resolution asks about every
+    /// candidate's layers, and the registry is not reached for that alone: until it is, a blob is
+    /// taken to exist, and opening it says if it cannot be had.
     package func hasBlobs(_ digests: [Digest]) -> [Bool] {
         var answers = digests.map(cache.has)
         let missing = answers.indices.filter { !answers[$0] }
