@@ -53,6 +53,18 @@ package final class BlobCache: Sendable {
         } catch {
             throw failed(error)
         }
+        // Blobs are verified when read, but the tags index.json records are trusted (`--pull
+        // missing`): nobody but the user may be able to change them.
+        for (name, what) in [(".", "directory"), ("index.json", "index")] {
+            var st = stat()
+            guard fstatat(root.rawValue, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            guard st.st_uid == geteuid() || st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "the cache \(what) \(name == "." ? path : path + "/" + name) is owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)): the tags it records would be others' to choose; give a cache only you can write",
+                    context: .init(path: path))
+            }
+        }
         let known: Set<String> = ["oci-layout", "index.json", "blobs", "ingest"]
         let present = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         if !present.contains("oci-layout"), let stranger = present.sorted().first(where: { !known.contains($0) }) {
@@ -81,6 +93,7 @@ package final class BlobCache: Sendable {
         let marker = try OCILayout.readSmallFile(
             in: root, ["oci-layout"], display: path + "/oci-layout", limit: 64 << 10, what: "oci-layout file")
         try ImageDocuments.checkLayoutMarker(marker, place: path + "/oci-layout")
+        sweepIngest()
     }
 
     /// A directory of the cache, made if missing, never through a symlink.
@@ -136,7 +149,9 @@ package final class BlobCache: Sendable {
         guard let bytes = try? fd.readAll(limit: limit),
             (try? descriptor.checkContent(bytes, from: path)) != nil
         else {
-            discard(descriptor.digest, reason: "does not verify")
+            // The descriptor may be what is wrong (another size): the file goes only if its own
+            // bytes do not hash to its name.
+            check(descriptor.digest)
             return nil
         }
         return bytes
@@ -161,27 +176,29 @@ package final class BlobCache: Sendable {
         }
     }
 
-    /// Hashes a stored blob and removes it if it does not have the descriptor's size and digest.
-    package func check(_ descriptor: Descriptor) {
-        guard let fd = open(descriptor.digest) else { return }
-        var digester = Digester(descriptor.digest.algorithm)
-        var size: Int64 = 0
+    /// Hashes a stored blob and removes it when its bytes do not hash to its name (a manifest
+    /// that gives a good blob another size does not evict it).
+    package func check(_ digest: Digest) {
+        guard let fd = open(digest) else { return }
+        var digester = Digester(digest.algorithm)
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { chunk.deallocate() }
         while let n = try? fd.read(into: chunk), n > 0 {
             digester.update(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
-            size += Int64(n)
         }
-        if size != descriptor.size || digester.finalize() != descriptor.digest {
-            discard(descriptor.digest, reason: "does not verify")
-        }
+        if digester.finalize() != digest { discard(digest, checked: fd) }
     }
 
-    /// Removes a stored blob that did not verify.
-    package func discard(_ digest: Digest, reason: String) {
-        guard let directory = blobDirectories[digest.algorithm] else { return }
+    /// Removes the stored blob `checked` was opened from: not a good copy another process
+    /// renamed over it meanwhile (the name must still lead to the same inode).
+    private func discard(_ digest: Digest, checked: OwnedFD) {
+        guard let directory = blobDirectories[digest.algorithm], let opened = try? checked.status() else { return }
+        var st = stat()
+        guard fstatat(directory.rawValue, digest.encoded, &st, AT_SYMLINK_NOFOLLOW) == 0,
+            st.st_dev == opened.st_dev, st.st_ino == opened.st_ino
+        else { return }
         if unlinkat(directory.rawValue, digest.encoded, 0) == 0 {
-            onWarning("the cached blob \(digest) \(reason): removed from the cache \(path)")
+            onWarning("the cached blob \(digest) does not verify: removed from the cache \(path)")
         }
     }
 
@@ -243,14 +260,18 @@ package final class BlobCache: Sendable {
                 }
             }
             if removed { pruneIndex() }
-            let now = time(nil)
-            for name in entries(of: "ingest") {
-                var st = stat()
-                if fstatat(ingest.rawValue, name, &st, AT_SYMLINK_NOFOLLOW) == 0,
-                    now - st.st_mtim.tv_sec > Self.staleIngestSeconds
-                {
-                    _ = unlinkat(ingest.rawValue, name, 0)
-                }
+        }
+    }
+
+    /// Removes the `ingest/` files a process that died left (older than a day).
+    private func sweepIngest() {
+        let now = time(nil)
+        for name in entries(of: "ingest") {
+            var st = stat()
+            if fstatat(ingest.rawValue, name, &st, AT_SYMLINK_NOFOLLOW) == 0,
+                now - st.st_mtim.tv_sec > Self.staleIngestSeconds
+            {
+                _ = unlinkat(ingest.rawValue, name, 0)
             }
         }
     }
@@ -283,9 +304,15 @@ package final class BlobCache: Sendable {
     /// Records that `name` (`HOST/REPO:TAG`) named `descriptor`, replacing what it named before.
     package func record(_ descriptor: Descriptor, as name: String) {
         withLock {
-            var entries = ((try? readIndex())?.manifests ?? []).filter {
-                $0.annotations?[AnnotationKey.refName] != name
+            let index: Index
+            do throws(UnpackError) {
+                index = try readIndex()
+            } catch {
+                // Not written over: it may be another tool's layout this reader refuses.
+                onWarning("the tag \(name) is not recorded in the cache: \(error.message)")
+                return
             }
+            var entries = index.manifests.filter { $0.annotations?[AnnotationKey.refName] != name }
             var entry = descriptor
             entry.annotations = [AnnotationKey.refName: name]
             entry.platform = nil

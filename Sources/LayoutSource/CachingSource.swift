@@ -95,14 +95,17 @@ package final class LazySource: Sendable {
 }
 
 /// A layer read from the cache. If the pipeline finds that it does not verify (the file was
-/// altered or cut short since it was stored), it is removed, so the next run fetches it again.
-/// A pipeline that stopped before the end (a decompressor that met the altered bytes first, or a
-/// failure elsewhere) gives no verdict: the stored file is then hashed once more to decide.
+/// altered or cut short since it was stored), the file is hashed once more and removed if its own
+/// bytes do not hash to its name (a descriptor with another size is not the file's fault), so the
+/// next run fetches it again. A pipeline that stopped inside the blob gives no verdict (a
+/// decompressor met the altered bytes first, or a failure elsewhere): the same check decides.
+/// A stream opened ahead and never read is left alone.
 final class CachedBlobStream: ByteStream {
     private let file: FileStream
     private let cache: BlobCache
     private let descriptor: Descriptor
     private var told = false
+    private var consumed: Int64 = 0
 
     init(_ fd: OwnedFD, cache: BlobCache, descriptor: Descriptor) {
         file = FileStream(fd)
@@ -111,16 +114,18 @@ final class CachedBlobStream: ByteStream {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
-        try file.read(into: buffer)
+        let n = try file.read(into: buffer)
+        consumed += Int64(n)
+        return n
     }
 
     func blobVerified(_ verified: Bool) {
         told = true
-        if !verified { cache.discard(descriptor.digest, reason: "does not verify") }
+        if !verified { cache.check(descriptor.digest) }
     }
 
     deinit {
-        if !told { cache.check(descriptor) }
+        if !told && consumed > 0 { cache.check(descriptor.digest) }
     }
 }
 

@@ -131,7 +131,13 @@ package enum RegistryHandOff {
         guard options.contains(where: { $0.hasPrefix("docker://") }) else { return }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let here = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        guard n > 0 else {
+            writeStandardError(
+                "oci-unpack: error: docker:// references are pulled by \(executable), and /proc/self/exe cannot be read to find it (\(String(cString: strerror(errno))))\n"
+            )
+            Glibc.exit(UnpackError.Code.invalidArgument.exitCode)
+        }
+        let here = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let directory = here.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         let path = directory + "/" + executable
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]

@@ -23,6 +23,9 @@ final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
     /// The buffer body parts are copied into, until it is full or the reader takes it.
     private var pending: ByteBuffer?
     private var readerWaiting = false
+    /// Whether the transfer ended while we held it back (a body opened ahead, or one the
+    /// pipeline was slow to read, meets the client's 60 s idle-read timeout): not the server's fault.
+    private(set) var failedWhilePaused = false
     private var buffered = 0
     private var finished = false
     private var failure: (any Error)?
@@ -92,7 +95,10 @@ final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
 
     func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
         lock.lock()
-        if failure == nil { failure = error }
+        if failure == nil {
+            failure = error
+            failedWhilePaused = paused != nil
+        }
         finished = true
         let waiting = paused
         paused = nil
@@ -206,15 +212,17 @@ final class RegistryBlobStream: ByteStream {
                 done = true
                 return 0
             } catch {
-                // A transfer that broke before the descriptor's size resumes where it stopped.
-                guard delivered < descriptor.size, resumes < Self.maxResumes else {
+                // A transfer that broke before the descriptor's size resumes where it stopped. One
+                // that timed out while we held it back does not count against the resumes.
+                let ours = body.failedWhilePaused
+                guard delivered < descriptor.size, ours || resumes < Self.maxResumes else {
                     done = true
                     throw UnpackError(
                         .io,
                         "\(client.place): the download of blob \(descriptor.digest) broke after \(delivered) bytes: \(RegistryClient.describe(error))",
                         context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
                 }
-                resumes += 1
+                if !ours { resumes += 1 }
                 body.cancel()
                 body = try client.download(descriptor.digest, offset: delivered)
                 current = nil

@@ -72,8 +72,9 @@ package enum ChildProcess {
         try? writeAll(stdin[1], input, path: program)
         signal(SIGPIPE, ignored)
         close(stdin[1])
-        let reader = OwnedFD(stdout[0])
-        let output = try? reader.readAll(limit: outputLimit)
+        // Closed before the wait: a child that writes past the limit gets EPIPE instead of
+        // blocking on a full pipe for ever.
+        let output = try? OwnedFD(stdout[0]).readAll(limit: outputLimit)
         return (wait(for: pid), output ?? nil)
     }
 }

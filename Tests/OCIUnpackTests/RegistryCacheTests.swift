@@ -198,5 +198,14 @@ import UnpackTestSupport
         #expect(evicted.stderr.contains("lacks a blob"), "\(evicted.stderr)")
         let badSize = try Self.run(["tree-digest", reference], cache: cache, ["--cache-max-size", "lots"])
         #expect(badSize.status == 64)
+        // Recorded tags are trusted: a cache others can write is refused.
+        let shared = example.tmp.path + "/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: shared)
+        let refused = try Self.run(["tree-digest", reference], cache: shared)
+        #expect(refused.status == 64)
+        #expect(
+            refused.stderr.contains("with mode 777: the tags it records would be others' to choose"),
+            "\(refused.stderr)")
     }
 }
