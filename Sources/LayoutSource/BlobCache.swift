@@ -134,9 +134,8 @@ package final class BlobCache: Sendable {
 
     /// The stored blob, opened for reading and marked used; `nil` when absent (or not a regular file).
     package func open(_ digest: Digest) -> OwnedFD? {
-        guard blobDirectories[digest.algorithm] != nil,
-            case .success(let fd) = OCILayout.openBeneath(
-                root, ["blobs", digest.algorithm.rawValue, digest.encoded])
+        guard let directory = blobDirectories[digest.algorithm],
+            case .success(let fd) = OCILayout.openBeneath(directory, [digest.encoded])
         else { return nil }
         touch(fd)
         return fd
@@ -146,6 +145,18 @@ package final class BlobCache: Sendable {
     /// verify is removed (with a warning) and reported absent, so it is fetched again.
     package func read(_ descriptor: Descriptor, limit: Int) -> [UInt8]? {
         guard let fd = open(descriptor.digest) else { return nil }
+        return contents(of: fd, descriptor, limit: limit)
+    }
+
+    /// A stored document known only by its digest (its size is the file's), verified; `nil` when
+    /// absent, larger than `limit`, or removed for not verifying.
+    package func document(_ digest: Digest, limit: Int) -> [UInt8]? {
+        guard let fd = open(digest), let st = try? fd.status(), Int(st.st_size) <= limit else { return nil }
+        return contents(
+            of: fd, Descriptor(mediaType: .ociManifest, digest: digest, size: Int64(st.st_size)), limit: limit)
+    }
+
+    private func contents(of fd: OwnedFD, _ descriptor: Descriptor, limit: Int) -> [UInt8]? {
         guard let bytes = try? fd.readAll(limit: limit),
             (try? descriptor.checkContent(bytes, from: path)) != nil
         else {
@@ -155,13 +166,6 @@ package final class BlobCache: Sendable {
             return nil
         }
         return bytes
-    }
-
-    /// A stored document known only by its digest (its size is the file's), verified; `nil` when
-    /// absent, larger than `limit`, or removed for not verifying.
-    package func document(_ digest: Digest, limit: Int) -> [UInt8]? {
-        guard let fd = open(digest), let st = try? fd.status(), Int(st.st_size) <= limit else { return nil }
-        return read(Descriptor(mediaType: .ociManifest, digest: digest, size: Int64(st.st_size)), limit: limit)
     }
 
     /// Stores a verified document.
