@@ -132,11 +132,21 @@ package final class ArchiveFile: Sendable {
         try stream(member).readAll(limit: limit)
     }
 
+    /// A member's name in one canonical spelling, so that spellings of one path are one name
+    /// (and a path stored twice is refused as such, whatever the order members are looked at in):
+    /// empty and `.` components dropped (`./blobs//sha256/X` is `blobs/sha256/X`), `..` taken
+    /// lexically and never above the archive's top.
     static func memberName(_ raw: [UInt8]) -> String {
-        var bytes = raw[...]
-        while bytes.starts(with: "./".utf8) { bytes = bytes.dropFirst(2) }
-        while bytes.first == UInt8(ascii: "/") { bytes = bytes.dropFirst() }
-        return String(decoding: bytes, as: UTF8.self)
+        var parts: [ArraySlice<UInt8>] = []
+        for part in raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+            if part.elementsEqual(".".utf8) { continue }
+            if part.elementsEqual("..".utf8) {
+                _ = parts.popLast()
+                continue
+            }
+            parts.append(part)
+        }
+        return String(decoding: Array(parts.joined(separator: [UInt8(ascii: "/")])), as: UTF8.self)
     }
 
     private static func compression(of magic: [UInt8]) -> String? {

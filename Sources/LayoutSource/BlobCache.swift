@@ -24,6 +24,8 @@ package final class BlobCache: Sendable {
     package let maxSize: Int64?
     private let root: OwnedFD
     private let ingest: OwnedFD
+    /// The uid that owns the cache's top directory: every stored blob must be its.
+    private let owner: uid_t
     private let blobDirectories: [Digest.Algorithm: OwnedFD]
     /// Where warnings go (a blob that could not be stored is not an unpack failure).
     private let onWarning: @Sendable (String) -> Void
@@ -58,13 +60,10 @@ package final class BlobCache: Sendable {
         for (name, what) in [(".", "directory"), ("index.json", "index")] {
             var st = stat()
             guard fstatat(root.rawValue, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            guard st.st_uid == geteuid() || st.st_uid == 0, st.st_mode & 0o022 == 0 else {
-                throw UnpackError(
-                    .invalidArgument,
-                    "the cache \(what) \(name == "." ? path : path + "/" + name) is owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)): the tags it records would be others' to choose; give a cache only you can write",
-                    context: .init(path: path))
-            }
+            try Self.checkOwner(st, what: what, display: name == "." ? path : path + "/" + name)
         }
+        var top = stat()
+        owner = fstat(root.rawValue, &top) == 0 ? top.st_uid : geteuid()
         let known: Set<String> = ["oci-layout", "index.json", "blobs", "ingest"]
         let present = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         if !present.contains("oci-layout"), let stranger = present.sorted().first(where: { !known.contains($0) }) {
@@ -73,17 +72,13 @@ package final class BlobCache: Sendable {
                 "the cache \(path) is neither an OCI layout nor empty (it holds \(stranger.truncatedForMessage)): give a new or empty directory",
                 context: .init(path: path))
         }
-        do throws(SystemError) {
-            let blobs = try Self.directory("blobs", in: root, display: path)
-            var directories: [Digest.Algorithm: OwnedFD] = [:]
-            for algorithm in [Digest.Algorithm.sha256, .sha512] {
-                directories[algorithm] = try Self.directory(algorithm.rawValue, in: blobs, display: path + "/blobs")
-            }
-            blobDirectories = directories
-            ingest = try Self.directory("ingest", in: root, display: path)
-        } catch {
-            throw failed(error)
+        let blobs = try Self.directory("blobs", in: root, display: path)
+        var directories: [Digest.Algorithm: OwnedFD] = [:]
+        for algorithm in [Digest.Algorithm.sha256, .sha512] {
+            directories[algorithm] = try Self.directory(algorithm.rawValue, in: blobs, display: path + "/blobs")
         }
+        blobDirectories = directories
+        ingest = try Self.directory("ingest", in: root, display: path)
         do throws(SystemError) {
             try createIfMissing("oci-layout", Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
             try createIfMissing("index.json", Self.indexText([]))
@@ -96,15 +91,42 @@ package final class BlobCache: Sendable {
         sweepIngest()
     }
 
-    /// A directory of the cache, made if missing, never through a symlink.
-    private static func directory(_ name: String, in parent: OwnedFD, display: String) throws(SystemError) -> OwnedFD {
-        if mkdirat(parent.rawValue, name, 0o755) != 0 && errno != EEXIST {
-            throw SystemError(call: "mkdirat", errno: errno, path: "\(display)/\(name)")
+    /// A part of the cache that only its user (or root) may be able to change.
+    private static func checkOwner(_ st: stat, what: String, display: String) throws(UnpackError) {
+        guard st.st_uid == geteuid() || st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+            throw UnpackError(
+                .invalidArgument,
+                "the cache \(what) \(display) is owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)): the tags it records would be others' to choose; give a cache only you can write",
+                context: .init(path: display))
         }
-        return try OwnedFD(
-            retryingSyscall("openat", path: "\(display)/\(name)") {
-                openat(parent.rawValue, name, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            })
+    }
+
+    /// A directory of the cache, made if missing, never through a symlink, owned and writable as
+    /// the cache's top must be (another user able to write `blobs/` or `ingest/` could swap files
+    /// in under a name between a check and a use).
+    private static func directory(_ name: String, in parent: OwnedFD, display: String) throws(UnpackError) -> OwnedFD {
+        let fd: OwnedFD
+        do throws(SystemError) {
+            if mkdirat(parent.rawValue, name, 0o755) != 0 && errno != EEXIST {
+                throw SystemError(call: "mkdirat", errno: errno, path: "\(display)/\(name)")
+            }
+            fd = try OwnedFD(
+                retryingSyscall("openat", path: "\(display)/\(name)") {
+                    openat(parent.rawValue, name, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                })
+        } catch {
+            throw error.unpackError("the cache \(display) cannot be opened", context: .init(path: display))
+        }
+        var st = stat()
+        if fstat(fd.rawValue, &st) == 0 { try checkOwner(st, what: "directory", display: "\(display)/\(name)") }
+        return fd
+    }
+
+    /// Whether a stored blob's file may be used (and marked used): a regular file with no other
+    /// name, owned by the cache's owner. A hard link to a file elsewhere would have that file's
+    /// time changed by the mark and its bytes served; a file of another user's is not ours.
+    private func usable(_ st: stat) -> Bool {
+        st.isRegularFile && st.st_nlink == 1 && st.st_uid == owner
     }
 
     /// Writes `name` at the top of the cache unless it exists (a concurrent first run may race:
@@ -129,14 +151,23 @@ package final class BlobCache: Sendable {
     package func has(_ digest: Digest) -> Bool {
         guard let directory = blobDirectories[digest.algorithm] else { return false }
         var st = stat()
-        return fstatat(directory.rawValue, digest.encoded, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.isRegularFile
+        return fstatat(directory.rawValue, digest.encoded, &st, AT_SYMLINK_NOFOLLOW) == 0 && usable(st)
     }
 
     /// The stored blob, opened for reading and marked used; `nil` when absent (or not a regular file).
     package func open(_ digest: Digest) -> OwnedFD? {
         guard let directory = blobDirectories[digest.algorithm],
-            case .success(let fd) = OCILayout.openBeneath(directory, [digest.encoded])
+            case .success(let fd) = OCILayout.openBeneath(directory, [digest.encoded]),
+            let st = try? fd.status()
         else { return nil }
+        // Checked on the open file before it is touched or read: not used, and fetched again
+        // (the new copy is renamed over the name, which leaves the other file as it was).
+        guard usable(st) else {
+            onWarning(
+                "the cached blob \(digest) is not used: \(blobPath(digest)) has \(st.st_nlink) links and owner uid \(st.st_uid) (a cache blob has one link and the cache's owner, uid \(owner))"
+            )
+            return nil
+        }
         touch(fd)
         return fd
     }

@@ -42,17 +42,28 @@ public struct IDMap: Sendable, Equatable, CustomStringConvertible {
     public static let maxRanges = 340
 
     /// A map of `ranges`, checked as the kernel checks a user namespace's map: every range
-    /// non-empty and within the 32-bit ids, no two ranges overlapping inside or outside, at most
+    /// non-empty and within the 32-bit ids, never holding id 4294967295 (`(uid_t)-1`), no two ranges overlapping inside or outside, at most
     /// 340 ranges. `name` (`--uid-map`) is for messages.
     public init(_ ranges: [Range], name: String) throws(UnpackError) {
         guard !ranges.isEmpty, ranges.count <= Self.maxRanges else {
             throw UnpackError(.invalidArgument, "\(name) needs between 1 and \(Self.maxRanges) ranges")
         }
+        // Id 4294967295 is (uid_t)-1, which chown reads as "leave unchanged": a map that held it
+        // would leave the image's root-owned files owned by host root. The kernel refuses it in a
+        // user namespace's map (on either side), and so does this check.
         for range in ranges {
             guard range.size > 0, UInt64(range.containerID) + UInt64(range.size) <= 1 << 32,
                 UInt64(range.hostID) + UInt64(range.size) <= 1 << 32
             else {
                 throw UnpackError(.invalidArgument, "\(name) \(range) runs past the last 32-bit id")
+            }
+            guard UInt64(range.containerID) + UInt64(range.size) < 1 << 32,
+                UInt64(range.hostID) + UInt64(range.size) < 1 << 32
+            else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "\(name) \(range) maps id 4294967295, which is (uid_t)-1 (\"unchanged\" to chown); the kernel refuses it in a map"
+                )
             }
         }
         for (i, a) in ranges.enumerated() {

@@ -17,6 +17,21 @@ public struct RegistryOptions: Sendable {
     /// `--cache DIR`: where pulled blobs are kept and looked for first; `nil` for no cache.
     public var cache: CacheOptions?
 
+    /// `--speed-limit`: the fewest bytes per second a transfer may move, averaged over
+    /// ``minimumRateWindow`` seconds in which oci-unpack waited for it, before it counts as a failed
+    /// connection (retried, a blob resumed where it stopped); 0 turns the check off. As curl's
+    /// `--speed-limit`, with a default, since a registry that trickles would otherwise hold a pull
+    /// for days.
+    public var minimumRate: Int = 1024
+    /// `--speed-time`: the window, in seconds, over which ``minimumRate`` is measured.
+    public var minimumRateWindow: Int = 30
+    /// `--command-timeout`: seconds within which everything that waits on a registry (requests,
+    /// downloads, retries and their pauses, credential helpers) must be done, counted from the
+    /// registry's first use; `nil`: no overall deadline.
+    public var commandTimeout: Double?
+    /// Seconds a credential helper may take before it (and its process group) is killed.
+    public var helperTimeout: Double = 30
+
     /// When the registry is asked about a reference the cache already resolves (`--pull`).
     public enum PullPolicy: String, Sendable, CaseIterable {
         /// Only when the cache lacks the tag's manifest (or a blob): a cached tag is used as it was
@@ -69,7 +84,10 @@ public struct RegistryOptions: Sendable {
     /// The credentials for `host`: `--creds`, else the first auth file that has an entry for it
     /// (`--authfile`, else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
     /// `~/.docker/config.json`), each read as ``entry(in:for:file:)`` says.
-    package func credentials(for host: String) throws(UnpackError) -> (user: String, password: String)? {
+    /// A credential helper that takes longer than `helperTimeout` seconds is killed.
+    package func credentials(for host: String, helperTimeout: Double) throws(UnpackError) -> (
+        user: String, password: String
+    )? {
         if let credentials { return credentials }
         var files: [String] = []
         if let authFile {
@@ -87,7 +105,8 @@ public struct RegistryOptions: Sendable {
                 }
                 continue
             }
-            guard let found = try Self.entry(in: Array(data), for: host, file: file) else { continue }
+            guard let found = try Self.entry(in: Array(data), for: host, file: file, helperTimeout: helperTimeout)
+            else { continue }
             return found
         }
         return nil
@@ -95,9 +114,9 @@ public struct RegistryOptions: Sendable {
 
     /// The credentials an auth file gives for `host`: its `credHelpers` entry for the registry
     /// (run), else its `auths` entry (decoded), else its `credsStore` (run); `nil` when none has any.
-    static func entry(in bytes: [UInt8], for host: String, file: String) throws(UnpackError) -> (
-        user: String, password: String
-    )? {
+    static func entry(in bytes: [UInt8], for host: String, file: String, helperTimeout: Double) throws(UnpackError)
+        -> (user: String, password: String)?
+    {
         let value = try ImageDocuments.requireStrictJSON(bytes, place: file)
         guard case .object(let top) = value else { return nil }
         var keys = [host, "https://\(host)", "http://\(host)"]
@@ -107,7 +126,7 @@ public struct RegistryOptions: Sendable {
         if case .object(let helpers)? = top["credHelpers"] {
             for key in keys {
                 guard case .string(let helper)? = helpers[key] else { continue }
-                return try CredentialHelper(name: helper, file: file).get(key, for: host)
+                return try CredentialHelper(name: helper, file: file, timeout: helperTimeout).get(key, for: host)
             }
         }
         if case .object(let auths)? = top["auths"] {
@@ -126,7 +145,7 @@ public struct RegistryOptions: Sendable {
             }
         }
         if case .string(let store)? = top["credsStore"], !store.isEmpty {
-            return try CredentialHelper(name: store, file: file).get(keys[0], for: host)
+            return try CredentialHelper(name: store, file: file, timeout: helperTimeout).get(keys[0], for: host)
         }
         return nil
     }
@@ -138,9 +157,18 @@ struct CredentialHelper {
     let name: String
     /// The auth file that named it, for messages.
     let file: String
+    /// Seconds it may take; then it and its process group are killed.
+    let timeout: Double
 
-    init(name: String, file: String) throws(UnpackError) {
-        guard !name.isEmpty, !name.contains("/"), !name.hasPrefix(".") else {
+    /// The most a helper may write: its answer is a small JSON object.
+    static let outputLimit = 1 << 16
+
+    init(name: String, file: String, timeout: Double) throws(UnpackError) {
+        // A NUL would cut the program's name short where the kernel reads it (the part before
+        // it would run), and a control character has no place in a program's name.
+        guard !name.isEmpty, !name.contains("/"), !name.hasPrefix("."),
+            !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f })
+        else {
             throw UnpackError(
                 .invalidArgument,
                 "\(file) names the credential helper \"\(name.truncatedForMessage)\", not a plain name",
@@ -148,19 +176,28 @@ struct CredentialHelper {
         }
         self.name = name
         self.file = file
+        self.timeout = timeout
     }
 
     /// What the helper holds for `server` (the key it was stored under): `nil` when it has nothing
     /// (it says "credentials not found"). Its output is never shown: it carries the secret.
     func get(_ server: String, for host: String) throws(UnpackError) -> (user: String, password: String)? {
         let program = "docker-credential-\(name)"
-        let reply: (status: Int32, output: [UInt8]?)
+        let reply: (status: Int32, output: [UInt8]?, timedOut: Bool)
         do throws(SystemError) {
-            reply = try ChildProcess.run(program, arguments: ["get"], input: Array(server.utf8), outputLimit: 1 << 16)
+            reply = try ChildProcess.run(
+                program, arguments: ["get"], input: Array(server.utf8), outputLimit: Self.outputLimit,
+                timeout: timeout)
         } catch {
             throw error.unpackError(
                 "the credential helper \(program) (named in \(file)) cannot be run for \(host)",
                 context: .init(path: file))
+        }
+        if reply.timedOut {
+            throw UnpackError(
+                .io,
+                "the credential helper \(program) (named in \(file)) did not answer for \(host) within \(Int(timeout.rounded(.up))) s and was killed"
+            )
         }
         guard let output = reply.output else {
             throw UnpackError(.invalidArgument, "the credential helper \(program) wrote too much for \(host)")

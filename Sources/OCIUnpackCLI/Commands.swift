@@ -36,6 +36,19 @@ struct RegistryFlags: ParsableArguments {
             """)
     var pull: String = "missing"
 
+    @Option(
+        name: .customLong("speed-limit"),
+        help: "A transfer slower than this many bytes/s over --speed-time seconds is retried (resumed); 0: off.")
+    var speedLimit: Int = 1024
+
+    @Option(name: .customLong("speed-time"), help: "The window for --speed-limit, in seconds.")
+    var speedTime: Int = 30
+
+    @Option(
+        name: .customLong("command-timeout"),
+        help: "Everything that waits on the registry must end within this time (90s, 10m, 1h; seconds by default).")
+    var commandTimeout: String?
+
     /// An unpacker that reaches registries as these flags say, through what this executable has
     /// (``CommandLineSetup/registries``).
     func unpacker(logger: Logger) throws(UnpackError) -> Unpacker {
@@ -63,9 +76,44 @@ struct RegistryFlags: ParsableArguments {
         } else if cacheMaxSize != nil || policy != .missing {
             throw UnpackError(.invalidArgument, "--cache-max-size and --pull need --cache DIR")
         }
-        return RegistryOptions(
+        guard speedLimit >= 0, speedTime > 0 else {
+            throw UnpackError(.invalidArgument, "--speed-limit must be 0 or more and --speed-time more than 0")
+        }
+        var options = RegistryOptions(
             credentials: try creds.map { (text) throws(UnpackError) in try RegistryOptions.parseCredentials(text) },
             authFile: authfile, tlsVerify: tlsVerify, certDirectory: certDir, cache: cacheOptions)
+        options.minimumRate = speedLimit
+        options.minimumRateWindow = speedTime
+        if let commandTimeout {
+            guard let seconds = Self.parseDuration(commandTimeout), seconds > 0 else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "--command-timeout \"\(commandTimeout.truncatedForMessage)\" is not a positive duration (such as 90s, 10m or 1h)"
+                )
+            }
+            options.commandTimeout = seconds
+        }
+        return options
+    }
+
+    /// `90`, `90s`, `1.5m`, `2h`, `1h30m` (Go's duration spelling, as skopeo takes it, without
+    /// the units below a second): seconds.
+    static func parseDuration(_ text: String) -> Double? {
+        if let plain = Double(text), plain.isFinite { return plain }
+        var total = 0.0
+        var number = ""
+        var sawUnit = false
+        for c in text {
+            if c.isNumber || c == "." {
+                number.append(c)
+                continue
+            }
+            guard let value = Double(number), let unit = ["h": 3600.0, "m": 60, "s": 1][String(c)] else { return nil }
+            total += value * unit
+            number = ""
+            sawUnit = true
+        }
+        return number.isEmpty && sawUnit && total.isFinite ? total : nil
     }
 }
 

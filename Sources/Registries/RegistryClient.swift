@@ -11,7 +11,7 @@ import UnpackSystem
 /// current authorization, follow redirects by hand (a redirect to another host loses the
 /// `Authorization` header), retry what a server asks to be retried, and answer on the caller's
 /// thread (the HTTP client's event loops never block).
-final class RegistryClient: @unchecked Sendable {
+package final class RegistryClient: @unchecked Sendable {
     /// The registry as named (`docker.io`, `127.0.0.1:5000`).
     let host: String
     let repository: String
@@ -19,8 +19,11 @@ final class RegistryClient: @unchecked Sendable {
     let apiHost: String
     private let client: HTTPClient
     private let credentials: (user: String, password: String)?
-    private let plainHTTPAllowed: Bool
+    /// `--tls-verify`: when false, plain HTTP is allowed to any host (``allowsPlainHTTP(to:)``).
+    private let tlsVerify: Bool
     private let lock = ConditionLock()
+    /// The minimum rate and the overall deadline every transfer meets.
+    let bounds: TransferBounds
     private var authorization: String?
     private var authMethod = "anonymous"
     private var scheme = "https"
@@ -47,9 +50,12 @@ final class RegistryClient: @unchecked Sendable {
         // of its own, and a paused body stops reading its socket.
         configuration.httpVersion = .http1Only
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-        plainHTTPAllowed = !options.tlsVerify || Self.isLoopback(host)
+        tlsVerify = options.tlsVerify
+        let bounds = TransferBounds(options)
+        self.bounds = bounds
         do throws(UnpackError) {
-            credentials = try options.credentials(for: host)
+            credentials = try options.credentials(
+                for: host, helperTimeout: min(options.helperTimeout, bounds.remaining ?? .infinity))
             try probe()
         } catch {
             try? client.syncShutdown()
@@ -82,23 +88,39 @@ final class RegistryClient: @unchecked Sendable {
         var authenticated = false
     }
 
+    /// Where the registry's API was found: `scheme://apiHost`, the one origin its authorization is
+    /// sent to.
+    private var registryOrigin: String { "\(currentScheme)://\(apiHost)".lowercased() }
+
     /// The headers of the next attempt: `extra`, and the current authorization when the request
-    /// goes to the registry itself (never to a host a redirect named).
+    /// goes to the registry itself: the same scheme, host and port (never to a host a redirect
+    /// named, nor to the same host in another scheme).
     private func headers(for state: inout Attempts, _ extra: [(String, String)]) -> HTTPHeaders {
         state.attempt += 1
         var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")] + extra)
-        if Self.host(of: state.url) == apiHost, let authorization = currentAuthorization {
+        if Self.origin(of: state.url) == registryOrigin, let authorization = currentAuthorization {
             headers.add(name: "Authorization", value: authorization)
         }
         return headers
     }
 
-    /// A connection that failed: wait and try again, or give up after `maxAttempts`.
+    /// A connection that failed: wait and try again, or give up after `maxAttempts` (at once
+    /// when the overall deadline passed or a signal came).
     private func connectionFailed(_ error: any Error, _ state: Attempts) throws(UnpackError) {
+        if let final = Self.finalFailure(error, place: place, what: state.what) { throw final }
         guard state.attempt < Self.maxAttempts else {
             throw UnpackError(.io, "\(place): \(state.what) failed: \(Self.describe(error))")
         }
-        Self.pause(attempt: state.attempt, retryAfter: nil)
+        try pause(attempt: state.attempt, retryAfter: nil, what: state.what)
+    }
+
+    /// The failures no retry or resume can mend: `--command-timeout` passed, a terminating signal.
+    static func finalFailure(_ error: any Error, place: String, what: String) -> UnpackError? {
+        if let error = error as? UnpackError, error.code == .interrupted { return error }
+        if let timeout = error as? TransferTimeout, case .commandTimeout = timeout {
+            return UnpackError(.io, "\(place): \(what): \(timeout)")
+        }
+        return nil
     }
 
     /// A response head the caller does not take: follow a redirect, answer a challenge once, wait
@@ -112,13 +134,14 @@ final class RegistryClient: @unchecked Sendable {
                 throw UnpackError(.io, "\(place): a redirect (\(status.code)) without Location for \(state.what)")
             }
             let next = Self.resolve(location, against: state.url)
+            try checkRedirect(from: state.url, to: next, what: state.what)
             guard state.redirects.insert(next).inserted, state.redirects.count <= Self.maxRedirects else {
                 throw UnpackError(.io, "\(place): redirects for \(state.what) loop or exceed \(Self.maxRedirects)")
             }
             state.url = next
             state.attempt = 0
         case 401:
-            guard Self.host(of: state.url) == apiHost, !state.authenticated,
+            guard Self.origin(of: state.url) == registryOrigin, !state.authenticated,
                 let challenge = headers.first(name: "WWW-Authenticate")
             else {
                 throw UnpackError(
@@ -137,7 +160,7 @@ final class RegistryClient: @unchecked Sendable {
                     .io,
                     "\(place) answered \(status.code) \(status.reasonPhrase) for \(state.what) \(state.attempt) times")
             }
-            Self.pause(attempt: state.attempt, retryAfter: headers.first(name: "Retry-After"))
+            try pause(attempt: state.attempt, retryAfter: headers.first(name: "Retry-After"), what: state.what)
         default:
             throw UnpackError(.io, "\(place) answered \(status.code) \(status.reasonPhrase) for \(state.what)")
         }
@@ -151,13 +174,13 @@ final class RegistryClient: @unchecked Sendable {
         var state = Attempts(url: "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)", what: path)
         while true {
             let headers = headers(for: &state, accept.isEmpty ? [] : [("Accept", accept.joined(separator: ", "))])
-            switch Self.send(client, url: state.url, method: method, headers: headers, limit: limit) {
+            switch send(url: state.url, method: method, headers: headers, limit: limit) {
             case .success(let reply):
                 if (200..<300).contains(reply.status.code) || reply.status.code == 404 { return reply }
                 try handle(reply.status, reply.headers, &state)
             case .failure(let error):
-                if let tooBig = error as? ResponseAccumulator.ResponseTooBigError {
-                    throw UnpackError(.limitExceeded, "\(place): \(path) is larger than \(tooBig.maxBodySize) bytes")
+                if let tooBig = error as? BodyTooLarge {
+                    throw UnpackError(.limitExceeded, "\(place): \(path) is larger than \(tooBig.limit) bytes")
                 }
                 try connectionFailed(error, state)
             }
@@ -171,7 +194,7 @@ final class RegistryClient: @unchecked Sendable {
             url: "\(currentScheme)://\(apiHost)/v2/\(repository)/blobs/\(digest)", what: "blob \(digest)")
         while true {
             let headers = headers(for: &state, offset > 0 ? [("Range", "bytes=\(offset)-")] : [])
-            let body = BodyStream()
+            let body = BodyStream(bounds: bounds)
             let head: HTTPResponseHead
             do {
                 let request = try HTTPClient.Request(url: state.url, method: .GET, headers: headers)
@@ -196,6 +219,28 @@ final class RegistryClient: @unchecked Sendable {
                 body.cancel()
                 try handle(head.status, head.headers, &state)
             }
+        }
+    }
+
+    /// A redirect is followed only to `https`, or to plain `http` from plain `http` where the
+    /// target host allows it (``allowsPlainHTTP(to:)``): an https request is never continued in
+    /// clear text, where its answer (a tag's manifest, pinned by nothing) could be replaced.
+    private func checkRedirect(from url: String, to next: String, what: String) throws(UnpackError) {
+        let scheme = next.prefix { $0 != ":" }.lowercased()
+        let from = url.prefix { $0 != ":" }.lowercased()
+        switch scheme {
+        case "https": return
+        case "http" where from == "http" && allowsPlainHTTP(to: Self.host(of: next)): return
+        case "http" where from == "https":
+            throw UnpackError(
+                .io,
+                "\(place): refusing a redirect of \(what) from https to plain http (\(Self.host(of: next).truncatedForMessage))"
+            )
+        default:
+            throw UnpackError(
+                .io,
+                "\(place): refusing a redirect of \(what) to \(next.truncatedForMessage) (plain http only for a loopback address or with --tls-verify=false)"
+            )
         }
     }
 
@@ -226,12 +271,10 @@ final class RegistryClient: @unchecked Sendable {
     /// too) until the request's deadline.
     private func probe() throws(UnpackError) {
         var failures: [String] = []
-        let order = Self.isLoopback(host) ? ["http", "https"] : plainHTTPAllowed ? ["https", "http"] : ["https"]
+        let order =
+            Self.isLoopback(host) ? ["http", "https"] : allowsPlainHTTP(to: host) ? ["https", "http"] : ["https"]
         for candidate in order {
-            switch Self.send(
-                client, url: "\(candidate)://\(apiHost)/v2/", method: .GET, headers: [:], limit: 1 << 16,
-                deadline: .now() + .seconds(5))
-            {
+            switch send(url: "\(candidate)://\(apiHost)/v2/", method: .GET, headers: [:], limit: 1 << 16, seconds: 5) {
             case .success(let reply) where reply.status == .ok || reply.status == .unauthorized:
                 lock.lock()
                 scheme = candidate
@@ -243,6 +286,7 @@ final class RegistryClient: @unchecked Sendable {
             case .success(let reply):
                 failures.append("\(candidate): /v2/ answered \(reply.status.code) \(reply.status.reasonPhrase)")
             case .failure(let error):
+                if let final = Self.finalFailure(error, place: place, what: "/v2/") { throw final }
                 failures.append("\(candidate): \(Self.describe(error))")
             }
         }
@@ -265,6 +309,14 @@ final class RegistryClient: @unchecked Sendable {
             guard let realm = parameters["realm"], realm.hasPrefix("https://") || realm.hasPrefix("http://") else {
                 throw UnpackError(.io, "\(place) sent a Bearer challenge without a realm URL")
             }
+            // The realm meets the registry's own rule: the credentials (and the token) would
+            // cross the network in clear text.
+            guard realm.hasPrefix("https://") || allowsPlainHTTP(to: Self.host(of: realm)) else {
+                throw UnpackError(
+                    .io,
+                    "\(place): refusing the token realm \(realm.truncatedForMessage): plain http only for a loopback address or with --tls-verify=false"
+                )
+            }
             var query: [String] = []
             if let service = parameters["service"] { query.append("service=" + Self.percentEncoded(service)) }
             let scope = parameters["scope"] ?? "repository:\(repository):pull"
@@ -279,9 +331,10 @@ final class RegistryClient: @unchecked Sendable {
                 credentials.map { "a token from \(Self.host(of: realm)) as \($0.user)" }
                 ?? "an anonymous token from \(Self.host(of: realm))"
             let reply: Reply
-            switch Self.send(client, url: url, method: .GET, headers: headers, limit: 1 << 20) {
+            switch send(url: url, method: .GET, headers: headers, limit: 1 << 20) {
             case .success(let got): reply = got
             case .failure(let error):
+                if let final = Self.finalFailure(error, place: place, what: "the token") { throw final }
                 throw UnpackError(
                     .io,
                     "\(place): the token service \(Self.host(of: realm)) cannot be reached: \(Self.describe(error))")
@@ -313,30 +366,52 @@ final class RegistryClient: @unchecked Sendable {
 
     // MARK: - Helpers
 
-    /// One request, its body read whole up to `limit`, on the caller's thread.
-    private static func send(
-        _ client: HTTPClient, url: String, method: HTTPMethod, headers: HTTPHeaders, limit: Int,
-        deadline: NIODeadline? = nil
-    ) -> Result<Reply, any Error> {
+    /// A body past a request's limit.
+    struct BodyTooLarge: Error {
+        let limit: Int
+    }
+
+    /// One request, its body read whole up to `limit`, on the caller's thread: through a
+    /// ``BodyStream``, so that the minimum rate, the overall deadline and `seconds` (the request's
+    /// own deadline, if any) bound documents and tokens as they bound blobs.
+    private func send(url: String, method: HTTPMethod, headers: HTTPHeaders, limit: Int, seconds: Double? = nil)
+        -> Result<Reply, any Error>
+    {
+        // The client's own deadline first: at it, the client reports why its connections failed
+        // (an untrusted certificate, say); the body's is a backstop a second later.
+        let body = BodyStream(bounds: bounds, requestSeconds: seconds.map { $0 + 1 })
         do {
             let request = try HTTPClient.Request(url: url, method: method, headers: headers)
-            let response = try client.execute(
-                request: request, delegate: ResponseAccumulator(request: request, maxBodySize: limit),
-                deadline: deadline
-            ).futureResult.wait()
-            let body = response.body.map { Array($0.readableBytesView) } ?? []
-            return .success(Reply(status: response.status, headers: response.headers, body: body))
+            body.task = client.execute(
+                request: request, delegate: body,
+                deadline: seconds.map { .now() + .milliseconds(Int64($0 * 1000)) })
+            let head = try body.waitForHead()
+            var bytes: [UInt8] = []
+            while let chunk = try body.next() {
+                guard bytes.count + chunk.readableBytes <= limit else {
+                    body.cancel()
+                    return .failure(BodyTooLarge(limit: limit))
+                }
+                bytes += chunk.readableBytesView
+            }
+            return .success(Reply(status: head.status, headers: head.headers, body: bytes))
         } catch {
+            body.cancel()
             return .failure(error)
         }
     }
 
     /// Backoff before another attempt: 0.5 s doubling to 8 s, or the server's `Retry-After`
-    /// seconds, at most 30.
-    private static func pause(attempt: Int, retryAfter: String?) {
+    /// seconds, at most 30; never past the overall deadline (which ends the request instead).
+    private func pause(attempt: Int, retryAfter: String?, what: String) throws(UnpackError) {
         var seconds = min(0.5 * Double(1 << min(attempt - 1, 4)), 8)
         if let retryAfter, let asked = Double(retryAfter.trimmedOfSpaces) {
             seconds = min(max(asked, 0), 30)
+        }
+        if let remaining = bounds.remaining, remaining <= seconds {
+            usleep(useconds_t(remaining * 1_000_000))
+            throw UnpackError(
+                .io, "\(place): \(what): \(TransferTimeout.commandTimeout(seconds: bounds.commandTimeout ?? 0))")
         }
         usleep(useconds_t(seconds * 1_000_000))
     }
@@ -348,10 +423,43 @@ final class RegistryClient: @unchecked Sendable {
         return String(describing: error)
     }
 
-    static func isLoopback(_ host: String) -> Bool {
-        let name =
-            host.hasPrefix("[") ? String(host.prefix { $0 != "]" }.dropFirst()) : String(host.prefix { $0 != ":" })
-        return name == "localhost" || name == "::1" || name.hasPrefix("127.")
+    /// Whether `host` (`NAME[:PORT]`, `[V6]:PORT`) names the loopback interface by its spelling
+    /// alone: `localhost`, an IPv4 literal in 127.0.0.0/8, or the IPv6 literal `::1` in any of its
+    /// forms. A DNS name is never loopback, whatever it starts with (`127.evil.test` resolves
+    /// wherever its owner says), and no name is resolved to decide: what a resolver answers now
+    /// need not be what the connection gets.
+    package static func isLoopback(_ host: String) -> Bool {
+        let name: String
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return false }
+            name = String(host[host.index(after: host.startIndex)..<close])
+        } else {
+            let colons = host.filter { $0 == ":" }.count
+            // A bare IPv6 literal (no brackets, no port) has two or more colons.
+            name = colons >= 2 ? host : String(host.prefix { $0 != ":" })
+        }
+        if name.lowercased() == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, name, &v4) == 1 {
+            return UInt32(bigEndian: v4.s_addr) >> 24 == 127
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, name, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { bytes in bytes.dropLast().allSatisfy { $0 == 0 } && bytes.last == 1 }
+        }
+        return false
+    }
+
+    /// Whether a URL on `host` may be spoken to in plain HTTP: only a loopback literal
+    /// (``isLoopback(_:)``) or any host with `--tls-verify=false`. The registry, its token realm
+    /// and every redirect meet this one rule.
+    func allowsPlainHTTP(to host: String) -> Bool { !tlsVerify || Self.isLoopback(host) }
+
+    /// `scheme://host[:port]` of a URL, lowercased: where credentials were given for is compared
+    /// by this, whole.
+    static func origin(of url: String) -> String {
+        guard let start = url.firstRange(of: "://")?.upperBound else { return "" }
+        return (url[..<start] + url[start...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }).lowercased()
     }
 
     static func host(of url: String) -> String {

@@ -112,6 +112,10 @@ package func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
 /// flock(LOCK_EX) on `fd`, waiting for it or not; 0, or -1 with errno (EWOULDBLOCK: held by another
 /// open file description, in this process or any other, on this host or, for a shared filesystem
 /// that supports it, another).
+/// Whether child `pid` has exited, without reaping it: its process group id cannot be reused
+/// until it is waited for, so the group can still be killed by that id.
+package func childHasExited(_ pid: Int32) -> Bool { CShims_child_exited(pid) == 1 }
+
 package func lockExclusive(_ fd: Int32, wait: Bool) -> Int32 {
     CShims_lock_exclusive(fd, wait ? 1 : 0)
 }

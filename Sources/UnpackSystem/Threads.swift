@@ -10,7 +10,13 @@ import Glibc
 
     package init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
+        // Timed waits count on the monotonic clock: a change of the wall clock does not shorten
+        // or stretch them.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -24,6 +30,15 @@ import Glibc
     @usableFromInline package func unlock() { pthread_mutex_unlock(mutex) }
     /// Waits for a signal; the lock must be held.
     @usableFromInline package func wait() { pthread_cond_wait(cond, mutex) }
+    /// Waits for a signal or for `seconds` to pass, whichever comes first; the lock must be held.
+    package func wait(seconds: Double) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let nanoseconds = Int(now.tv_nsec) + Int(max(seconds, 0) * 1e9)
+        var until = timespec(
+            tv_sec: now.tv_sec + nanoseconds / 1_000_000_000, tv_nsec: nanoseconds % 1_000_000_000)
+        pthread_cond_timedwait(cond, mutex, &until)
+    }
     @usableFromInline package func signal() { pthread_cond_signal(cond) }
     @usableFromInline package func broadcast() { pthread_cond_broadcast(cond) }
 }

@@ -17,6 +17,13 @@ package final class FaultProxy: @unchecked Sendable {
         case endless
         /// Redirect to the same path with another query, forever.
         case redirectLoop
+        /// Redirect to the same path at `origin` (`http://HOST:PORT`; `SELF` in it stands for the
+        /// proxy's own `127.0.0.1:PORT`).
+        case redirect(to: String)
+        /// Answer 401 with this `WWW-Authenticate` challenge.
+        case challenge(String)
+        /// Forward, sending the body one byte every `everySeconds` seconds.
+        case trickle(everySeconds: Double)
     }
 
     package let port: Int
@@ -25,8 +32,11 @@ package final class FaultProxy: @unchecked Sendable {
     package var host: String { "127.0.0.1:\(port)" }
 
     /// Starts the proxy in front of `upstream` (`HOST:PORT`, plain HTTP) with `rules`: (path
-    /// fragment, fault, times; 0 times for always).
-    package init(upstream: String, rules: [(String, Fault, Int)]) throws {
+    /// fragment, fault, times; 0 times for always). With `tls` (a certificate and key file) the
+    /// proxy speaks TLS, and so to the upstream (unverified).
+    package init(upstream: String, rules: [(String, Fault, Int)], tls: (certificate: String, key: String)? = nil)
+        throws
+    {
         directory = try TemporaryDirectory(prefix: "oci-unpack-proxy")
         port = try TestRegistry.freePort()
         var plan: [[String: Any]] = []
@@ -43,6 +53,15 @@ package final class FaultProxy: @unchecked Sendable {
             case .corrupt: rule["action"] = "corrupt"
             case .endless: rule["action"] = "endless"
             case .redirectLoop: rule["action"] = "redirect-loop"
+            case .redirect(let origin):
+                rule["action"] = "redirect"
+                rule["origin"] = origin
+            case .challenge(let header):
+                rule["action"] = "challenge"
+                rule["header"] = header
+            case .trickle(let seconds):
+                rule["action"] = "trickle"
+                rule["seconds"] = seconds
             }
             plan.append(rule)
         }
@@ -50,13 +69,15 @@ package final class FaultProxy: @unchecked Sendable {
         try JSONSerialization.data(withJSONObject: plan).write(to: URL(fileURLWithPath: planPath))
         let scriptPath = directory.path + "/proxy.py"
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        process = try TestRegistry.serve(["python3", scriptPath, String(port), upstream, planPath], on: port)
+        process = try TestRegistry.serve(
+            ["python3", scriptPath, String(port), upstream, planPath] + (tls.map { [$0.certificate, $0.key] } ?? []),
+            on: port)
     }
 
     deinit { TestRegistry.stop(process) }
 
     static let script = #"""
-        import http.client, http.server, json, sys, threading
+        import http.client, http.server, json, ssl, sys, threading, time
 
         port, upstream, plan_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
         plan = json.load(open(plan_path))
@@ -86,6 +107,19 @@ package final class FaultProxy: @unchecked Sendable {
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if action == "challenge":
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", rule["header"])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if action == "redirect":
+                    self.send_response(302)
+                    origin = rule["origin"].replace("SELF", "127.0.0.1:%d" % port)
+                    self.send_header("Location", origin + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if action == "redirect-loop":
                     target = self.path.split("?")[0] + ("?a" if not self.path.endswith("?a") else "?b")
                     self.send_response(302)
@@ -102,7 +136,10 @@ package final class FaultProxy: @unchecked Sendable {
                             self.wfile.write(b"\0" * 65536)
                     except Exception:
                         return
-                connection = http.client.HTTPConnection(upstream)
+                if tls:
+                    connection = http.client.HTTPSConnection(upstream, context=ssl._create_unverified_context())
+                else:
+                    connection = http.client.HTTPConnection(upstream)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 connection.request(method, self.path, headers=headers)
                 response = connection.getresponse()
@@ -116,6 +153,16 @@ package final class FaultProxy: @unchecked Sendable {
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if method == "HEAD":
+                    return
+                if action == "trickle":
+                    try:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(rule["seconds"])
+                    except Exception:
+                        pass
+                    self.close_connection = True
                     return
                 if action == "drop":
                     self.wfile.write(body[: rule["bytes"]])
@@ -131,6 +178,12 @@ package final class FaultProxy: @unchecked Sendable {
             def do_HEAD(self):
                 self.forward("HEAD")
 
-        http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy).serve_forever()
+        tls = len(sys.argv) > 5
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[4], sys.argv[5])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.serve_forever()
         """#
 }

@@ -23,6 +23,10 @@ package final class TestRegistry: @unchecked Sendable {
     package var certDirectory: String { directory.path + "/certs" }
     /// `127.0.0.1:PORT`.
     package var host: String { "127.0.0.1:\(port)" }
+    /// The server's certificate and key (TLS mode), for a TLS proxy in front of it.
+    package var serverTLS: (certificate: String, key: String) {
+        (directory.path + "/server.crt", directory.path + "/server.key")
+    }
 
     package init(_ mode: Mode) throws {
         directory = try TemporaryDirectory(prefix: "oci-unpack-registry")

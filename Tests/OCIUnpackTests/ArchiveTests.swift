@@ -120,6 +120,35 @@ import struct OCIImage.Platform
         #expect(duplicate?.message.contains("holds oci-layout twice") == true)
     }
 
+    /// Issue: one blob under two spellings of its name (`blobs/sha256/X`, `blobs//sha256/X`) was
+    /// taken from either copy, by the order of a hash table: a different outcome from run to run.
+    /// Names are made canonical before the duplicate check, so such an archive is always refused.
+    @Test(arguments: ["blobs//sha256/", "./blobs/sha256/", "blobs/./sha256/", "blobs/sha256/../sha256/"])
+    func oneBlobUnderTwoSpellingsIsRefusedEveryTime(alias: String) throws {
+        let a = try Archives()
+        let blobs = try FileManager.default.contentsOfDirectory(atPath: a.tmp.path + "/layout/blobs/sha256").sorted()
+        let hex = try #require(blobs.first)
+        let tar = a.tmp.path + "/aliased.tar"
+        let script = """
+            import io, os, sys, tarfile
+            layout, out, name, alias = sys.argv[1:5]
+            with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+                for entry in ["oci-layout", "index.json"] + ["blobs/sha256/" + n for n in sorted(os.listdir(layout + "/blobs/sha256"))]:
+                    t.add(os.path.join(layout, entry), arcname=entry, recursive=False)
+                data = b"not the blob"
+                info = tarfile.TarInfo(alias + name)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+            """
+        let made = try Command.run("python3", ["-c", script, a.tmp.path + "/layout", tar, hex, alias])
+        try #require(made.status == 0, "\(made.stderr)")
+        for _ in 0..<3 {
+            let refused = #expect(throws: UnpackError.self) { try a.digest("oci-archive:\(tar)") }
+            #expect(refused?.code == .invalidImage)
+            #expect(refused?.message.contains("holds blobs/sha256/\(hex) twice") == true, "\(refused?.message ?? "")")
+        }
+    }
+
     @Test func referencesNameTheirTransport() throws {
         let a = try Archives()
         let docker = try ImageReference(parsing: "docker-archive:\(a.dockerArchive):example/app:v1")

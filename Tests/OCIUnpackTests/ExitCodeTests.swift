@@ -55,6 +55,19 @@ import struct OCIImage.MediaType
             ["unpack", "--gid-map", "0:4294967295:2", "IMG", "B"],
             "--gid-map 0:4294967295:2 runs past the last 32-bit id"
         ),
+        // (uid_t)-1 is "unchanged" to chown: mapped, it would leave host root's files as they are.
+        (
+            ["unpack", "--uid-map", "0:4294967295:1", "IMG", "B"],
+            "--uid-map 0:4294967295:1 maps id 4294967295, which is (uid_t)-1"
+        ),
+        (
+            ["unpack", "--uid-map", "4294967295:1000:1", "IMG", "B"],
+            "--uid-map 4294967295:1000:1 maps id 4294967295"
+        ),
+        (
+            ["unpack", "--uid-map", "0:100000:65536", "--gid-map", "0:4294901760:65536", "IMG", "B"],
+            "--gid-map 0:4294901760:65536 maps id 4294967295"
+        ),
         (["unpack", "--rootless", "--uid-map", "0:1:1", "IMG", "B"], "--rootless cannot be combined with --uid-map"),
         (
             ["unpack", "--map-unmapped", "drop", "--uid-map", "0:1:1", "IMG", "B"],

@@ -63,5 +63,8 @@ void CShims_reset_interrupt_handlers(void);
 int CShims_forward_terminating_signals(int child);
 /// unshare(CLONE_NEWUSER): this process enters a new user namespace (it must be single-threaded).
 int CShims_unshare_user(void);
+/// Whether child `pid` has exited, without reaping it (waitid WNOWAIT): 1 yes, 0 not yet, -1 error.
+/// Its process group can then still be signalled by its id before the id can be reused.
+int CShims_child_exited(pid_t pid);
 
 #endif
