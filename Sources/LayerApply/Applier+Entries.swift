@@ -107,6 +107,7 @@ extension Applier {
         }
         let parentPath = path.parent
         let (fd, canonical) = try root.resolveDirectory(parentPath, create: true)
+        for (directory, before) in root.takeExtendedDirectories() { layer.willModify(directory, status: before) }
         let st = try fd.status()
         layer.willModify(canonical, status: st)
         let childGID = (st.st_mode & S_ISGID) != 0 ? st.st_gid : creatorGID

@@ -77,8 +77,14 @@ extension Applier {
     func finish(_ layer: inout LayerState) throws(SystemError) {
         let listed = Set(layer.directoryTimes.map { PathKey($0.0.key) })
         let restored = layer.savedTimes.values.filter { !listed.contains(PathKey($0.0.key)) }
+        // Listed directories last to first (children before their parents); a directory the
+        // layer describes twice takes its last entry's times, as it takes its last entry's other
+        // attributes (layer.md: an existing directory's attributes are replaced), and as the
+        // in-memory tree does.
+        var applied: Set<PathKey> = []
+        let listedLastFirst = layer.directoryTimes.reversed().filter { applied.insert(PathKey($0.0.key)).inserted }
         for (path, atime, mtime) in restored.sorted(by: { $0.0.components.count > $1.0.components.count })
-            + layer.directoryTimes.reversed()
+            + listedLastFirst
         {
             try setTimes(path, atime: atime, mtime: mtime)
         }

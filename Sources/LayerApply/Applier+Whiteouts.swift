@@ -29,6 +29,9 @@ extension Applier {
                 if exists && (st.st_mode & S_IFMT) != S_IFDIR { return }
             }
             let (dir, directory) = try root.resolveDirectory(written, create: true)
+            // A marker in a directory no layer made creates it (and perhaps its parents): the
+            // directories that got the new child get their times back when the layer ends.
+            for (extended, before) in root.takeExtendedDirectories() { layer.willModify(extended, status: before) }
             guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
             layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)

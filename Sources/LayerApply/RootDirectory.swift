@@ -46,6 +46,16 @@ package final class RootDirectory {
     /// `resetSymlinkBudget`); crafted parents (40 symlinks of ~4 KB of `./` each) would otherwise
     /// cost milliseconds per entry, hours for a layer of millions of entries.
     private var symlinkBudget: Int = .max
+    /// The existing directories a resolution made a missing directory in, with their status
+    /// (times) before it: a layer that gave them a new child restores their times when it ends,
+    /// as it does for an entry's parent. Taken by ``takeExtendedDirectories()``.
+    private var extended: [(EntryPath, stat)] = []
+
+    /// The directories resolutions extended since the last call (see `extended`).
+    package func takeExtendedDirectories() -> [(EntryPath, stat)] {
+        defer { extended.removeAll() }
+        return extended
+    }
     /// The `call` of the error that reports an exhausted budget.
     package static let budgetExhausted = "resolve (limit symlink-bytes-per-layer)"
 
@@ -292,6 +302,9 @@ package final class RootDirectory {
             let display = String(decoding: component, as: UTF8.self)
             var next = component.withCString { openat(current.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
             if next < 0 && errno == ENOENT && create {
+                if let before = try? current.status() {
+                    extended.append((names.isEmpty ? .root : EntryPath(components: names.map { Array($0) }), before))
+                }
                 try makeDirectory(current, component)
                 next = component.withCString { openat(current.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
             }

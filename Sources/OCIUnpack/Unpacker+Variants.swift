@@ -128,7 +128,21 @@ struct VariantVerifier {
     }
 
     private var verified: [LayerKey: Outcome] = [:]
-    private var trees: [[Digest]: Result<TreeListing, UnpackError>] = [:]
+    private var trees: [TreeKey: Result<TreeListing, UnpackError>] = [:]
+
+    /// What decides the tree a list of layers yields: their diff_ids and, per layer, every rule
+    /// that changes what is written from the same tar stream (today the entries a layer format
+    /// keeps out: eStargz's table of contents and landmarks, announced by the descriptor alone).
+    /// Two variants are the same by config or by diff_ids only when these rules are the same too.
+    struct TreeKey: Hashable {
+        let diffIDs: [Digest]
+        let rules: [Set<[UInt8]>]
+
+        init(_ layers: [ResolvedImage.Layer]) {
+            diffIDs = layers.map(\.diffID)
+            rules = layers.map { $0.descriptor.layerFormat?.metadataEntries ?? [] }
+        }
+    }
 
     init(source: any ImageSource, options: VerifyOptions, logger: Logger) {
         self.source = source
@@ -146,9 +160,11 @@ struct VariantVerifier {
         }
         // Trees are built (in the same pass that verifies the layers) for every list of diff_ids
         // that is not the first variant's, and then for the first one too.
-        let diffIDs = candidates.map { $0.layers.map(\.diffID) }
+        let keys = candidates.map { TreeKey($0.layers) }
         let configs = candidates.map { $0.manifest?.config.digest }
-        let needTrees = usable.filter { diffIDs[$0] != diffIDs[first] && configs[$0] != configs[first] }
+        let needTrees = usable.filter {
+            keys[$0] != keys[first] && (configs[$0] != configs[first] || keys[$0].rules != keys[first].rules)
+        }
         try run(
             trees: ((needTrees.isEmpty ? [] : [first]) + needTrees).map { candidates[$0].layers },
             layers: usable.flatMap { candidates[$0].layers })
@@ -167,7 +183,7 @@ struct VariantVerifier {
             for i in good.dropFirst() {
                 try compare(&variants[i], candidates[i], with: candidates[reference], referenceIndex: reference)
             }
-            if case .success(let tree)? = trees[diffIDs[reference]] {
+            if case .success(let tree)? = trees[keys[reference]] {
                 variants[reference].treeDigest = tree.digest(ignoringMtime: options.ignoreMtime)
             }
         }
@@ -187,10 +203,12 @@ struct VariantVerifier {
         let configDifferences = Self.executionDifferences(reference.config, candidate.config)
         variant.configDifferences = configDifferences
         let same: Bool
-        if candidate.manifest?.config.digest == reference.manifest?.config.digest {
+        // The config (or the diff_ids) decide only between variants written by the same rules.
+        let sameRules = TreeKey(candidate.layers).rules == TreeKey(reference.layers).rules
+        if sameRules && candidate.manifest?.config.digest == reference.manifest?.config.digest {
             variant.sameBy = "config"
             same = true
-        } else if candidate.layers.map(\.diffID) == reference.layers.map(\.diffID) {
+        } else if sameRules && candidate.layers.map(\.diffID) == reference.layers.map(\.diffID) {
             variant.sameBy = "diff_ids"
             same = true
         } else {
@@ -254,9 +272,9 @@ struct VariantVerifier {
         throws(UnpackError)
     {
         var jobs: [Job] = []
-        var planned: Set<[Digest]> = []
+        var planned: Set<TreeKey> = []
         var covered: Set<LayerKey> = []
-        for list in treeLists where trees[list.map(\.diffID)] == nil && planned.insert(list.map(\.diffID)).inserted {
+        for list in treeLists where trees[TreeKey(list)] == nil && planned.insert(TreeKey(list)).inserted {
             jobs.append(.tree(list))
             for layer in list { covered.insert(key(layer)) }
         }
@@ -295,7 +313,7 @@ struct VariantVerifier {
             switch (job, results.get(i)) {
             case (.tree(let list), .tree(let result, let outcomes)):
                 if case .failure(let error) = result { try Self.rethrowInterruption(error) }
-                trees[list.map(\.diffID)] = result
+                trees[TreeKey(list)] = result
                 for (layer, outcome) in outcomes { verified[key(layer)] = outcome }
             case (.layer(let layer), .layer(let outcome)):
                 if case .failed(let error) = outcome { try Self.rethrowInterruption(error) }
@@ -343,7 +361,7 @@ struct VariantVerifier {
         TreeListing, UnpackError
     > {
         try run(trees: [layers], layers: [])
-        return trees[layers.map(\.diffID)] ?? .failure(UnpackError(.internal, "a tree was not built"))
+        return trees[TreeKey(layers)] ?? .failure(UnpackError(.internal, "a tree was not built"))
     }
 
     /// Applies `layers` in memory, verifying each stream on the way.

@@ -327,6 +327,30 @@ final class VariantFixture {
         #expect(access(bundle + "/rootfs/.prefetch.landmark", F_OK) != 0)
     }
 
+    /// Issue: two variants with the same config and the same layer blob, only one descriptor
+    /// carrying the eStargz annotation, "agreed by config" although one unpacks with
+    /// `stargz.index.json` and `.prefetch.landmark` and the other without. A rule that changes
+    /// what is written is part of what "same" compares.
+    @Test func theSameConfigUnderAnotherLayerRuleIsComparedByItsTree() throws {
+        let f = try VariantFixture()
+        var stargz = TarBuilder()
+        stargz.add(.init(path: ".prefetch.landmark", kind: .file(content: [0xf])))
+        for entry in Self.lower().entries { stargz.add(entry) }
+        stargz.file("stargz.index.json", #"{"version":1,"entries":[]}"#)
+        let toc = [AnnotationKey.estargzTOCDigest: Digest.of(Array("toc".utf8)).description]
+        var annotated = VariantFixture.Variant(layers: [(stargz, .gzip), (Self.upper(), .gzip)])
+        annotated.annotations = [toc]
+        let manifests = try f.write([.init(layers: [(stargz, .gzip), (Self.upper(), .gzip)]), annotated])
+        let configs = try manifests.map { try OCILayoutReader.manifest(f.builder.path, $0).config.digest }
+        #expect(configs[0] == configs[1], "the fixture must share the config")
+        let report = try f.verify()
+        #expect(report.verdict == .differ)
+        let variant = try #require(report.groups.first?.variants.last)
+        #expect(variant.status == .differs)
+        #expect(variant.sameBy == nil)
+        #expect(variant.differences.map(\.path).sorted() == ["/.prefetch.landmark", "/stargz.index.json"])
+    }
+
     /// The tree built in memory is the tree an unpack writes, over the layer stacks of the whiteout
     /// and symlink suites: the virtual apply cannot drift from the real one unnoticed.
     @Test(.enabled(if: rootTestsRun, "the image's owners are restored only as root"), arguments: Self.stacks.indices)
@@ -383,6 +407,16 @@ final class VariantFixture {
         meta.add(.init(path: "etc/tagged", kind: .file(content: [1, 2]), xattrs: ["trusted.k": [0, 255]]))
         meta.add(.init(path: "fifo", kind: .fifo))
         out.append([base, meta])
+        // Issue: a directory described twice in one layer with different times kept the first
+        // entry's on disk and the second's in memory. The last entry's attributes win in both.
+        var twice = TarBuilder()
+        twice.add(.init(path: "x/", kind: .directory, mtime: 1_600_000_000))
+        twice.file("x/f", "f")
+        twice.add(.init(path: "x/", kind: .directory, mode: 0o700, mtime: 1_700_000_000))
+        // A new directory made implicitly below an existing one changes that one's time, which
+        // the layer puts back.
+        twice.file("dir/implicit/deep/file", "d")
+        out.append([base, twice])
         return out
     }()
 }
