@@ -127,6 +127,29 @@ extension Unpacker {
         var config = try RuntimeConfig.make(
             template: template, image: image.config, users: users, overrides: options.overrides,
             userNamespace: options.ownership.namespaceMaps)
+        if options.ownership.isUnprivileged, let maps = options.ownership.namespaceMaps,
+            var process = config["process"], var user = process["user"],
+            case .int(let uid)? = user["uid"], case .int(let gid)? = user["gid"],
+            maps.uids.hostID(for: UInt32(truncatingIfNeeded: uid)) == nil
+                || maps.gids.hostID(for: UInt32(truncatingIfNeeded: gid)) == nil
+        {
+            // A runtime cannot switch to an id its user namespace does not map ("cannot set uid
+            // to unmapped user"): a rootless bundle that maps only the user's own id runs the
+            // process as the container's root, the one id it has, rather than not at all.
+            let named = options.overrides.user.map { "--user \($0)" } ?? "the image's User \(image.config.config?.user ?? "")"
+            user["uid"] = .int(0)
+            user["gid"] = .int(0)
+            user["additionalGids"] = nil
+            process["user"] = user
+            config["process"] = process
+            let hint =
+                UserNamespace.userHasSubordinateIDs()
+                ? "--userns auto maps your subordinate ids and keeps the image's users"
+                : "with subordinate ids in /etc/subuid and /etc/subgid, --userns auto would keep the image's users"
+            options.apply.warn(
+                "\(DisplayText.escaping(named)) (uid \(uid), gid \(gid)) is not mapped in the bundle's user namespace (uids \(maps.uids), gids \(maps.gids)): the process runs as root (0:0) inside the container instead; \(hint)"
+            )
+        }
         if options.ownership.isUnprivileged, var process = config["process"], var user = process["user"],
             let groups = user["additionalGids"]?.arrayValue, !groups.isEmpty
         {

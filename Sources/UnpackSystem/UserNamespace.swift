@@ -37,6 +37,19 @@ package enum UserNamespace {
     /// Whether this process entered its user namespace through `enterIfLaunched`.
     package nonisolated(unsafe) private(set) static var entered = false
 
+    /// Whether this process's user has subordinate uids and gids in /etc/subuid and /etc/subgid
+    /// (what `--userns auto` needs).
+    package static func userHasSubordinateIDs() -> Bool {
+        let uid = geteuid()
+        let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            guard let fd = try? OwnedFD.openForReading(file), let bytes = try? fd.readAll(limit: 1 << 20),
+                !subordinateRanges(in: String(decoding: bytes, as: UTF8.self), name: name, id: uid).isEmpty
+            else { return false }
+        }
+        return true
+    }
+
     /// The subordinate ranges of the user named `name` (or numbered `id`) in a file of
     /// `NAME:START:COUNT` lines (/etc/subuid, /etc/subgid), in file order.
     package static func subordinateRanges(in text: String, name: String?, id: UInt32) -> [(

@@ -74,6 +74,33 @@ struct RootlessEndToEndTests {
         #expect(run.stdout.contains("0      65534          1"), "one id mapped, the user's own: \(run.stdout)")
     }
 
+    /// Issue: an image whose user is not root (the example's named user `app`, uid 1000, from its
+    /// /etc/passwd; or `1000:1000`), unpacked rootless, gave a bundle rootless runc refused
+    /// ("cannot set uid to unmapped user in user namespace"). Only the user's own id is mapped, so
+    /// the process runs as the container's root, with a warning that names the image's user.
+    @Test(arguments: [[], ["--user", "1000:1000"]])
+    func aRootlessBundleOfANonRootImageStarts(user: [String]) throws {
+        let w = try Workspace()
+        let layout = try w.exampleLayout()
+        let bundle = w.tmp.path + "/bundle"
+        let unpack = try w.asNobody(
+            w.binary,
+            ["unpack", "-q", "--platform", "linux/amd64"] + user + ["oci:\(layout):latest", bundle, "--"]
+                + ["id; cat /app/message.txt"])
+        try #require(unpack.status == 0, "\(unpack.stderr)")
+        let named = user.isEmpty ? "the image's User app (uid 1000, gid 1000)" : "--user 1000:1000 (uid 1000, gid 1000)"
+        #expect(unpack.stderr.contains("\(named) is not mapped in the bundle's user namespace"), "\(unpack.stderr)")
+        #expect(unpack.stderr.contains("runs as root (0:0) inside the container"), "\(unpack.stderr)")
+        let config = try JSONValue(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))))
+        #expect(config["process"]?["user"]?["uid"] == .int(0))
+        #expect(config["process"]?["user"]?["gid"] == .int(0))
+        let run = try w.asNobody(
+            "runc", ["--root", w.tmp.path + "/run/runc", "run", "--bundle", bundle, "nonroot-\(getpid())"])
+        #expect(run.status == 0, "rootless runc: \(run.stderr)")
+        #expect(run.stdout.hasPrefix("uid=0(root) gid=0(root)"), "\(run.stdout)")
+        #expect(run.stdout.contains("unpacked by oci-unpack\n"), "\(run.stdout)")
+    }
+
     /// `--uid-map`/`--gid-map` as root: the owners are shifted on disk and runc starts the bundle
     /// in a user namespace with those maps, where the image's owners and its user are as built.
     @Test func anIDMappedBundleStartsInItsUserNamespace() throws {
