@@ -136,7 +136,8 @@ extension Unpacker {
             // A runtime cannot switch to an id its user namespace does not map ("cannot set uid
             // to unmapped user"): a rootless bundle that maps only the user's own id runs the
             // process as the container's root, the one id it has, rather than not at all.
-            let named = options.overrides.user.map { "--user \($0)" } ?? "the image's User \(image.config.config?.user ?? "")"
+            let named =
+                options.overrides.user.map { "--user \($0)" } ?? "the image's User \(image.config.config?.user ?? "")"
             user["uid"] = .int(0)
             user["gid"] = .int(0)
             user["additionalGids"] = nil
