@@ -293,18 +293,24 @@ final class VariantFixture {
         #expect(throws: UnpackError.self) { try f.verify(platform: Platform(os: "linux", architecture: "s390x")) }
     }
 
+    /// The lower layer as eStargz writes it (a landmark first, the table of contents last), and a
+    /// variant of it and the upper layer whose first descriptor carries the eStargz annotation.
+    static func estargz() -> (TarBuilder, VariantFixture.Variant) {
+        var stargz = TarBuilder()
+        stargz.add(.init(path: ".prefetch.landmark", kind: .file(content: [0xf])))
+        for entry in lower().entries { stargz.add(entry) }
+        stargz.file("stargz.index.json", #"{"version":1,"entries":[]}"#)
+        var annotated = VariantFixture.Variant(layers: [(stargz, .gzip), (upper(), .gzip)])
+        annotated.annotations = [[AnnotationKey.estargzTOCDigest: Digest.of(Array("toc".utf8)).description]]
+        return (stargz, annotated)
+    }
+
     /// eStargz: the TOC (`stargz.index.json`) and landmark files are the format's own entries: an
     /// annotated layer unpacks without them and agrees with the tar.gz it came from; a layer
     /// without the annotation keeps them (nothing is dropped on a guess).
     @Test func estargzMetadataEntriesAreLeftOut() throws {
         let f = try VariantFixture()
-        var stargz = TarBuilder()
-        stargz.add(.init(path: ".prefetch.landmark", kind: .file(content: [0xf])))
-        for entry in Self.lower().entries { stargz.add(entry) }
-        stargz.file("stargz.index.json", #"{"version":1,"entries":[]}"#)
-        let toc = [AnnotationKey.estargzTOCDigest: Digest.of(Array("toc".utf8)).description]
-        var annotated = VariantFixture.Variant(layers: [(stargz, .gzip), (Self.upper(), .gzip)])
-        annotated.annotations = [toc]
+        let (stargz, annotated) = Self.estargz()
         try f.write([Self.same(.gzip), annotated])
         let report = try f.verify()
         #expect(report.verdict == .agree)
@@ -333,13 +339,7 @@ final class VariantFixture {
     /// what is written is part of what "same" compares.
     @Test func theSameConfigUnderAnotherLayerRuleIsComparedByItsTree() throws {
         let f = try VariantFixture()
-        var stargz = TarBuilder()
-        stargz.add(.init(path: ".prefetch.landmark", kind: .file(content: [0xf])))
-        for entry in Self.lower().entries { stargz.add(entry) }
-        stargz.file("stargz.index.json", #"{"version":1,"entries":[]}"#)
-        let toc = [AnnotationKey.estargzTOCDigest: Digest.of(Array("toc".utf8)).description]
-        var annotated = VariantFixture.Variant(layers: [(stargz, .gzip), (Self.upper(), .gzip)])
-        annotated.annotations = [toc]
+        let (stargz, annotated) = Self.estargz()
         let manifests = try f.write([.init(layers: [(stargz, .gzip), (Self.upper(), .gzip)]), annotated])
         let configs = try manifests.map { try OCILayoutReader.manifest(f.builder.path, $0).config.digest }
         #expect(configs[0] == configs[1], "the fixture must share the config")
