@@ -123,10 +123,11 @@ package final class BlobCache: Sendable {
     }
 
     /// Whether a stored blob's file may be used (and marked used): a regular file with no other
-    /// name, owned by the cache's owner. A hard link to a file elsewhere would have that file's
-    /// time changed by the mark and its bytes served; a file of another user's is not ours.
+    /// name, owned by the cache's owner (or by this user, who wrote it into a cache root shares).
+    /// A hard link to a file elsewhere would have that file's time changed by the mark and its
+    /// bytes served; a file of another user's is not ours.
     private func usable(_ st: stat) -> Bool {
-        st.isRegularFile && st.st_nlink == 1 && st.st_uid == owner
+        st.isRegularFile && st.st_nlink == 1 && (st.st_uid == owner || st.st_uid == geteuid())
     }
 
     /// Writes `name` at the top of the cache unless it exists (a concurrent first run may race:
