@@ -70,7 +70,7 @@ extension Applier {
             }
             try setMetadata(parent: parent, name, entry: entry, layer: &layer, fresh: checked)
         case .hardlink:
-            try makeHardlink(parent, name, entry: entry)
+            try makeHardlink(parent, name, entry: entry, path: canonical)
         case .characterDevice, .blockDevice, .fifo:
             guard try step(entry, { () throws(SystemError) in try makeNode(parent, name, entry: entry) }) else {
                 if replaced { removed(canonical) }  // a skipped device may still have replaced a path
@@ -273,7 +273,9 @@ extension Applier {
         }
     }
 
-    func makeHardlink(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws(UnpackError) {
+    func makeHardlink(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry, path: EntryPath)
+        throws(UnpackError)
+    {
         let targetPath = EntryPath(cleaning: entry.linkTarget)
         let targetDisplay = DisplayText.escaping(entry.linkTarget)
         guard !targetPath.isRoot else {
@@ -286,7 +288,7 @@ extension Applier {
             let targetParent = try step(
                 entry,
                 { () throws(SystemError) in
-                    try root.openExistingDirectory(targetPath.parent)
+                    try root.resolveExistingDirectory(targetPath.parent)
                 })
         else {
             throw UnpackError(
@@ -294,7 +296,8 @@ extension Applier {
                 context: .init(path: entry.displayPath))
         }
         var target = stat()
-        guard targetPath.name.withCString({ fstatat(targetParent.rawValue, $0, &target, AT_SYMLINK_NOFOLLOW) }) == 0
+        guard
+            targetPath.name.withCString({ fstatat(targetParent.fd.rawValue, $0, &target, AT_SYMLINK_NOFOLLOW) }) == 0
         else {
             throw UnpackError(
                 .corruptLayer, "hardlink \(entry.displayPath) points at \(targetDisplay), which does not exist",
@@ -308,12 +311,20 @@ extension Applier {
         var existing = stat()
         if name.withCString({ fstatat(parent.rawValue, $0, &existing, AT_SYMLINK_NOFOLLOW) }) == 0 {
             if existing.st_ino == target.st_ino && existing.st_dev == target.st_dev { return }
+            // A target inside the directory the link replaces would go with it (as the in-memory
+            // tree sees it too): refused, rather than failing halfway with ENOENT.
+            if (existing.st_mode & S_IFMT) == S_IFDIR, targetParent.canonical.components.starts(with: path.components) {
+                throw UnpackError(
+                    .corruptLayer,
+                    "hardlink \(entry.displayPath) points at \(targetDisplay), inside the directory it would replace",
+                    context: .init(path: entry.displayPath))
+            }
             try step(entry) { () throws(SystemError) in try Tree.remove(in: parent.rawValue, name) }
             replaced = true
         }
         // Flags 0: a hardlink to a symlink links the symlink itself.
         let rc = targetPath.name.withCString { t in
-            name.withCString { linkat(targetParent.rawValue, t, parent.rawValue, $0, 0) }
+            name.withCString { linkat(targetParent.fd.rawValue, t, parent.rawValue, $0, 0) }
         }
         if rc != 0 {
             throw systemFailure(SystemError(call: "linkat", errno: errno, path: entry.displayPath), entry: entry)

@@ -112,6 +112,12 @@ package final class VirtualTree {
         case .hardlink:
             // Linking a name to the inode it already has changes nothing.
             let target = try hardlinkTarget(entry)
+            if let existing = parent.children[key], existing.kind == .directory, Self.holds(existing, target) {
+                throw UnpackError(
+                    .corruptLayer,
+                    "hardlink \(entry.displayPath) points at \(DisplayText.escaping(entry.linkTarget)), inside the directory it would replace",
+                    context: .init(path: entry.displayPath))
+            }
             if parent.children[key] !== target { parent.children[key] = target }
         case .regular:
             let node = makeNode(entry)
@@ -149,6 +155,19 @@ package final class VirtualTree {
             node.deviceMinor = entry.deviceMinor
         default: break
         }
+    }
+
+    /// Whether `node` is among the descendants of `directory` (which the caller is about to
+    /// replace, so the walk is paid for by the removal).
+    private static func holds(_ directory: Node, _ node: Node) -> Bool {
+        var pending = [directory]
+        while let next = pending.popLast() {
+            for child in next.children.values {
+                if child === node { return true }
+                if child.kind == .directory { pending.append(child) }
+            }
+        }
+        return false
     }
 
     private func hardlinkTarget(_ entry: TarEntry) throws(UnpackError) -> Node {
