@@ -121,7 +121,8 @@ import UnpackTestSupport
         }
         for error in [disk, memory] {
             #expect(error?.code == .corruptLayer)
-            #expect(error?.message.contains("hardlink a points at a/x/z, inside the directory it would replace") == true)
+            #expect(
+                error?.message.contains("hardlink a points at a/x/z, inside the directory it would replace") == true)
         }
     }
 }
