@@ -199,7 +199,7 @@ final class BodyStream: HTTPClientResponseDelegate, @unchecked Sendable {
             let now = ContinuousClock.now
             var timeout = overdue(now)
             if timeout == nil, now >= headDeadline {
-                timeout = TransferTimeout.requestTimedOut(seconds: TransferBounds.headTimeout)
+                timeout = TransferTimeout.requestTimedOut(seconds: requestSeconds ?? TransferBounds.headTimeout)
             }
             if let timeout {
                 lock.unlock()

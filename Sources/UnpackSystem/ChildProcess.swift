@@ -113,7 +113,7 @@ package enum ChildProcess {
             guard ready > 0 else { continue }
             let n = chunk.withUnsafeMutableBytes { read(output.rawValue, $0.baseAddress, $0.count) }
             if n > 0 {
-                // Past the limit the pipe is closed: a child that goes on writing gets EPIPE.
+                // Past the limit reading stops, and the group is killed below without a wait.
                 guard bytes.count + n <= outputLimit else {
                     overflowed = true
                     break
