@@ -92,6 +92,18 @@ extension Applier {
         }
     }
 
+    /// `resolve`, a resolution that may create missing directories, with the times of every
+    /// existing directory it made one in saved for the layer's end (as an entry's parent's are),
+    /// whether it succeeds or not: the one place the root's record of them is taken.
+    func creatingDirectories<T>(_ layer: inout LayerState, _ resolve: () throws(SystemError) -> T)
+        throws(SystemError) -> T
+    {
+        defer {
+            for (directory, before) in root.takeExtendedDirectories() { layer.willModify(directory, status: before) }
+        }
+        return try resolve()
+    }
+
     /// The entry's parent directory, from the one-entry cache when consecutive entries share it
     /// (the common case: a tar lists a directory's files together). The cached fd stays right
     /// because any entry that could replace that directory or an ancestor has another parent and
@@ -106,8 +118,9 @@ extension Applier {
             return (cached.fd, cached.childGID, cached.canonical)
         }
         let parentPath = path.parent
-        let (fd, canonical) = try root.resolveDirectory(parentPath, create: true)
-        for (directory, before) in root.takeExtendedDirectories() { layer.willModify(directory, status: before) }
+        let (fd, canonical) = try creatingDirectories(&layer) { () throws(SystemError) in
+            try root.resolveDirectory(parentPath, create: true)
+        }
         let st = try fd.status()
         layer.willModify(canonical, status: st)
         let childGID = (st.st_mode & S_ISGID) != 0 ? st.st_gid : creatorGID

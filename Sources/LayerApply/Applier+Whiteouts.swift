@@ -23,15 +23,21 @@ extension Applier {
                 // The marker describes the directory itself: when a lower layer left a symlink
                 // (or a file) there, there is no lower directory to hide, and a symlink's target
                 // is not touched. The same as a plain whiteout under a file: nothing to do.
-                guard let holder = try root.resolveOrCreateDirectory(written.parent) else { return }
+                guard
+                    let holder = try creatingDirectories(
+                        &layer,
+                        { () throws(SystemError) in
+                            try root.resolveOrCreateDirectory(written.parent)
+                        })
+                else { return }
                 var st = stat()
                 let exists = written.name.withCString { fstatat(holder.fd.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
                 if exists && (st.st_mode & S_IFMT) != S_IFDIR { return }
             }
-            let (dir, directory) = try root.resolveDirectory(written, create: true)
-            // A marker in a directory no layer made creates it (and perhaps its parents): the
-            // directories that got the new child get their times back when the layer ends.
-            for (extended, before) in root.takeExtendedDirectories() { layer.willModify(extended, status: before) }
+            // A marker in a directory no layer made creates it (and perhaps its parents).
+            let (dir, directory) = try creatingDirectories(&layer) { () throws(SystemError) in
+                try root.resolveDirectory(written, create: true)
+            }
             guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
             layer.willModify(directory, fd: dir.rawValue)
             layer.record(directory, isDirectory: true)

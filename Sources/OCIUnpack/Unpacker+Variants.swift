@@ -161,10 +161,9 @@ struct VariantVerifier {
         // Trees are built (in the same pass that verifies the layers) for every list of diff_ids
         // that is not the first variant's, and then for the first one too.
         let keys = candidates.map { TreeKey($0.layers) }
-        let configs = candidates.map { $0.manifest?.config.digest }
-        let needTrees = usable.filter {
-            keys[$0] != keys[first] && (configs[$0] != configs[first] || keys[$0].rules != keys[first].rules)
-        }
+        // The same config implies the same diff_ids: a key that differs from the first's under
+        // the same config differs in its rules, and needs a tree as much as other diff_ids do.
+        let needTrees = usable.filter { keys[$0] != keys[first] }
         try run(
             trees: ((needTrees.isEmpty ? [] : [first]) + needTrees).map { candidates[$0].layers },
             layers: usable.flatMap { candidates[$0].layers })

@@ -113,8 +113,10 @@ package func exchangePaths(_ a: String, _ b: String) throws(SystemError) {
 /// open file description, in this process or any other, on this host or, for a shared filesystem
 /// that supports it, another).
 /// Whether child `pid` has exited, without reaping it: its process group id cannot be reused
-/// until it is waited for, so the group can still be killed by that id.
-package func childHasExited(_ pid: Int32) -> Bool { CShims_child_exited(pid) == 1 }
+/// until it is waited for, so the group can still be killed by that id. A child that cannot be
+/// waited for at all (ECHILD: SIGCHLD ignored, so the kernel reaped it) counts as exited, rather
+/// than as running until a timeout.
+package func childHasExited(_ pid: Int32) -> Bool { CShims_child_exited(pid) != 0 }
 
 package func lockExclusive(_ fd: Int32, wait: Bool) -> Int32 {
     CShims_lock_exclusive(fd, wait ? 1 : 0)
