@@ -65,13 +65,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        .target(name: "LayerApply", dependencies: ["OCIImage", "LayerStream", "UnpackSystem"]),
+        // The layer engine: the one layer loop (LayerDriver) feeding a LayerConsumer, and the OCI
+        // layer rules (whiteouts, opaque markers, limits) every consumer applies.
+        .target(name: "LayerEngine", dependencies: ["OCIImage", "Resolution", "LayerStream", "UnpackSystem"]),
+        // Consumers: the applier writes onto a directory (a rootfs, or a layer in overlay form).
+        .target(name: "LayerApply", dependencies: ["OCIImage", "LayerEngine", "LayerStream", "UnpackSystem"]),
         // Canonical listings of root filesystems: applied virtually from an image's layers (no file
-        // written) or read from a directory, compared and digested.
+        // written) or read from a directory, compared and digested; the variant verifier.
         .target(
             name: "TreeCompare",
             dependencies: [
-                "OCIImage", "UnpackSystem", "LayerStream", "LayerApply",
+                "OCIImage", "UnpackSystem", "LayerStream", "LayerEngine", "Resolution",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -86,7 +90,8 @@ let package = Package(
             name: "OCIUnpack",
             dependencies: [
                 "OCIImage", "UnpackSystem", "LayoutSource", "ArchiveSource", "Resolution", "LayerStream",
-                "LayerApply", "RuntimeBundle", "TreeCompare", .product(name: "Logging", package: "swift-log"),
+                "LayerEngine", "LayerApply", "RuntimeBundle", "TreeCompare",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The command line, run by two executables: oci-unpack (local images; it hands docker://
@@ -118,11 +123,15 @@ let package = Package(
             name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "LayoutSource", "UnpackTestSupport"]),
         .testTarget(
             name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
+        .testTarget(
+            name: "LayerEngineTests",
+            dependencies: ["LayerEngine", "LayerStream", "OCIImage", "Resolution", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(name: "RuntimeBundleTests", dependencies: ["RuntimeBundle", "OCIImage", "UnpackTestSupport"]),
         .testTarget(
             name: "OCIUnpackTests",
             dependencies: [
-                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerApply",
+                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerEngine",
+                "LayerApply",
                 "RuntimeBundle", "TreeCompare", "UnpackTestSupport", "Registries",
                 // libcap reads back the file capabilities an id-mapped unpack writes.
                 "CCap",
@@ -144,7 +153,9 @@ if Context.environment["OCI_UNPACK_FUZZ"] == "1" {
 package.targets.append(
     .target(
         name: "FuzzTargets",
-        dependencies: ["OCIImage", "UnpackSystem", "Resolution", "LayerStream", "LayerApply", "RuntimeBundle"]))
+        dependencies: [
+            "OCIImage", "UnpackSystem", "Resolution", "LayerStream", "LayerEngine", "LayerApply", "RuntimeBundle",
+        ]))
 
 // One set of Swift settings for every Swift target (as swift-log does).
 for target in package.targets where target.type != .system && target.name != "CShims" {

@@ -1,41 +1,24 @@
 import Glibc
+import LayerEngine
 import LayerStream
 import OCIImage
 import UnpackSystem
 
 // Creating entries: files, directories, symlinks, hardlinks, devices; collisions replace.
 extension Applier {
-    /// Whether an entry named `name` is a whiteout (or opaque marker); `.wh.`, `.wh..` and
-    /// `.wh...` are refused: they name nothing, or the directory itself, or its parent. Shared with
-    /// the in-memory apply, which must refuse what this refuses.
-    package static func isWhiteout(_ name: ArraySlice<UInt8>, _ entry: TarEntry) throws(UnpackError) -> Bool {
-        guard name.starts(with: whiteoutPrefix) else { return false }
-        let hidden = name.dropFirst(whiteoutPrefix.count)
-        if hidden.isEmpty || hidden.elementsEqual(".".utf8) || hidden.elementsEqual("..".utf8) {
-            throw UnpackError(
-                .unsafePath, "invalid whiteout \(entry.displayPath)", context: .init(path: entry.displayPath))
-        }
-        return true
-    }
-
-    /// The root may only be described by a directory entry.
-    package static func checkRootEntry(_ entry: TarEntry) throws(UnpackError) {
-        guard entry.kind == .directory else {
-            throw UnpackError(
-                .unsafePath, "tar entry \(entry.displayPath) would replace the root directory",
-                context: .init(path: entry.displayPath))
-        }
-    }
-
     func apply(_ entry: TarEntry, reader: TarReader, layer: inout LayerState) throws(UnpackError) {
         let path = EntryPath(cleaning: entry.path)
         let name = path.name
-        if try Self.isWhiteout(name, entry) {
-            try applyWhiteout(path, entry: entry, layer: &layer)
+        let action = try LayerRules.action(entry, at: path)
+        switch action {
+        case .create, .socket: break
+        case .whiteout, .opaque:
+            try applyWhiteout(path, action, entry: entry, layer: &layer)
             return
-        }
-        if path.isRoot {
-            try Self.checkRootEntry(entry)
+        case .aufsMetadata:
+            if let warning = LayerRules.skipWarning(action, entry) { options.warn(warning) }
+            return
+        case .describeRoot:
             let rootFD = root.fd.rawValue
             let dir = try step(entry) { () throws(SystemError) in
                 try OwnedFD(retryingSyscall("openat") { openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
@@ -78,7 +61,8 @@ extension Applier {
             }
             try setMetadata(parent: parent, name, entry: entry, layer: &layer)
         case .socket:
-            options.warn("skipping socket \(entry.displayPath): sockets cannot be unpacked")
+            // Its parents were made, as for any entry; the socket itself is left out.
+            if let warning = LayerRules.skipWarning(.socket, entry) { options.warn(warning) }
             return
         }
         // What a file, link or node replaced is gone, with any restricted directory in it (a
@@ -326,7 +310,9 @@ extension Applier {
             if existing.st_ino == target.st_ino && existing.st_dev == target.st_dev { return }
             // A target inside the directory the link replaces would go with it (as the in-memory
             // tree sees it too): refused, rather than failing halfway with ENOENT.
-            if (existing.st_mode & S_IFMT) == S_IFDIR, targetParent.canonical.components.starts(with: path.components) {
+            if (existing.st_mode & S_IFMT) == S_IFDIR,
+                LayerRules.hardlinkTargetIsInside(targetParent.canonical, replacedDirectory: path)
+            {
                 throw UnpackError(
                     .corruptLayer,
                     "hardlink \(entry.displayPath) points at \(targetDisplay), inside the directory it would replace",

@@ -1,4 +1,5 @@
 import Glibc
+import LayerEngine
 import LayerStream
 import OCIImage
 import UnpackSystem
@@ -7,22 +8,15 @@ extension Applier {
     /// Every path in the layer state is canonical (see `RootDirectory.resolveDirectory`): the
     /// directory an entry resolves to, not its path as written, so `l/.wh.f` with `l -> real`
     /// spares this layer's `real/f`, and a directory's saved times belong to the directory.
-    struct LayerState {
-        /// Non-directory paths this layer created: whiteouts of this layer never touch them.
-        var paths: Set<PathKey> = []
-        /// Directories this layer listed, and every ancestor of its paths: whiteouts descend into
-        /// them and remove only what lower layers put there.
-        var directories: Set<PathKey> = []
+    package struct LayerState {
+        /// The paths and directories this layer made, and those it cleaned (`LayerRules`).
+        package var marks = LayerMarks<PathKey>()
         /// Directory times, set after all entries (children change a directory's mtime).
         var directoryTimes: [(EntryPath, timespec, timespec)] = []
         /// The times of directories this layer changed without listing them, as they were before:
         /// restored at the end so that the result does not depend on when it was unpacked.
         var savedTimes: [PathKey: (EntryPath, timespec, timespec)] = [:]
         var warnedUnmapped = false
-        /// Directories of this layer whose lower-layer children are already gone (an opaque marker
-        /// or a whiteout processed them): further markers for them have nothing to do, which keeps
-        /// crafted layers (thousands of markers for one directory) linear.
-        var cleaned: Set<PathKey> = []
         /// The parent of the last recorded path (its ancestors are in `directories`).
         var lastRecordedParent: [UInt8] = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`) and its canonical
@@ -35,14 +29,14 @@ extension Applier {
 
         mutating func record(_ path: EntryPath, isDirectory: Bool) {
             if isDirectory {
-                directories.insert(PathKey(path.key))
+                marks.directories.insert(PathKey(path.key))
             } else {
-                paths.insert(PathKey(path.key))
+                marks.slots.insert(PathKey(path.key))
             }
             // Consecutive entries usually share a parent, already recorded with its ancestors.
             guard !path.parentKey.elementsEqual(lastRecordedParent) else { return }
             // Nearest first: once an ancestor is known, so are all of its own ancestors.
-            path.forEachAncestorKey { directories.insert(PathKey(Array($0))).inserted }
+            path.forEachAncestorKey { marks.directories.insert(PathKey(Array($0))).inserted }
             lastRecordedParent = Array(path.parentKey)
         }
 
@@ -60,7 +54,6 @@ extension Applier {
             savedTimes[key] = (directory, st.st_atim, st.st_mtim)
         }
 
-        func spares(_ key: [UInt8]) -> Bool { paths.contains(PathKey(key)) }
-        func holdsLayerContent(_ key: [UInt8]) -> Bool { directories.contains(PathKey(key)) }
+        func spares(_ key: [UInt8]) -> Bool { marks.spares(PathKey(key)) }
     }
 }

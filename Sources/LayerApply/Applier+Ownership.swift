@@ -1,4 +1,5 @@
 import Glibc
+import LayerEngine
 import LayerStream
 import OCIImage
 import UnpackSystem

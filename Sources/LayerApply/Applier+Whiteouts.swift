@@ -1,87 +1,143 @@
 import Glibc
+import LayerEngine
 import LayerStream
 import OCIImage
 import UnpackSystem
 
-// Whiteouts and opaque markers: only what lower layers made is hidden.
-extension Applier {
-    func applyWhiteout(_ path: EntryPath, entry: TarEntry, layer: inout LayerState) throws(UnpackError) {
-        try step(entry) { () throws(SystemError) in try applyWhiteoutEntry(path, entry: entry, layer: &layer) }
+/// A directory of the root being written: its fd and canonical path.
+package struct DiskDirectory {
+    let fd: OwnedFD
+    let path: EntryPath
+}
+
+extension Applier.LayerState: LayerRecord {}
+
+// The root directory as the tree `LayerRules` removes lower-layer paths from.
+extension Applier: LayerTree {
+    package func slot(_ name: [UInt8], in parent: DiskDirectory) -> PathKey { PathKey(parent.path.appending(name).key) }
+
+    package func directoryKey(_ name: [UInt8], in parent: DiskDirectory) -> PathKey? {
+        PathKey(parent.path.appending(name).key)
     }
 
-    /// `applyWhiteout` below the entry's error mapping: everything here is a system call but the
-    /// refusal of `.wh.`, `.wh..` and `.wh...`, which is checked first (`invalidWhiteoutName`).
-    func applyWhiteoutEntry(_ path: EntryPath, entry: TarEntry, layer: inout LayerState) throws(SystemError) {
-        // Removals below other directories may take the cached parent with them.
-        layer.cachedParent = nil
-        let name = path.name
-        if name.elementsEqual(Self.opaqueMarker) {
-            // Hide every child of the directory that came from lower layers, wherever the marker
-            // stands among this layer's entries.
-            let written = path.parent
-            if !written.isRoot {
-                // The marker describes the directory itself: when a lower layer left a symlink
-                // (or a file) there, there is no lower directory to hide, and a symlink's target
-                // is not touched. The same as a plain whiteout under a file: nothing to do.
-                guard
-                    let holder = try creatingDirectories(
-                        &layer,
-                        { () throws(SystemError) in
-                            try root.resolveOrCreateDirectory(written.parent)
-                        })
-                else { return }
-                var st = stat()
-                let exists = written.name.withCString { fstatat(holder.fd.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
-                if exists && (st.st_mode & S_IFMT) != S_IFDIR { return }
-            }
-            // A marker in a directory no layer made creates it (and perhaps its parents).
-            let (dir, directory) = try creatingDirectories(&layer) { () throws(SystemError) in
-                try root.resolveDirectory(written, create: true)
-            }
-            guard layer.cleaned.insert(PathKey(directory.key)).inserted else { return }
-            layer.willModify(directory, fd: dir.rawValue)
-            layer.record(directory, isDirectory: true)
-            statistics.directoryListings += 1
-            for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
-                try removeLower(in: dir, directory.appending(child), layer: &layer)
-            }
-            return
+    package func openDirectory(_ name: [UInt8], in parent: DiskDirectory) throws(SystemError) -> DiskDirectory? {
+        let fd = name.withCString {
+            openat(parent.fd.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         }
-        if name.starts(with: Self.aufsMetaPrefix) {
-            options.warn("ignoring aufs metadata entry \(entry.displayPath)")
-            return
+        guard fd >= 0 else { return nil }
+        return DiskDirectory(fd: OwnedFD(fd), path: parent.path.appending(name))
+    }
+
+    package func children(of directory: DiskDirectory) throws(SystemError) -> [[UInt8]] {
+        statistics.directoryListings += 1
+        return try Tree.children(of: directory.fd.rawValue, Array(".".utf8))
+    }
+
+    package func remove(_ name: [UInt8], in parent: DiskDirectory, layer: inout LayerState) throws(SystemError) {
+        layer.willModify(parent.path, fd: parent.fd.rawValue)
+        try Tree.remove(in: parent.fd.rawValue, name[...])
+        removed(parent.path.appending(name))
+    }
+
+    package func willChange(_ directory: DiskDirectory, layer: inout LayerState) {
+        layer.willModify(directory.path, fd: directory.fd.rawValue)
+    }
+}
+
+// Whiteouts and opaque markers, as the whiteout policy says: applied (only what lower layers
+// made is hidden) or written in overlay form.
+extension Applier {
+    func applyWhiteout(_ path: EntryPath, _ action: LayerRules.Action, entry: TarEntry, layer: inout LayerState)
+        throws(UnpackError)
+    {
+        try step(entry) { () throws(SystemError) in
+            // Removals below other directories may take the cached parent with them.
+            layer.cachedParent = nil
+            switch (action, options.whiteouts) {
+            case (.opaque, .apply): try applyOpaque(path, layer: &layer)
+            case (.whiteout(let hidden), .apply): try applyWhiteout(path, hidden: hidden, layer: &layer)
+            case (.opaque, .overlay(let xattrs)): try writeOpaque(path, xattrs, layer: &layer)
+            case (.whiteout(let hidden), .overlay): try writeWhiteout(path, hidden: hidden, entry: entry, layer: &layer)
+            default: return
+            }
         }
-        let hidden = Array(name.dropFirst(Self.whiteoutPrefix.count))
-        guard let (parent, canonicalParent) = try root.resolveExistingDirectory(path.parent) else {
+    }
+
+    /// The directory an opaque marker describes, created (with its parents) when no layer made
+    /// it; nil when a symlink or a file stands there: then there is no lower directory to hide,
+    /// and a symlink's target is not touched (the same as a plain whiteout under a file).
+    private func markedDirectory(_ path: EntryPath, layer: inout LayerState) throws(SystemError) -> DiskDirectory? {
+        let written = path.parent
+        if !written.isRoot {
+            guard
+                let holder = try creatingDirectories(
+                    &layer,
+                    { () throws(SystemError) in
+                        try root.resolveOrCreateDirectory(written.parent)
+                    })
+            else { return nil }
+            var st = stat()
+            let exists = written.name.withCString { fstatat(holder.fd.rawValue, $0, &st, AT_SYMLINK_NOFOLLOW) } == 0
+            if exists && (st.st_mode & S_IFMT) != S_IFDIR { return nil }
+        }
+        let (fd, canonical) = try creatingDirectories(&layer) { () throws(SystemError) in
+            try root.resolveDirectory(written, create: true)
+        }
+        layer.record(canonical, isDirectory: true)
+        return DiskDirectory(fd: fd, path: canonical)
+    }
+
+    /// Hides every child of the marked directory that came from lower layers, wherever the marker
+    /// stands among this layer's entries.
+    private func applyOpaque(_ path: EntryPath, layer: inout LayerState) throws(SystemError) {
+        guard let directory = try markedDirectory(path, layer: &layer) else { return }
+        try LayerRules.hideLowerChildren(of: directory, key: PathKey(directory.path.key), tree: self, layer: &layer)
+    }
+
+    private func applyWhiteout(_ path: EntryPath, hidden: [UInt8], layer: inout LayerState) throws(SystemError) {
+        guard let (fd, canonical) = try root.resolveExistingDirectory(path.parent) else {
             return  // Nothing below a missing directory (or a file) to hide.
         }
-        let target = canonicalParent.appending(hidden)
-        if layer.spares(target.key) { return }
-        layer.willModify(canonicalParent, fd: parent.rawValue)
-        try removeLower(in: parent, target, layer: &layer)
+        try LayerRules.removeLower(in: DiskDirectory(fd: fd, path: canonical), hidden, tree: self, layer: &layer)
     }
 
-    /// Removes `name` unless this layer made it; a directory holding this layer's entries loses
-    /// only its lower-layer children.
-    func removeLower(in parent: OwnedFD, _ path: EntryPath, layer: inout LayerState) throws(SystemError) {
-        let key = path.key
-        if layer.spares(key) { return }
-        if layer.holdsLayerContent(key) {
-            let fd = path.name.withCString {
-                openat(parent.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            }
-            if fd >= 0 {
-                let dir = OwnedFD(fd)
-                guard layer.cleaned.insert(PathKey(key)).inserted else { return }
-                layer.willModify(path, fd: dir.rawValue)
-                statistics.directoryListings += 1
-                for child in try Tree.children(of: dir.rawValue, Array(".".utf8)) {
-                    try removeLower(in: dir, path.appending(child), layer: &layer)
-                }
-                return
-            }
+    /// Overlay form: the marked directory gets `overlay.opaque=y`, which hides the lower layers'
+    /// directory of the same path.
+    private func writeOpaque(_ path: EntryPath, _ xattrs: WhiteoutPolicy.OverlayXattrs, layer: inout LayerState)
+        throws(SystemError)
+    {
+        guard let directory = try markedDirectory(path, layer: &layer) else { return }
+        try makeOpaque(directory, xattrs)
+    }
+
+    /// Sets `overlay.opaque=y` on `directory` (which changes its ctime only).
+    private func makeOpaque(_ directory: DiskDirectory, _ xattrs: WhiteoutPolicy.OverlayXattrs) throws(SystemError) {
+        let opened = try OwnedFD(
+            retryingSyscall("openat") { openat(directory.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) })
+        let value: [UInt8] = [UInt8(ascii: "y")]
+        let rc = value.withUnsafeBytes { CSys.fsetxattr(opened.rawValue, xattrs.opaqueName, $0) }
+        if rc != 0 { throw SystemError(call: "fsetxattr", errno: errno, path: "\(directory.path)") }
+    }
+
+    /// Overlay form: the hidden name becomes a 0:0 character device (creating one needs no
+    /// privilege since Linux 5.8), unless this layer made that path. A directory this layer made
+    /// there keeps its content and hides the lower one's: it becomes opaque.
+    private func writeWhiteout(_ path: EntryPath, hidden: [UInt8], entry: TarEntry, layer: inout LayerState)
+        throws(SystemError)
+    {
+        guard case .overlay(let xattrs) = options.whiteouts else { return }
+        let (parent, _, canonicalParent) = try parentDirectory(of: path, layer: &layer)
+        let target = canonicalParent.appending(hidden)
+        if layer.spares(target.key) { return }
+        if layer.marks.holdsContent(PathKey(target.key)),
+            let directory = try openDirectory(hidden, in: DiskDirectory(fd: parent, path: canonicalParent))
+        {
+            try makeOpaque(directory, xattrs)
+            return
         }
-        try Tree.remove(in: parent.rawValue, path.name)
-        removed(path)
+        layer.willModify(canonicalParent, fd: parent.rawValue)
+        let rc = hidden.withCString { mknodat(parent.rawValue, $0, S_IFCHR, CSys.makedev(0, 0)) }
+        if rc != 0 && errno != EEXIST { throw SystemError(call: "mknodat", errno: errno, path: "\(target)") }
+        layer.record(target, isDirectory: false)
     }
 }

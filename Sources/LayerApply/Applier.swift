@@ -1,4 +1,5 @@
 import Glibc
+import LayerEngine
 import LayerStream
 import OCIImage
 import UnpackSystem
@@ -16,6 +17,9 @@ package struct ApplyOptions: Sendable {
     package var warn: @Sendable (String) -> Void
     /// Entry count, path and xattr limits (the others are enforced by the pipeline).
     package var limits: UnpackLimits
+    /// Whiteouts applied in the root (a bundle's rootfs), or written in overlay form (a layer
+    /// directory that holds one layer alone).
+    package var whiteouts: WhiteoutPolicy = .apply
     /// Tests only: a umask to assume instead of the process's (a wrong one must be caught by the
     /// per-directory check of the metadata shortcut).
     var assumedUmask: mode_t?
@@ -82,6 +86,8 @@ package final class Applier {
     let rootless: Bool
     /// What is kept across the layers of one unpack.
     var unpack = UnpackState()
+    /// What the current layer made (see `LayerConsumer`).
+    var layer = LayerState()
 
     package init(
         rootPath: String, options: ApplyOptions = .init(),
@@ -149,108 +155,13 @@ package final class Applier {
         func owned(by owner: (uid: uid_t, gid: gid_t)) -> Bool { uid == owner.uid && gid == owner.gid }
     }
 
-    /// Applies every entry of `reader`; returns the number of entries. `onEntry` runs after each.
-    /// After the last layer, `finishUnpack()` completes the tree.
+    /// Applies every entry of `reader` as one layer, unverified (tests, fuzzing); returns the
+    /// number of entries. An unpack feeds the applier through `LayerDriver` instead.
     @discardableResult
-    package func apply(_ reader: TarReader, skipping metadata: Set<[UInt8]> = [], onEntry: (() -> Void)? = nil)
-        throws(UnpackError) -> Int
-    {
-        var layer = LayerState()
-        var count = 0
-        root.resetSymlinkBudget(options.limits.maxSymlinkBytesPerLayer)
-        // Without a second thread (a process limit), files are finished here.
-        finisher = options.finishFilesInParallel ? try? FileFinisher(warn: options.warn) : nil
-        defer {
-            finisher?.stop()
-            finisher = nil
-        }
-        while let entry = try reader.next() {
-            try checkpoint()
-            onEntry?()
-            count += 1
-            statistics.entries += 1
-            try check(entry, count: count)
-            if Self.isFormatMetadata(entry, metadata) { continue }
-            // Typed all the way: what this entry caused names it (`step` maps system errors with
-            // the entry's path), and what the layer stream reports passes through as it is.
-            try apply(entry, reader: reader, layer: &layer)
-        }
-        try finisher?.drain()
-        do {
-            try finish(&layer)
-        } catch {
-            throw error.unpackError("restoring directory times failed")
-        }
-        return count
+    package func apply(_ reader: TarReader, skipping metadata: Set<[UInt8]> = []) throws(UnpackError) -> Int {
+        try LayerDriver.apply(
+            reader, to: self, skipping: metadata, limits: options.limits, checkpoint: checkpoint)
     }
-
-    func check(_ entry: TarEntry, count: Int) throws(UnpackError) {
-        try Self.check(entry, count: count, limits: options.limits)
-    }
-
-    /// The per-entry limits (entries per layer, path and link bytes, depth, xattr bytes), for the
-    /// `count`th entry of a layer: the same for a virtual apply as for one onto disk.
-    package static func check(_ entry: TarEntry, count: Int, limits: UnpackLimits) throws(UnpackError) {
-        // Built only when a limit is exceeded: this runs for every entry.
-        var context: UnpackError.Context { UnpackError.Context(path: String(entry.displayPath.prefix(200))) }
-        guard count <= limits.maxEntriesPerLayer else {
-            throw UnpackError(
-                .limitExceeded,
-                "the layer has more than \(limits.maxEntriesPerLayer) entries (limit entries-per-layer)",
-                context: context)
-        }
-        guard entry.path.count <= limits.maxPathBytes, entry.linkTarget.count <= limits.maxPathBytes else {
-            throw UnpackError(
-                .limitExceeded,
-                "tar entry \(context.path ?? "") has a path or link target longer than \(limits.maxPathBytes) bytes (limit path-bytes)",
-                context: context)
-        }
-        guard Self.depth(of: entry.path) < limits.maxPathDepth else {
-            throw UnpackError(
-                .limitExceeded,
-                "tar entry \(context.path ?? "") is nested deeper than \(limits.maxPathDepth) directories (limit path-depth)",
-                context: context)
-        }
-        let xattrBytes = entry.xattrs.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
-        guard xattrBytes <= limits.maxXattrBytesPerEntry else {
-            throw UnpackError(
-                .limitExceeded,
-                "tar entry \(context.path ?? "") carries \(xattrBytes) bytes of xattrs, over the \(limits.maxXattrBytesPerEntry)-byte limit (limit xattr-bytes-per-entry)",
-                context: context)
-        }
-    }
-
-    /// Directories above an entry: its components, not counting empty ones (`a////b`) or `.`,
-    /// less one. `..` is counted as written (an upper bound on the cleaned depth).
-    static func depth(of path: [UInt8]) -> Int {
-        var components = 0
-        var length = 0
-        var dotOnly = true
-        for byte in path {
-            if byte == UInt8(ascii: "/") {
-                if length > 0 && !(dotOnly && length == 1) { components += 1 }
-                length = 0
-                dotOnly = true
-            } else {
-                length += 1
-                if byte != UInt8(ascii: ".") { dotOnly = false }
-            }
-        }
-        if length > 0 && !(dotOnly && length == 1) { components += 1 }
-        return max(components - 1, 0)
-    }
-
-    /// Whether `entry` is one of a layer format's own entries (`LayerFormat.metadataEntries`): a
-    /// regular file at the top of the layer with one of those names.
-    package static func isFormatMetadata(_ entry: TarEntry, _ names: Set<[UInt8]>) -> Bool {
-        guard !names.isEmpty, entry.kind == .regular else { return false }
-        let path = EntryPath(cleaning: entry.path)
-        return path.parentKey.isEmpty && names.contains(path.key)
-    }
-
-    package static let whiteoutPrefix = Array(".wh.".utf8)
-    package static let opaqueMarker = Array(".wh..wh..opq".utf8)
-    package static let aufsMetaPrefix = Array(".wh..wh.".utf8)
 
     /// Runs one system-level step of applying `entry`: its `SystemError` becomes the entry's
     /// `UnpackError` here, once.

@@ -1,5 +1,6 @@
 import Glibc
 import LayerApply
+import LayerEngine
 import LayerStream
 import LayoutSource
 import Logging
@@ -65,38 +66,24 @@ extension Unpacker {
                 checkpoint = {}
             }
             let applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
-            let source = image.source
-            var entries: [Int] = []
-            var uncompressed: Int64 = 0
-            // Layers ahead: the next `layersAhead` layers' streams are opened before this one is
-            // applied, so a registry sends them (each up to its 4 MiB body buffer, on a connection
-            // of its own) while this one unpacks, and many small layers do not each wait for a
-            // request. A stream that fails to open early is opened again in its turn, which
-            // reports the error.
-            var ahead: [Int: any ByteStream] = [:]
-            for (position, layer) in image.layers.enumerated() {
-                do throws(UnpackError) {
-                    let stream: any ByteStream
-                    if let opened = ahead.removeValue(forKey: position) {
-                        stream = opened
-                    } else {
-                        stream = try source.openBlob(layer.descriptor)
-                    }
-                    for next in (position + 1)..<min(position + 1 + Self.layersAhead, image.layers.count)
-                    where ahead[next] == nil {
-                        ahead[next] = try? source.openBlob(image.layers[next].descriptor)
-                    }
-                    let (count, bytes) = try apply(
-                        layer, of: image, stream: stream, with: applier, options: options,
-                        uncompressedSoFar: uncompressed)
-                    entries.append(count)
-                    uncompressed += bytes
-                } catch {
-                    throw error.adding(
-                        layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
+            let layerCount = image.layers.count
+            let logger = self.logger
+            let progress = options.progress.map { report in
+                { (step: LayerDriver.Progress) in
+                    report(
+                        UnpackProgress(
+                            layerIndex: step.layer.index, layerCount: layerCount, digest: step.layer.descriptor.digest,
+                            bytesDone: step.bytesDone, bytesTotal: step.layer.descriptor.size,
+                            layerFinished: step.finished))
                 }
             }
-            try applier.finishUnpack()
+            let driver = LayerDriver(
+                source: image.source, layers: image.layers,
+                settings: LayerDriver.Settings(
+                    limits: options.limits, gzip: options.gzipDecoder.implementation, prefetch: options.prefetch,
+                    readAhead: Self.layersAhead, warn: { logger.warning("\($0)") }, checkpoint: checkpoint,
+                    progress: progress))
+            let entries = try driver.run(into: applier)
             try options.cancellation?.check()
             try writeConfig(image: image, template: template, root: applier.root, staging: staging, options: options)
             // The last moment a cancellation can still leave the target as it was.
@@ -164,48 +151,6 @@ extension Unpacker {
             )
         }
         try staging.write("config.json", RuntimeConfig.encode(config))
-    }
-
-    /// One layer: blob → size/digest check → decompressor → diff_id check → tar reader → applier.
-    private func apply(
-        _ layer: ResolvedImage.Layer, of image: ResolvedImage, stream: any ByteStream, with applier: Applier,
-        options: UnpackOptions, uncompressedSoFar: Int64
-    ) throws(UnpackError) -> (entries: Int, uncompressedBytes: Int64) {
-        let descriptor = layer.descriptor
-        logger.debug(
-            "applying layer",
-            metadata: [
-                "index": "\(layer.index)", "digest": "\(descriptor.digest)", "compression": "\(layer.compression)",
-            ])
-        let logger = self.logger
-        let pipeline = try LayerPipeline(
-            stream: stream, descriptor: descriptor, compression: layer.compression,
-            diffID: layer.diffID, limits: options.limits, uncompressedSoFar: uncompressedSoFar,
-            gzip: options.gzipDecoder.implementation, prefetch: options.prefetch
-        ) { warning in
-            logger.warning("layer \(layer.index): \(warning)")
-        }
-        let blob = pipeline.blob
-        let reader = pipeline.reader
-        let progress = options.progress
-        let count = try applier.apply(
-            reader, skipping: descriptor.layerFormat?.metadataEntries ?? [],
-            onEntry: progress.map { report in
-                {
-                    report(
-                        UnpackProgress(
-                            layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
-                            bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: false))
-                }
-            })
-        // The tar end marker may come before the end of the stream: hash the rest too, which also
-        // checks the blob's size and digest and the compressed stream's trailer.
-        try pipeline.finish()
-        progress?(
-            UnpackProgress(
-                layerIndex: layer.index, layerCount: image.layers.count, digest: descriptor.digest,
-                bytesDone: blob.bytesRead, bytesTotal: descriptor.size, layerFinished: true))
-        return (count, pipeline.uncompressedBytes)
     }
 
     /// The image's own owners need root (in some user namespace); shifted owners need root in

@@ -1,8 +1,9 @@
 import Crypto
 import Glibc
-import LayerApply
+import LayerEngine
 import LayerStream
 import OCIImage
+import UnpackSystem
 
 /// A root filesystem built in memory from tar headers and content digests: layers are applied as
 /// the applier applies them onto a directory (whiteouts hide only lower layers' paths, an opaque
@@ -39,25 +40,22 @@ package final class VirtualTree {
         }
     }
 
-    /// What one layer made, by identity: its whiteouts spare these.
-    private struct LayerMarks {
-        /// Non-directory slots (parent directory serial and name) this layer created.
-        var slots: Set<Slot> = []
-        /// Directories this layer listed, and the directories on the way to each of its paths.
-        var directories: Set<Int> = []
-        /// Directories whose lower children are already gone.
-        var cleaned: Set<Int> = []
-        var symlinkBytes = 0
+    /// A path's identity in the layer rules' marks: a non-directory slot (its parent
+    /// directory's serial and its name) or a directory (its serial).
+    package enum Key: Hashable {
+        case slot(parent: Int, name: [UInt8])
+        case directory(Int)
     }
 
-    private struct Slot: Hashable {
-        let parent: Int
-        let name: [UInt8]
+    /// What one layer made, by identity: its whiteouts spare these.
+    package struct Layer: LayerRecord {
+        package var marks = LayerMarks<Key>()
+        var symlinkBytes = 0
     }
 
     package let root: Node
     private var nextSerial = 1
-    private var layer = LayerMarks()
+    private var layer = Layer()
     private let limits: UnpackLimits
     private let onWarning: (String) -> Void
 
@@ -68,20 +66,27 @@ package final class VirtualTree {
     }
 
     /// Starts a layer: what the previous layers made is now lower.
-    package func beginLayer() {
-        layer = LayerMarks()
+    package func beginLayer(at position: Int) {
+        layer = Layer()
     }
 
     /// Applies one tar entry; `content` is the SHA-256 of a regular file's data.
     package func apply(_ entry: TarEntry, content: [UInt8]) throws(UnpackError) {
         let path = EntryPath(cleaning: entry.path)
         let name = path.name
-        if try Applier.isWhiteout(name, entry) {
-            try whiteout(path, entry: entry)
+        let action = try LayerRules.action(entry, at: path)
+        switch action {
+        case .create, .socket: break
+        case .whiteout(let hidden):
+            try whiteout(path, hidden: hidden, entry: entry)
             return
-        }
-        if path.isRoot {
-            try Applier.checkRootEntry(entry)
+        case .opaque:
+            try opaque(path, entry: entry)
+            return
+        case .aufsMetadata:
+            if let warning = LayerRules.skipWarning(action, entry) { onWarning(warning) }
+            return
+        case .describeRoot:
             describe(root, entry: entry, keepingXattrs: true)
             return
         }
@@ -92,8 +97,9 @@ package final class VirtualTree {
         }
         let parent = chain[chain.count - 1]
         let key = Array(name)
-        if entry.kind == .socket {
-            onWarning("skipping socket \(entry.displayPath): sockets cannot be unpacked")
+        if action == .socket {
+            // Its parents were made, as for any entry; the socket itself is left out.
+            if let warning = LayerRules.skipWarning(action, entry) { onWarning(warning) }
             return
         }
         markOnTheWay(chain)
@@ -107,12 +113,14 @@ package final class VirtualTree {
                 node = makeNode(entry)
                 parent.children[key] = node
             }
-            layer.directories.insert(node.serial)
+            layer.marks.directories.insert(.directory(node.serial))
             return
         case .hardlink:
             // Linking a name to the inode it already has changes nothing.
             let target = try hardlinkTarget(entry)
             if let existing = parent.children[key], existing.kind == .directory, Self.holds(existing, target) {
+                // LayerRules.hardlinkTargetIsInside, decided on nodes: the target lies in the
+                // directory the link replaces.
                 throw UnpackError(
                     .corruptLayer,
                     "hardlink \(entry.displayPath) points at \(DisplayText.escaping(entry.linkTarget)), inside the directory it would replace",
@@ -126,7 +134,7 @@ package final class VirtualTree {
         case .symlink, .characterDevice, .blockDevice, .fifo, .socket:
             parent.children[key] = makeNode(entry)
         }
-        layer.slots.insert(Slot(parent: parent.serial, name: key))
+        layer.marks.slots.insert(.slot(parent: parent.serial, name: key))
     }
 
     // MARK: - Entries
@@ -195,51 +203,45 @@ package final class VirtualTree {
 
     // MARK: - Whiteouts
 
-    private func whiteout(_ path: EntryPath, entry: TarEntry) throws(UnpackError) {
-        let name = path.name
-        if name.elementsEqual(Applier.opaqueMarker) {
-            let written = path.parent
-            let directory: Node
-            if written.isRoot {
-                directory = root
+    private func opaque(_ path: EntryPath, entry: TarEntry) throws(UnpackError) {
+        let written = path.parent
+        let directory: Node
+        if written.isRoot {
+            directory = root
+        } else {
+            // A marker under a symlink or a file has no lower directory to hide.
+            guard let chain = try resolve(written.parent, create: true, entry: entry) else { return }
+            let holder = chain[chain.count - 1]
+            markOnTheWay(chain)
+            if let existing = holder.children[Array(written.name)] {
+                guard existing.kind == .directory else { return }
+                directory = existing
             } else {
-                // A marker under a symlink or a file has no lower directory to hide.
-                guard let chain = try resolve(written.parent, create: true, entry: entry) else { return }
-                let holder = chain[chain.count - 1]
-                markOnTheWay(chain)
-                if let existing = holder.children[Array(written.name)] {
-                    guard existing.kind == .directory else { return }
-                    directory = existing
-                } else {
-                    directory = makeImplicitDirectory()
-                    holder.children[Array(written.name)] = directory
-                }
+                directory = makeImplicitDirectory()
+                holder.children[Array(written.name)] = directory
             }
-            layer.directories.insert(directory.serial)
-            guard layer.cleaned.insert(directory.serial).inserted else { return }
-            for child in Array(directory.children.keys) { removeLower(in: directory, child) }
-            return
         }
-        if name.starts(with: Applier.aufsMetaPrefix) {
-            onWarning("ignoring aufs metadata entry \(entry.displayPath)")
-            return
+        try rules { tree, layer throws(SystemError) in
+            try LayerRules.hideLowerChildren(
+                of: directory, key: .directory(directory.serial), tree: tree, layer: &layer)
         }
-        let hidden = Array(name.dropFirst(Applier.whiteoutPrefix.count))
-        guard let chain = try resolve(path.parent, create: false, entry: entry) else { return }
-        removeLower(in: chain[chain.count - 1], hidden)
     }
 
-    /// Removes `name` from `parent` unless this layer made it; a directory holding this layer's
-    /// entries loses only its lower children.
-    private func removeLower(in parent: Node, _ name: [UInt8]) {
-        if layer.slots.contains(Slot(parent: parent.serial, name: name)) { return }
-        guard let child = parent.children[name] else { return }
-        if child.kind == .directory && layer.directories.contains(child.serial) {
-            guard layer.cleaned.insert(child.serial).inserted else { return }
-            for grandchild in Array(child.children.keys) { removeLower(in: child, grandchild) }
-            return
+    private func whiteout(_ path: EntryPath, hidden: [UInt8], entry: TarEntry) throws(UnpackError) {
+        guard let chain = try resolve(path.parent, create: false, entry: entry) else { return }
+        let parent = chain[chain.count - 1]
+        try rules { tree, layer throws(SystemError) in
+            try LayerRules.removeLower(in: parent, hidden, tree: tree, layer: &layer)
         }
-        parent.children[name] = nil
+    }
+
+    /// Runs the layer rules on this tree (nothing in memory fails).
+    private func rules(_ body: (VirtualTree, inout Layer) throws(SystemError) -> Void) throws(UnpackError) {
+        do throws(SystemError) {
+            try body(self, &layer)
+        } catch {
+            throw error.unpackError("applying whiteouts in memory failed")
+        }
     }
 
     // MARK: - Resolution
@@ -252,7 +254,7 @@ package final class VirtualTree {
 
     /// The directories on the way hold this layer's content: its whiteouts descend into them.
     private func markOnTheWay(_ chain: [Node]) {
-        for node in chain.dropFirst() { layer.directories.insert(node.serial) }
+        for node in chain.dropFirst() { layer.marks.directories.insert(.directory(node.serial)) }
     }
 
     /// The directories from the root to `path`, following symlinks inside the root (`..` stops at
@@ -305,26 +307,36 @@ package final class VirtualTree {
     }
 }
 
-extension VirtualTree {
-    /// Applies every entry of one layer, hashing regular files' data as it streams by; returns the
-    /// number of entries. Limits per entry are those of an unpack.
-    @discardableResult
-    package func apply(
-        _ reader: TarReader, skipping metadata: Set<[UInt8]> = [], checkpoint: () throws(UnpackError) -> Void = {}
-    ) throws(UnpackError) -> Int {
-        beginLayer()
-        var count = 0
-        while let entry = try reader.next() {
-            try checkpoint()
-            count += 1
-            try Applier.check(entry, count: count, limits: limits)
-            if Applier.isFormatMetadata(entry, metadata) { continue }
-            let content = entry.kind == .regular ? try Self.hashData(reader, size: entry.size) : []
-            try apply(entry, content: content)
-        }
-        return count
+// The in-memory tree as the layer driver's consumer: regular files' data is hashed as it streams by.
+extension VirtualTree: LayerConsumer {
+    package func consume(_ entry: TarEntry, from reader: TarReader) throws(UnpackError) {
+        let content = entry.kind == .regular ? try Self.hashData(reader, size: entry.size) : []
+        try apply(entry, content: content)
+    }
+}
+
+// The in-memory tree as the tree the layer rules remove lower-layer paths from.
+extension VirtualTree: LayerTree {
+    package func slot(_ name: [UInt8], in parent: Node) -> Key { .slot(parent: parent.serial, name: name) }
+
+    package func directoryKey(_ name: [UInt8], in parent: Node) -> Key? {
+        guard let child = parent.children[name], child.kind == .directory else { return nil }
+        return .directory(child.serial)
     }
 
+    package func openDirectory(_ name: [UInt8], in parent: Node) -> Node? {
+        guard let child = parent.children[name], child.kind == .directory else { return nil }
+        return child
+    }
+
+    package func children(of directory: Node) -> [[UInt8]] { Array(directory.children.keys) }
+
+    package func remove(_ name: [UInt8], in parent: Node, layer: inout Layer) { parent.children[name] = nil }
+
+    package func willChange(_ directory: Node, layer: inout Layer) {}
+}
+
+extension VirtualTree {
     /// SHA-256 of the current entry's data; the holes of a sparse file count as zeros up to `size`.
     static func hashData(_ reader: TarReader, size: Int64) throws(UnpackError) -> [UInt8] {
         var hasher = SHA256()

@@ -53,7 +53,7 @@ package struct EntryPath: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether `raw` is already clean: the common case, checked in one pass without allocating.
-    static func isClean(_ raw: [UInt8]) -> Bool {
+    package static func isClean(_ raw: [UInt8]) -> Bool {
         if raw.isEmpty { return true }
         return raw.withUnsafeBufferPointer { bytes in
             var start = 0
@@ -89,7 +89,7 @@ package struct EntryPath: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The keys of the ancestors, nearest first (the root excluded), as slices of this key.
-    func forEachAncestorKey(_ body: (ArraySlice<UInt8>) -> Bool) {
+    package func forEachAncestorKey(_ body: (ArraySlice<UInt8>) -> Bool) {
         var i = nameStart - 1
         while i > 0 {
             if key[i] == slash {
@@ -108,12 +108,12 @@ package struct EntryPath: Hashable, Sendable, CustomStringConvertible {
 /// A path's bytes as a set or dictionary key, hashed in one call instead of byte by byte (the
 /// per-layer sets see every entry, so this is on the hot path). It holds an array, one word: the
 /// per-layer sets hold a key for every entry of a layer.
-struct PathKey: Hashable {
-    let bytes: [UInt8]
+package struct PathKey: Hashable, Sendable {
+    package let bytes: [UInt8]
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    func hash(into hasher: inout Hasher) {
+    package func hash(into hasher: inout Hasher) {
         bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
     }
 }

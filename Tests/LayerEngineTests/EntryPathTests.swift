@@ -1,5 +1,5 @@
 import Glibc
-import LayerApply
+import LayerEngine
 import Testing
 
 /// The flat, cleaned entry path the applier keys everything on.
