@@ -125,7 +125,13 @@ let package = Package(
             name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(
             name: "LayerEngineTests",
-            dependencies: ["LayerEngine", "LayerStream", "OCIImage", "Resolution", "UnpackSystem", "UnpackTestSupport"]),
+            dependencies: [
+                "LayerEngine", "LayerStream", "LayoutSource", "OCIImage", "Resolution", "UnpackSystem",
+                "UnpackTestSupport",
+            ]),
+        .testTarget(
+            name: "LayerApplyTests",
+            dependencies: ["LayerApply", "LayerEngine", "LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(name: "RuntimeBundleTests", dependencies: ["RuntimeBundle", "OCIImage", "UnpackTestSupport"]),
         .testTarget(
             name: "OCIUnpackTests",

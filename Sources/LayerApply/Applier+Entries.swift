@@ -39,6 +39,7 @@ extension Applier {
         switch entry.kind {
         case .directory:
             try makeDirectory(parent, name, entry: entry, path: canonical, layer: &layer)
+            try step(entry) { () throws(SystemError) in try directoryReplacedWhiteout(canonical, layer: &layer) }
             layer.directoryTimes.append((canonical, entry.atime ?? entry.mtime, entry.mtime))
         case .regular:
             try writeFile(parent, name, entry: entry, reader: reader, layer: &layer, fresh: fresh)

@@ -17,6 +17,9 @@ extension Applier {
         /// restored at the end so that the result does not depend on when it was unpacked.
         var savedTimes: [PathKey: (EntryPath, timespec, timespec)] = [:]
         var warnedUnmapped = false
+        /// Overlay form: the whiteout devices this layer wrote. A directory entry that replaces one
+        /// hides the lower directory as the whiteout did: it is made opaque.
+        var whiteoutDevices: Set<PathKey> = []
         /// The parent of the last recorded path (its ancestors are in `directories`).
         var lastRecordedParent: [UInt8] = []
         /// The last entry's parent directory (see `parentDirectory(of:layer:)`) and its canonical

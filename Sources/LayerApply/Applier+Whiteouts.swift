@@ -139,5 +139,16 @@ extension Applier {
         let rc = hidden.withCString { mknodat(parent.rawValue, $0, S_IFCHR, CSys.makedev(0, 0)) }
         if rc != 0 && errno != EEXIST { throw SystemError(call: "mknodat", errno: errno, path: "\(target)") }
         layer.record(target, isDirectory: false)
+        layer.whiteoutDevices.insert(PathKey(target.key))
+    }
+
+    /// Overlay form: a directory this layer made where it wrote a whiteout is opaque (the lower
+    /// directory stays hidden, as the whiteout in the root would have removed it).
+    func directoryReplacedWhiteout(_ path: EntryPath, layer: inout LayerState) throws(SystemError) {
+        guard case .overlay(let xattrs) = options.whiteouts, !layer.whiteoutDevices.isEmpty,
+            layer.whiteoutDevices.remove(PathKey(path.key)) != nil,
+            let (fd, canonical) = try root.resolveExistingDirectory(path)
+        else { return }
+        try makeOpaque(DiskDirectory(fd: fd, path: canonical), xattrs)
     }
 }

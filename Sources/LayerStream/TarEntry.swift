@@ -33,3 +33,22 @@ package struct TarEntry: Sendable {
     /// The path for messages.
     package var displayPath: String { DisplayText.escaping(path) }
 }
+
+extension TarEntry {
+    /// An entry with `path` and `kind`, owned by 0:0, every other field empty (tests, and
+    /// consumers that make entries of their own).
+    package init(path: [UInt8], kind: Kind, mode: UInt32 = 0o644) {
+        self.path = path
+        self.kind = kind
+        linkTarget = []
+        self.mode = mode
+        uid = 0
+        gid = 0
+        size = 0
+        mtime = timespec()
+        atime = nil
+        deviceMajor = 0
+        deviceMinor = 0
+        xattrs = []
+    }
+}
