@@ -38,7 +38,6 @@ struct ArchiveBlobs: Sendable {
         } else {
             bytes = try archive.read(try stored(descriptor), limit: limit)
         }
-        try descriptor.checkContent(bytes, from: "the archive \(archive.path)")
         return bytes
     }
 
@@ -57,8 +56,10 @@ struct ArchiveBlobs: Sendable {
                 .notFound, "no manifest or index with digest \(digest) in the archive \(archive.path)",
                 context: .init(digest: digest))
         }
-        let bytes = try readBlob(
-            Descriptor(mediaType: .ociManifest, digest: digest, size: size), limit: limits.maxManifestBytes)
+        // What the descriptor is made of must be the blob itself.
+        let probe = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
+        let bytes = try readBlob(probe, limit: limits.maxManifestBytes)
+        try probe.checkContent(bytes, from: "the archive \(archive.path)")
         return try ImageDocuments.sniffDescriptor(bytes, digest: digest)
     }
 

@@ -40,7 +40,9 @@ package struct CachingSource: ImageSource {
     package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
         try descriptor.checkDocumentSize(limit: limit)
         if let bytes = cache.read(descriptor, limit: limit) { return bytes }
-        let bytes = try remote.source().readBlob(descriptor, limit: limit)
+        let remote = try remote.source()
+        // Checked here too, before it is stored: the cache keeps only verified blobs.
+        let bytes = try remote.checkedBlob(descriptor, limit: limit)
         cache.store(bytes, for: descriptor.digest)
         return bytes
     }

@@ -170,7 +170,6 @@ package struct OCILayout: ImageSource {
                 .sizeMismatch, "blob \(descriptor.digest) shrank while being read (descriptor size \(descriptor.size))",
                 context: context)
         }
-        try descriptor.checkContent(bytes, from: path)
         return bytes
     }
 
@@ -196,7 +195,7 @@ package struct OCILayout: ImageSource {
             throw UnpackError(.internal, "blob \(digest) could not be opened", context: .init(digest: digest))
         }
         let probeDescriptor = Descriptor(mediaType: .ociManifest, digest: digest, size: size)
-        let bytes = try readBlob(probeDescriptor, limit: limits.maxManifestBytes)
+        let bytes = try checkedBlob(probeDescriptor, limit: limits.maxManifestBytes)
         return try ImageDocuments.sniffDescriptor(bytes, digest: digest)
     }
 

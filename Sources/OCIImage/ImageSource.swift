@@ -57,8 +57,9 @@ public protocol ImageSource: Sendable {
     /// ``hasBlob(_:)`` for several digests at once (a manifest's layers), which a remote source
     /// asks concurrently. The default asks one by one.
     func hasBlobs(_ digests: [Digest]) -> [Bool]
-    /// A whole small blob (a manifest, an index, a config), of at most `limit` bytes, checked
-    /// against the descriptor's size and digest.
+    /// A whole small blob (a manifest, an index, a config), of at most `limit` bytes: the bytes
+    /// stored for the descriptor's digest, as they are. Every reader above the source checks them
+    /// against the descriptor's size and digest (``checkedBlob(_:limit:)``); a source need not.
     func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8]
     /// A blob's bytes as a stream, for the layer pipeline, which checks its size and digest as
     /// they pass.
@@ -103,6 +104,17 @@ extension Descriptor {
 }
 
 extension ImageSource {
+    /// ``readBlob(_:limit:)``, checked against the descriptor's size and digest: the one place a
+    /// document from any source is verified, so that a source that returns other bytes (a
+    /// corrupt store, a lying or buggy ``ImageSource`` of a library user's) yields an error, never
+    /// an unverified document.
+    public func checkedBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
+        try descriptor.checkDocumentSize(limit: limit)
+        let bytes = try readBlob(descriptor, limit: limit)
+        try descriptor.checkContent(bytes, from: name)
+        return bytes
+    }
+
     /// Reads and decodes a manifest, checking its `mediaType` against the descriptor.
     public func manifest(_ descriptor: Descriptor) throws(UnpackError) -> Manifest {
         guard descriptor.mediaType.kind == .manifest else {
@@ -111,7 +123,7 @@ extension ImageSource {
                 "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image manifest",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
-        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
+        let bytes = try checkedBlob(descriptor, limit: limits.maxManifestBytes)
         do throws(UnpackError) {
             let manifest = try ImageDocuments.manifest(
                 from: bytes, expected: descriptor.mediaType, where: "manifest \(descriptor.digest)")
@@ -135,7 +147,7 @@ extension ImageSource {
                 "descriptor \(descriptor.digest) has media type \(descriptor.mediaType), not an image index",
                 context: .init(digest: descriptor.digest, mediaType: descriptor.mediaType))
         }
-        let bytes = try readBlob(descriptor, limit: limits.maxManifestBytes)
+        let bytes = try checkedBlob(descriptor, limit: limits.maxManifestBytes)
         do throws(UnpackError) {
             return try ImageDocuments.index(
                 from: bytes, expected: descriptor.mediaType, where: "index \(descriptor.digest)")
@@ -153,7 +165,7 @@ extension ImageSource {
                 "config \(descriptor.digest) has media type \(descriptor.mediaType), not an image configuration",
                 context: context)
         }
-        let bytes = try readBlob(descriptor, limit: limits.maxConfigBytes)
+        let bytes = try checkedBlob(descriptor, limit: limits.maxConfigBytes)
         do throws(UnpackError) {
             return try ImageDocuments.config(from: bytes, where: "config \(descriptor.digest)")
         } catch {

@@ -22,7 +22,20 @@ extension Unpacker {
         // ownership this process cannot give.
         try BundleStaging.checkTarget(bundle, force: options.force)
         try Self.checkPrivileges(for: options.ownership)
-        let image = try resolve(reference, request: request)
+        return try unpack(try resolve(reference, request: request), into: bundle, options: options)
+    }
+
+    /// Applies the layers of an image already resolved, from the source it was resolved in
+    /// (``ResolvedImage/source``: a layout, an archive, a registry, or any ``ImageSource`` of the
+    /// caller's, through ``resolve(_:in:request:)``), onto `bundle/rootfs`, and publishes the
+    /// bundle only when every layer verified and applied; on any error nothing is left behind.
+    /// What the source returns is verified above it: documents against their descriptors when
+    /// resolved, each layer's blob digest, size and diff_id while it streams.
+    public func unpack(_ image: ResolvedImage, into bundle: String, options: UnpackOptions = .init())
+        throws(UnpackError) -> UnpackResult
+    {
+        try BundleStaging.checkTarget(bundle, force: options.force)
+        try Self.checkPrivileges(for: options.ownership)
         // Every layer's media type is checked before any work starts.
         for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
             throw UnpackError(
