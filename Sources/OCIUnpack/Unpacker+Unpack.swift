@@ -51,34 +51,31 @@ extension Unpacker {
                 "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"
             )
         }
-        let template: JSONValue
-        if let given = options.template {
-            template = given
-        } else if options.ownership.isUnprivileged {
-            template = try RuntimeConfig.rootlessTemplate()
+        let cancellation = options.cancellation
+        let checkpoint: () throws(UnpackError) -> Void
+        if let cancellation {
+            checkpoint = { () throws(UnpackError) in try cancellation.check() }
         } else {
-            template = try RuntimeConfig.defaultTemplate()
+            checkpoint = {}
         }
-        var namespaceRootGroup: gid_t?
-        if case .mapped(let uids, let gids, _) = options.ownership {
-            namespaceRootGroup = gids.hostID(for: 0)
-            let root = (uid: uids.hostID(for: 0) ?? 65534, gid: gids.hostID(for: 0) ?? 65534)
-            if let (directory, mode) = BundleStaging.firstUnsearchableParent(of: bundle, uid: root.uid, gid: root.gid) {
-                options.apply.warn(
-                    "a runtime cannot start this bundle: its init runs as host uid \(root.uid) (the container's root), which may not pass through \(directory) (mode \(String(mode, radix: 8))); give that directory search permission for others, or unpack elsewhere"
-                )
-            }
-        }
-        let staging = try BundleStaging(
-            target: bundle, force: options.force, namespaceRootGroup: namespaceRootGroup, warn: options.apply.warn)
+        let output = try BundleOutput(bundle: bundle, options: options, checkpoint: checkpoint)
+        let result = try run(image, into: output, options: options, checkpoint: checkpoint)
+        logger.info(
+            "unpacked image",
+            metadata: [
+                "bundle": "\(bundle)", "manifest": "\(image.manifestDescriptor.digest)",
+                "layers": "\(image.layers.count)",
+            ])
+        return result
+    }
+
+    /// The engine: every layer of `image` through the layer driver into `output`'s consumer, then
+    /// the output published; on any error the output is discarded.
+    func run(
+        _ image: ResolvedImage, into output: some UnpackOutput, options: UnpackOptions,
+        checkpoint: @escaping () throws(UnpackError) -> Void
+    ) throws(UnpackError) -> UnpackResult {
         do throws(UnpackError) {
-            let checkpoint: () throws(UnpackError) -> Void
-            if let token = options.cancellation {
-                checkpoint = { () throws(UnpackError) in try token.check() }
-            } else {
-                checkpoint = {}
-            }
-            let applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
             let layerCount = image.layers.count
             let logger = self.logger
             let progress = options.progress.map { report in
@@ -96,74 +93,14 @@ extension Unpacker {
                     limits: options.limits, gzip: options.gzipDecoder.implementation, prefetch: options.prefetch,
                     readAhead: Self.layersAhead, warn: { logger.warning("\($0)") }, checkpoint: checkpoint,
                     progress: progress))
-            let entries = try driver.run(into: applier)
-            try options.cancellation?.check()
-            try writeConfig(image: image, template: template, root: applier.root, staging: staging, options: options)
-            // The last moment a cancellation can still leave the target as it was.
-            try options.cancellation?.check()
-            try staging.publish()
-            logger.info(
-                "unpacked image",
-                metadata: [
-                    "bundle": "\(bundle)", "manifest": "\(image.manifestDescriptor.digest)",
-                    "layers": "\(image.layers.count)",
-                ])
-            return UnpackResult(image: image, bundle: staging.target, entries: entries)
+            let entries = try driver.run(into: output.consumer)
+            try checkpoint()
+            let target = try output.publish(image, checkpoint: checkpoint)
+            return UnpackResult(image: image, bundle: target, entries: entries)
         } catch {
-            staging.discard()
+            output.discard()
             throw error
         }
-    }
-
-    /// `config.json`, with users looked up in the new rootfs through the in-root resolver.
-    private func writeConfig(
-        image: ResolvedImage, template: JSONValue, root: RootDirectory, staging: BundleStaging, options: UnpackOptions
-    ) throws(UnpackError) {
-        let users = UserDatabase(
-            passwd: try root.readFile(
-                EntryPath(cleaning: Array("etc/passwd".utf8)), limit: options.limits.maxUserDatabaseBytes),
-            group: try root.readFile(
-                EntryPath(cleaning: Array("etc/group".utf8)), limit: options.limits.maxUserDatabaseBytes))
-        var config = try RuntimeConfig.make(
-            template: template, image: image.config, users: users, overrides: options.overrides,
-            userNamespace: options.ownership.namespaceMaps)
-        if options.ownership.isUnprivileged, let maps = options.ownership.namespaceMaps,
-            var process = config["process"], var user = process["user"],
-            case .int(let uid)? = user["uid"], case .int(let gid)? = user["gid"],
-            maps.uids.hostID(for: UInt32(truncatingIfNeeded: uid)) == nil
-                || maps.gids.hostID(for: UInt32(truncatingIfNeeded: gid)) == nil
-        {
-            // A runtime cannot switch to an id its user namespace does not map ("cannot set uid
-            // to unmapped user"): a rootless bundle that maps only the user's own id runs the
-            // process as the container's root, the one id it has, rather than not at all.
-            let named =
-                options.overrides.user.map { "--user \($0)" } ?? "the image's User \(image.config.config?.user ?? "")"
-            user["uid"] = .int(0)
-            user["gid"] = .int(0)
-            user["additionalGids"] = nil
-            process["user"] = user
-            config["process"] = process
-            let hint =
-                UserNamespace.userHasSubordinateIDs()
-                ? "--userns auto maps your subordinate ids and keeps the image's users"
-                : "with subordinate ids in /etc/subuid and /etc/subgid, --userns auto would keep the image's users"
-            options.apply.warn(
-                "\(DisplayText.escaping(named)) (uid \(uid), gid \(gid)) is not mapped in the bundle's user namespace (uids \(maps.uids), gids \(maps.gids)): the process runs as root (0:0) inside the container instead; \(hint)"
-            )
-        }
-        if options.ownership.isUnprivileged, var process = config["process"], var user = process["user"],
-            let groups = user["additionalGids"]?.arrayValue, !groups.isEmpty
-        {
-            // runc refuses supplementary groups when it runs without privileges (it cannot call
-            // setgroups there): a bundle that lists them would not start.
-            user["additionalGids"] = nil
-            process["user"] = user
-            config["process"] = process
-            options.apply.warn(
-                "the container's user belongs to supplementary groups \(groups.compactMap { if case .int(let gid) = $0 { String(gid) } else { nil } }.joined(separator: ", ")), which a runtime run without privileges cannot set: left out of config.json"
-            )
-        }
-        try staging.write("config.json", RuntimeConfig.encode(config))
     }
 
     /// The image's own owners need root (in some user namespace); shifted owners need root in

@@ -111,9 +111,25 @@ package enum RuntimeConfig {
     /// Fills `template` from the image configuration and the rootfs's users.
     /// With `userNamespace`, the bundle runs in a user namespace with those maps (rootless and
     /// id-mapped bundles, whose owners on disk are the maps' host ids).
+    /// What config.json's `root` says, and what the output mounts besides the image's volumes.
+    package struct Root: Sendable, Equatable {
+        /// `root.path`, relative to the bundle or absolute.
+        package var path: String
+        /// `root.readonly`; nil leaves the template's.
+        package var readonly: Bool?
+        /// Mounts (runtime-spec objects) the output adds before the template's and the volumes'.
+        package var mounts: [JSONValue]
+
+        package init(path: String, readonly: Bool? = nil, mounts: [JSONValue] = []) {
+            self.path = path
+            self.readonly = readonly
+            self.mounts = mounts
+        }
+    }
+
     package static func make(
         template: JSONValue, image: ImageConfig, users: UserDatabase, overrides: ConfigOverrides = .init(),
-        userNamespace: (uids: IDMap, gids: IDMap)? = nil
+        root rootSpec: Root = Root(path: "rootfs"), userNamespace: (uids: IDMap, gids: IDMap)? = nil
     ) throws(UnpackError) -> JSONValue {
         try precheck(image: image)
         let execution = image.config ?? ImageConfig.Execution()
@@ -149,8 +165,12 @@ package enum RuntimeConfig {
         config["process"] = process
 
         var root = template["root"] ?? .object([:])
-        root["path"] = .string("rootfs")
+        root["path"] = .string(rootSpec.path)
+        if let readonly = rootSpec.readonly { root["readonly"] = .bool(readonly) }
         config["root"] = root
+        if !rootSpec.mounts.isEmpty {
+            config["mounts"] = .array(rootSpec.mounts + (template["mounts"]?.arrayValue ?? []))
+        }
 
         config["annotations"] = .object(
             (template["annotations"]?.objectValue ?? [:]).merging(annotations(image).mapValues(JSONValue.string)) { $1 }
@@ -163,7 +183,7 @@ package enum RuntimeConfig {
 
         let volumes = (execution.volumes ?? [:]).keys.sorted()
         if !volumes.isEmpty {
-            var mounts = template["mounts"]?.arrayValue ?? []
+            var mounts = config["mounts"]?.arrayValue ?? []
             let taken = Set(mounts.compactMap { $0["destination"]?.stringValue })
             for volume in volumes where !taken.contains(volume) {
                 mounts.append(

@@ -89,6 +89,27 @@ import Testing
         #expect(overridden["process"]?["cwd"] == .string("/tmp"))
     }
 
+    /// The output decides `root` and its own mounts: the bundle writer's private `rootfs`, or a
+    /// root mounted elsewhere. Volumes still go after them, and never twice.
+    @Test func theRootAndTheOutputsMountsAreInputs() throws {
+        let execution = ImageConfig.Execution(volumes: ["/data": .init(), "/run/shared": .init()])
+        let shared = JSONValue.object([
+            "destination": .string("/run/shared"), "type": .string("bind"), "source": .string("/srv/shared"),
+            "options": .strings(["rbind", "ro"]),
+        ])
+        let config = try RuntimeConfig.make(
+            template: Self.minimalTemplate, image: Self.image(execution), users: Self.users,
+            root: RuntimeConfig.Root(path: "/run/oci-unpack/merged", readonly: false, mounts: [shared]))
+        #expect(config["root"] == .object(["path": .string("/run/oci-unpack/merged"), "readonly": .bool(false)]))
+        let destinations = config["mounts"]?.arrayValue?.compactMap { $0["destination"]?.stringValue }
+        #expect(destinations == ["/run/shared", "/proc", "/data"])
+
+        let plain = try RuntimeConfig.make(
+            template: Self.minimalTemplate, image: Self.image(.init()), users: Self.users)
+        #expect(plain["root"] == .object(["path": .string("rootfs"), "readonly": .bool(true)]))
+        #expect(plain["mounts"] == Self.minimalTemplate["mounts"])
+    }
+
     @Test func nonLinuxImagesAreRefused() {
         let error = #expect(throws: UnpackError.self) {
             try RuntimeConfig.make(
