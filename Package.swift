@@ -3,7 +3,8 @@ import PackageDescription
 
 let package = Package(
     name: "oci-unpack",
-    platforms: [.macOS(.v14)],
+    // Linux only: every module below the model imports Glibc and uses Linux system calls
+    // (openat2, O_PATH, user namespaces, overlayfs); no other platform is claimed.
     products: [
         .executable(name: "oci-unpack", targets: ["oci-unpack"]),
         // oci-unpack with registry access; oci-unpack runs it for docker:// references.

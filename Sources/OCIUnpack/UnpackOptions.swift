@@ -49,13 +49,11 @@ public final class Cancellation: Sendable {
 
     private init(watchesSignals: Bool) { self.watchesSignals = watchesSignals }
 
-    /// A token that terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGALRM, …)
-    /// cancel too. Installs process-wide handlers that only record the signal, and makes SIGPIPE
-    /// and SIGXFSZ errors of the write that caused them; for programs (like the `oci-unpack`
-    /// command) that own their signals.
-    public static func onTerminatingSignals() -> Cancellation {
-        Interrupts.install()
-        return Cancellation(watchesSignals: true)
+    /// A token that the terminating signals `Interrupts` records cancel too. The library never
+    /// installs signal handlers: the command line does (`Interrupts.install()`), as it owns its
+    /// process's signals.
+    package static func watchingSignals() -> Cancellation {
+        Cancellation(watchesSignals: true)
     }
 
     /// Asks the unpack to stop.

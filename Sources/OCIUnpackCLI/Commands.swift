@@ -423,10 +423,13 @@ struct Unpack: ParsableCommand {
         }
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
         let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
-        // SIGINT, SIGTERM and the other terminating signals stop the unpack cleanly.
+        // SIGINT, SIGTERM and the other terminating signals stop the unpack cleanly: the handlers
+        // only record the signal (and make SIGPIPE and SIGXFSZ errors of the write that caused
+        // them); the unpack checks between entries.
+        Interrupts.install()
         var options = UnpackOptions(
             force: force, ownership: (try? ownership()) ?? .automatic, warn: warn,
-            cancellation: .onTerminatingSignals())
+            cancellation: .watchingSignals())
         options.gzipDecoder = decoding.decoder
         do throws(UnpackError) {
             options.limits = try decoding.limits(from: options.limits)
