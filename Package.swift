@@ -131,6 +131,8 @@ let package = Package(
                 "UnpackTestSupport",
             ]),
         .testTarget(
+            name: "RegistriesTests", dependencies: ["Registries", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
+        .testTarget(
             name: "LayerApplyTests",
             dependencies: ["LayerApply", "LayerEngine", "LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(name: "RuntimeBundleTests", dependencies: ["RuntimeBundle", "OCIImage", "UnpackTestSupport"]),

@@ -9,7 +9,8 @@ extension Applier: LayerConsumer {
         layer = LayerState()
         root.resetSymlinkBudget(options.limits.maxSymlinkBytesPerLayer)
         // Without a second thread (a process limit), files are finished here.
-        finisher = options.finishFilesInParallel ? try? FileFinisher(warn: options.warn) : nil
+        finisher =
+            options.finishFilesInParallel ? try? FileFinisher(warn: options.warn, calls: options.systemCalls) : nil
     }
 
     package func consume(_ entry: TarEntry, from reader: TarReader) throws(UnpackError) {

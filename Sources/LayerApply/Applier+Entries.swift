@@ -172,6 +172,7 @@ extension Applier {
     func makeDirectory(_ parent: OwnedFD, _ name: ArraySlice<UInt8>, entry: TarEntry) throws(SystemError)
         -> OwnedFD
     {
+        let mkdirat = options.systemCalls.mkdirat
         if name.withCString({ mkdirat(parent.rawValue, $0, 0o700) }) != 0 {
             guard errno == EEXIST else { throw SystemError(call: "mkdirat", errno: errno, path: entry.displayPath) }
             // An existing directory keeps its children; anything else in the way is replaced.
@@ -204,9 +205,11 @@ extension Applier {
             fresh?.mode = createMode & ~umask
         }
         var fd: Int32 = -1
+        let calls = options.systemCalls
         try step(entry) { () throws(SystemError) in
             try createReplacing(parent, name, call: "openat", entry: entry) { name in
-                fd = openat(parent.rawValue, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, createMode)
+                fd = calls.openat(
+                    parent.rawValue, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, createMode)
                 return fd >= 0 ? 0 : -1
             }
         }
@@ -240,7 +243,7 @@ extension Applier {
             try Self.checkBlock(offset: offset, count: block.count, delivered: delivered, of: entry)
             delivered += block.count
             do throws(SystemError) {
-                try writeAll(file.rawValue, block, at: offset, path: entry.displayPath)
+                try writeAll(file.rawValue, block, at: offset, path: entry.displayPath, calls: calls)
             } catch {
                 throw error.unpackError("writing \(entry.displayPath) failed", context: .init(path: entry.displayPath))
             }

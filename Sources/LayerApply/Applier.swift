@@ -20,6 +20,8 @@ package struct ApplyOptions: Sendable {
     /// Whiteouts applied in the root (a bundle's rootfs), or written in overlay form (a layer
     /// directory that holds one layer alone).
     package var whiteouts: WhiteoutPolicy = .apply
+    /// The system calls that create and write entries (tests make them fail: a full disk, EIO).
+    package var systemCalls: SystemCalls = .real
     /// Tests only: a umask to assume instead of the process's (a wrong one must be caught by the
     /// per-directory check of the metadata shortcut).
     var assumedUmask: mode_t?

@@ -87,10 +87,10 @@ final class FileFinisher {
     private var thread: ThreadHandle?
 
     /// Starts the thread; the owner must call `stop()` (the thread runs until then).
-    init(warn: @escaping @Sendable (String) -> Void) throws(UnpackError) {
+    init(warn: @escaping @Sendable (String) -> Void, calls: SystemCalls = .real) throws(UnpackError) {
         let jobs = self.jobs
         do {
-            thread = try startThread(name: "file finisher") { Self.run(jobs, warn: warn) }
+            thread = try startThread(name: "file finisher") { Self.run(jobs, warn: warn, calls: calls) }
         } catch {
             throw PrefetchStream.threadFailure(error)
         }
@@ -113,13 +113,13 @@ final class FileFinisher {
         thread = nil
     }
 
-    private static func run(_ jobs: BoundedQueue<Job, UnpackError>, warn: (String) -> Void) {
+    private static func run(_ jobs: BoundedQueue<Job, UnpackError>, warn: (String) -> Void, calls: SystemCalls) {
         // The applier never ends the queue with an error: it is stopped by cancellation.
         var finished: Int?  // the weight of the job finished last, completed with the next pop
         while let job = try? jobs.pop(completing: finished) {
             let bytes = job.data.count
             do {
-                try finish(job, warn: warn)
+                try finish(job, warn: warn, calls: calls)
             } catch let failure {
                 // The first failure stops the work: the rest of the queue is only closed.
                 jobs.refuse(
@@ -133,14 +133,15 @@ final class FileFinisher {
         // The last pop completed the last job.
     }
 
-    private static func finish(_ job: Job, warn: (String) -> Void) throws(SystemError) {
+    private static func finish(_ job: Job, warn: (String) -> Void, calls: SystemCalls) throws(SystemError) {
         let fd = job.file.rawValue
         // The escaped name is made only for an error.
         if job.blocks.isEmpty {
-            try writeAll(fd, job.data, at: 0, path: job.metadata.displayPath)
+            try writeAll(fd, job.data, at: 0, path: job.metadata.displayPath, calls: calls)
         } else {
             for block in job.blocks {
-                try writeAll(fd, job.data, range: block.range, at: block.offset, path: job.metadata.displayPath)
+                try writeAll(
+                    fd, job.data, range: block.range, at: block.offset, path: job.metadata.displayPath, calls: calls)
             }
         }
         let end = job.blocks.last.map { $0.offset + Int64($0.range.count) } ?? Int64(job.data.count)

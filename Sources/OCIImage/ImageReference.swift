@@ -1,5 +1,4 @@
 import Glibc
-import UnpackSystem
 
 /// Which image of a local store a user asked for.
 ///
@@ -45,13 +44,13 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         self.transport = transport
     }
 
-    /// Parses one of the accepted forms, checking the file system to keep a colon that belongs to the path.
-    public init(parsing string: String) throws(UnpackError) {
-        try self.init(parsing: string, isDirectory: Self.isDirectory)
-    }
-
-    /// Parses with an injectable directory check (tests).
-    public init(parsing string: String, isDirectory: (String) -> Bool) throws(UnpackError) {
+    /// Parses one of the accepted forms. A colon may belong to a path (`/data/img:2024`) or start a
+    /// tag: `isDirectory` says whether a layout directory exists at a path, `isFile` whether an
+    /// archive does, so that the model itself touches no file system (``Unpacker`` asks the real
+    /// one: `ImageReference(parsing:)` in the OCIUnpack library).
+    public init(
+        parsing string: String, isDirectory: (String) -> Bool, isFile: (String) -> Bool = { _ in false }
+    ) throws(UnpackError) {
         // UTF-8 bytes, not Characters: `:` and `@` are ASCII, which UTF-8 never uses inside a longer
         // scalar, so cutting at them is exact, and a path that begins with a combining mark cannot
         // merge with the colon before it into one Character. (Bytes also spare the Swift runtime the
@@ -68,14 +67,14 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         where bytes.starts(with: (candidate.rawValue + ":").utf8) {
             transport = candidate
             rest = bytes[(candidate.rawValue.utf8.count + 1)...]
-            if candidate != .layout { exists = Self.isFile }
+            if candidate != .layout { exists = isFile }
             break
         }
         // docker-archive:PATH:@N, skopeo's form for the archive's N-th image (from 0).
         if transport == .dockerArchive, let at = rest.lastIndex(of: UInt8(ascii: "@")), at > rest.startIndex,
             rest[rest.index(before: at)] == UInt8(ascii: ":"), at + 1 < rest.endIndex,
             rest[(at + 1)...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-            !Self.isFile(String(decoding: rest, as: UTF8.self))
+            !isFile(String(decoding: rest, as: UTF8.self))
         {
             let path = String(decoding: rest[..<rest.index(before: at)], as: UTF8.self)
             self.init(
@@ -83,21 +82,21 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             return
         }
         if transport == .dockerArchive,
-            !rest.contains(UInt8(ascii: "@")) || Self.isFile(String(decoding: rest, as: UTF8.self))
+            !rest.contains(UInt8(ascii: "@")) || isFile(String(decoding: rest, as: UTF8.self))
         {
             // REF is name:tag: PATH ends at the first colon before which a file exists.
             let whole = String(decoding: rest, as: UTF8.self)
-            if !whole.isEmpty && !Self.isFile(whole) {
+            if !whole.isEmpty && !isFile(whole) {
                 for colon in rest.indices where rest[colon] == UInt8(ascii: ":") && colon > rest.startIndex {
                     let path = String(decoding: rest[..<colon], as: UTF8.self)
                     let ref = String(decoding: rest[(colon + 1)...], as: UTF8.self)
-                    if Self.isFile(path) && !ref.isEmpty {
+                    if isFile(path) && !ref.isEmpty {
                         self.init(layoutPath: path, selector: .tag(ref), transport: transport)
                         return
                     }
                 }
             }
-            if !whole.isEmpty && !whole.contains(":") || Self.isFile(whole) {
+            if !whole.isEmpty && !whole.contains(":") || isFile(whole) {
                 self.init(layoutPath: whole, selector: .only, transport: transport)
                 return
             }
@@ -216,11 +215,4 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         return ImageReference(layoutPath: host + "/" + repository, selector: selector, transport: .registry)
     }
 
-    private static func isDirectory(_ path: String) -> Bool {
-        (try? fileStatus(path).get())?.isDirectory == true
-    }
-
-    private static func isFile(_ path: String) -> Bool {
-        (try? fileStatus(path).get())?.isRegularFile == true
-    }
 }

@@ -89,14 +89,13 @@ package final class OwnedFD: Sendable {
 /// short writes and EINTR; `path` names the file in the error.
 /// `path` is evaluated only for an error (it escapes an entry's name, which costs per call).
 package func writeAll(
-    _ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil, path: @autoclosure () -> String
+    _ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil, path: @autoclosure () -> String,
+    calls: SystemCalls = .real
 ) throws(SystemError) {
     guard let base = bytes.baseAddress else { return }
     var written = 0
     while written < bytes.count {
-        let n =
-            offset.map { pwrite(fd, base + written, bytes.count - written, off_t($0) + off_t(written)) }
-            ?? Glibc.write(fd, base + written, bytes.count - written)
+        let n = calls.write(fd, base + written, bytes.count - written, offset.map { $0 + Int64(written) })
         if n < 0 {
             if errno == EINTR { continue }
             throw SystemError(call: "write", errno: errno, path: path())
@@ -108,12 +107,14 @@ package func writeAll(
 /// The same for `bytes[range]` of an array (all of it without `range`).
 package func writeAll(
     _ fd: Int32, _ bytes: [UInt8], range: Range<Int>? = nil, at offset: Int64? = nil,
-    path: @autoclosure () -> String
+    path: @autoclosure () -> String, calls: SystemCalls = .real
 ) throws(SystemError) {
     // withUnsafeBytes rethrows untyped: keep the typed error in hand.
     let failure: SystemError? = bytes.withUnsafeBytes { raw in
         do throws(SystemError) {
-            try writeAll(fd, UnsafeRawBufferPointer(rebasing: raw[range ?? 0..<raw.count]), at: offset, path: path())
+            try writeAll(
+                fd, UnsafeRawBufferPointer(rebasing: raw[range ?? 0..<raw.count]), at: offset, path: path(),
+                calls: calls)
             return nil
         } catch {
             return error

@@ -20,6 +20,27 @@ import UnpackTestSupport
         try f.image(t)
     }
 
+    // MARK: - The kernel refuses
+
+    /// A disk that fills up halfway leaves no bundle and no staging directory, and the error
+    /// names the file that did not fit (exit 74).
+    @Test func aFullDiskLeavesNothingBehind() throws {
+        let f = try UnpackFixture()
+        var t = TarBuilder()
+        for i in 0..<50 { t.file("f\(i)", String(repeating: "x", count: 1000)) }
+        try f.image(t)
+        var options = UnpackOptions()
+        options.apply.systemCalls = .failing(.write, errno: ENOSPC, after: 20)
+        let error = #expect(throws: UnpackError.self) {
+            try Unpacker().unpack(
+                "oci:\(f.builder.path):latest", into: f.bundle,
+                request: ResolutionRequest(platform: Platform(os: "linux", architecture: "amd64")), options: options)
+        }
+        #expect(error?.code == .io && error?.code.exitCode == 74)
+        #expect(error?.context.path?.hasPrefix("f") == true, "\(String(describing: error))")
+        #expect(try f.siblings().isEmpty)
+    }
+
     // MARK: - Mounts inside an old bundle
 
     /// `--force` over a bundle with a bind mount inside is refused before anything is unpacked,

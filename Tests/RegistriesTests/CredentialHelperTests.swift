@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import OCIImage
+import Registries
 import Testing
 import UnpackTestSupport
 
