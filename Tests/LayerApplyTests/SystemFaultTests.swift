@@ -21,7 +21,7 @@ import UnpackTestSupport
     }
 
     static func apply(_ calls: SystemCalls, parallel: Bool = true) throws(UnpackError) -> TemporaryDirectory {
-        let tmp = try! TemporaryDirectory()
+        guard let tmp = try? TemporaryDirectory() else { throw UnpackError(.io, "no temporary directory") }
         var options = ApplyOptions(
             ownership: geteuid() == 0 ? .preserve : .rootless, finishFilesInParallel: parallel, limits: .init())
         options.systemCalls = calls
