@@ -80,6 +80,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The layer store (--store): layers unpacked once in overlay form, keyed by chain ID, locked
+        // per layer, and the records of the bundles that mount them.
+        .target(name: "LayerStore", dependencies: ["OCIImage", "UnpackSystem"]),
         .target(
             name: "RuntimeBundle",
             dependencies: ["OCIImage", "UnpackSystem"],
@@ -91,7 +94,7 @@ let package = Package(
             name: "OCIUnpack",
             dependencies: [
                 "OCIImage", "UnpackSystem", "LayoutSource", "ArchiveSource", "Resolution", "LayerStream",
-                "LayerEngine", "LayerApply", "RuntimeBundle", "TreeCompare",
+                "LayerEngine", "LayerApply", "LayerStore", "RuntimeBundle", "TreeCompare",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -173,3 +173,27 @@ int CShims_child_exited(pid_t pid) {
     if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return -1;
     return info.si_pid == pid ? 1 : 0;
 }
+
+#include <sys/mount.h>
+
+int CShims_lock_shared(int fd, int wait) {
+    int rc;
+    do {
+        rc = flock(fd, LOCK_SH | (wait ? 0 : LOCK_NB));
+    } while (rc != 0 && errno == EINTR);
+    return rc;
+}
+
+int CShims_unshare_mounts(void) {
+    if (unshare(CLONE_NEWNS) != 0) return -1;
+    // Nothing mounted here propagates back to the namespace this thread came from.
+    return mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL);
+}
+
+int CShims_mount_overlay(const char *target, const char *options) {
+    return mount("overlay", target, "overlay", 0, options);
+}
+
+int CShims_unmount(const char *target, int detach) { return umount2(target, detach ? MNT_DETACH : 0); }
+
+int CShims_syncfs(int fd) { return syncfs(fd); }

@@ -37,6 +37,21 @@ package struct BundleOutput: UnpackOutput {
     package init(bundle: String, options: UnpackOptions, checkpoint: @escaping () throws(UnpackError) -> Void)
         throws(UnpackError)
     {
+        let (staging, template) = try Self.stage(bundle, options: options)
+        do throws(UnpackError) {
+            applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
+        } catch {
+            staging.discard()
+            throw error
+        }
+        self.staging = staging
+        self.template = template
+        self.options = options
+    }
+
+    /// The config template for `options`, and a staging directory beside `bundle` (the part of a
+    /// bundle every output shares).
+    static func stage(_ bundle: String, options: UnpackOptions) throws(UnpackError) -> (BundleStaging, JSONValue) {
         let template: JSONValue
         if let given = options.template {
             template = given
@@ -57,21 +72,13 @@ package struct BundleOutput: UnpackOutput {
         }
         let staging = try BundleStaging(
             target: bundle, force: options.force, namespaceRootGroup: namespaceRootGroup, warn: options.apply.warn)
-        do throws(UnpackError) {
-            applier = try Applier(rootPath: staging.rootfs, options: options.apply, checkpoint: checkpoint)
-        } catch {
-            staging.discard()
-            throw error
-        }
-        self.staging = staging
-        self.template = template
-        self.options = options
+        return (staging, template)
     }
 
     package func publish(_ image: ResolvedImage, checkpoint: () throws(UnpackError) -> Void) throws(UnpackError)
         -> String
     {
-        try writeConfig(image)
+        try Self.writeConfig(image, root: applier.root, template: template, staging: staging, options: options)
         // The last moment a cancellation can still leave the target as it was.
         try checkpoint()
         try staging.publish()
@@ -81,8 +88,11 @@ package struct BundleOutput: UnpackOutput {
     package func discard() { staging.discard() }
 
     /// `config.json`, with users looked up in the new rootfs through the in-root resolver.
-    private func writeConfig(_ image: ResolvedImage) throws(UnpackError) {
-        let root = applier.root
+    static func writeConfig(
+        _ image: ResolvedImage, root: RootDirectory, template: JSONValue, staging: BundleStaging,
+        options: UnpackOptions,
+        rootSpec: RuntimeConfig.Root = RuntimeConfig.Root(path: "rootfs")
+    ) throws(UnpackError) {
         let users = UserDatabase(
             passwd: try root.readFile(
                 EntryPath(cleaning: Array("etc/passwd".utf8)), limit: options.limits.maxUserDatabaseBytes),
@@ -90,7 +100,7 @@ package struct BundleOutput: UnpackOutput {
                 EntryPath(cleaning: Array("etc/group".utf8)), limit: options.limits.maxUserDatabaseBytes))
         var config = try RuntimeConfig.make(
             template: template, image: image.config, users: users, overrides: options.overrides,
-            root: RuntimeConfig.Root(path: "rootfs"), userNamespace: options.ownership.namespaceMaps)
+            root: rootSpec, userNamespace: options.ownership.namespaceMaps)
         if options.ownership.isUnprivileged, let maps = options.ownership.namespaceMaps,
             var process = config["process"], var user = process["user"],
             case .int(let uid)? = user["uid"], case .int(let gid)? = user["gid"],

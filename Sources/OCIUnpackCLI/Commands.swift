@@ -209,7 +209,7 @@ struct OCIUnpackCommand: ParsableCommand {
         commandName: "oci-unpack",
         abstract: "Unpack OCI images into runtime bundles, choosing platform and compression variant.",
         version: "0.1.0",
-        subcommands: [Unpack.self, Inspect.self, VerifyVariants.self, TreeDigest.self]
+        subcommands: [Unpack.self, Inspect.self, VerifyVariants.self, TreeDigest.self, Remove.self, Store.self]
     )
 
     /// Parses and runs like ArgumentParser's own `main`, but every bad argument of every command
@@ -350,6 +350,20 @@ struct Unpack: ParsableCommand {
         help: "What an id-mapped unpack does with ids no map holds: refuse (default) or overflow (nobody).")
     var mapUnmapped: String?
 
+    @Option(
+        help: """
+            A layer store (created on first use): each layer is unpacked into it once, and BUNDLE/rootfs             is an overlay of the image's layers with the bundle's own upper directory (needs root, or a             user namespace with --no-mount).
+            """)
+    var store: String?
+
+    @Flag(
+        name: .customLong("no-mount"),
+        help: "With --store: write the bundle without mounting rootfs; BUNDLE/rootfs.mount.json says what to mount.")
+    var noMount = false
+
+    @Flag(help: "Print the documented JSON object (docs/store.md) instead of text.")
+    var json = false
+
     @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
     var image: String
 
@@ -363,6 +377,7 @@ struct Unpack: ParsableCommand {
         for entry in env where !entry.contains("=") || entry.hasPrefix("=") {
             throw ValidationError("--env \"\(entry)\" is not NAME=VALUE")
         }
+        if noMount && store == nil { throw ValidationError("--no-mount needs --store") }
         _ = try ownership()
     }
 
@@ -451,19 +466,26 @@ struct Unpack: ParsableCommand {
         }
         let outcome = Result { () throws(UnpackError) -> UnpackResult in
             if let templatePath { options.template = try UnpackOptions.template(at: templatePath) }
+            if let store {
+                return try unpacker.unpack(
+                    image, into: bundle, store: store, mount: noMount ? .describeOnly : .mount, request: request,
+                    options: options)
+            }
             return try unpacker.unpack(image, into: bundle, request: request, options: options)
         }
         progress?.finish()
         switch outcome {
         case .success(let result):
-            if !quiet {
+            if json {
+                print(String(decoding: UnpackJSON.render(result, store: store), as: UTF8.self))
+            } else if !quiet {
                 let entries = result.entries.reduce(0, +)
                 print(
                     "unpacked \(result.image.reference) (\(result.image.platform), manifest \(result.image.manifestDescriptor.digest)) into \(result.bundle): \(result.image.layers.count) layers, \(entries) entries, config.json"
                 )
             }
         case .failure(let error):
-            throw CLIFailure(error: error, json: false).report()
+            throw CLIFailure(error: error, json: json).report()
         }
     }
 }

@@ -61,6 +61,17 @@ void CShims_reset_interrupt_handlers(void);
 /// Sends every terminating signal this process receives on to `child` (the unpacker running in a
 /// user namespace of its own), and ignores SIGPIPE. Returns 0, or -1 with errno.
 int CShims_forward_terminating_signals(int child);
+/// flock(LOCK_SH), retried on EINTR; `wait` 0 adds LOCK_NB.
+int CShims_lock_shared(int fd, int wait);
+/// unshare(CLONE_NEWNS) for the calling thread, then / made recursively private.
+int CShims_unshare_mounts(void);
+/// mount -t overlay overlay TARGET -o OPTIONS.
+int CShims_mount_overlay(const char *target, const char *options);
+/// umount2, lazily when `detach`.
+int CShims_unmount(const char *target, int detach);
+/// syncfs(2).
+int CShims_syncfs(int fd);
+
 /// unshare(CLONE_NEWUSER): this process enters a new user namespace (it must be single-threaded).
 int CShims_unshare_user(void);
 /// Whether child `pid` has exited, without reaping it (waitid WNOWAIT): 1 yes, 0 not yet, -1 error.
