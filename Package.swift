@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "OCIUnpackTests",
             dependencies: [
-                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerEngine",
+                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerEngine", "LayerStore",
                 "LayerApply",
                 "RuntimeBundle", "TreeCompare", "UnpackTestSupport", "Registries",
                 // libcap reads back the file capabilities an id-mapped unpack writes.

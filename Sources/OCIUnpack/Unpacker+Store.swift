@@ -95,10 +95,9 @@ extension Unpacker {
                 mounted = true
                 try writeConfig()
             } else {
-                // Users are looked up through the layers, mounted read-only for a moment in a
-                // mount namespace of a thread's own.
-                try StoreBundle.withPrivateMount(
-                    OverlayMount(lowers: lowers, userXattr: overlay.userXattr), at: staging.rootfs, writeConfig)
+                // Users are looked up through the bundle's overlay, mounted for a moment in a
+                // mount namespace of a thread's own (nothing is written through it).
+                try StoreBundle.withPrivateMount(overlay, at: staging.rootfs, writeConfig)
             }
             try checkpoint()
             try store.register(LayerStore.BundleRecord(id: id, bundle: LayerStore.absolute(bundle), layers: chains))

@@ -68,7 +68,7 @@ extension Unpacker {
                 context: .init(path: path))
         }
         let rootfs = LayerStore.absolute(path) + "/rootfs"
-        if marker != nil, isMountPoint(Self.canonical(rootfs)) {
+        if marker != nil, isMountPoint(rootfs) {
             do throws(SystemError) {
                 try unmount(rootfs)
             } catch {
@@ -84,11 +84,5 @@ extension Unpacker {
             throw error.unpackError("the bundle \(path) cannot be removed", context: .init(path: path))
         }
         if let marker, let store = try? LayerStore(path: marker.store) { store.unregister(marker.id) }
-    }
-
-    static func canonical(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return path }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }

@@ -71,8 +71,11 @@ package func syncFilesystem(_ fd: Int32, path: String) throws(SystemError) {
 
 /// Whether `path` is a mount point: its mount differs from its parent's.
 package func isMountPoint(_ path: String) -> Bool {
-    guard let mounts = mountPoints(under: path) else { return false }
-    return mounts.contains(path)
+    guard let resolved = realpath(path, nil) else { return false }
+    let canonical = String(cString: resolved)
+    free(resolved)
+    guard let mounts = mountPoints(under: canonical) else { return false }
+    return mounts.contains(canonical)
 }
 
 /// An flock on a lock file, released when the value is dropped (its fd closes).
