@@ -48,6 +48,33 @@ struct RootlessEndToEndTests {
         }
     }
 
+    /// A layer store populated by an ordinary user as root in a user namespace of its own
+    /// (`unshare -r -m`): its layers carry `user.overlay.*` xattrs (overlayfs's `userxattr`), and
+    /// the bundle's overlay, mounted inside that namespace, gives the flattened tree. (A host mount
+    /// is not possible there: such a user writes the bundle with --no-mount and mounts
+    /// rootfs.mount.json inside its own namespace.)
+    @Test func aStoreInAUserNamespaceMountsTheFlattenedTree() throws {
+        let w = try Workspace()
+        let layout = try w.exampleLayout()
+        let t = w.tmp.path
+        let script = """
+            set -e
+            "$0" unpack -q --platform linux/amd64 --store \(t)/store oci:\(layout):latest \(t)/stored
+            "$0" unpack -q --platform linux/amd64 oci:\(layout):latest \(t)/flat
+            "$0" tree-digest --ignore-mtime --rootfs \(t)/stored/rootfs
+            "$0" tree-digest --ignore-mtime --rootfs \(t)/flat/rootfs
+            grep -h overlayXattrs \(t)/store/layers/*/layer.json | head -1
+            "$0" unpack -q --platform linux/amd64 --store \(t)/store --no-mount oci:\(layout):latest \(t)/described
+            """
+        let run = try w.asNobody("unshare", ["-r", "-m", "sh", "-c", script, w.binary])
+        try #require(run.status == 0, "\(run.stderr)")
+        let lines = run.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 3, "\(run.stdout)")
+        #expect(lines[0].split(separator: " ").first == lines[1].split(separator: " ").first, "\(lines)")
+        #expect(lines[2].contains("\"overlayXattrs\":\"user\""), "\(lines[2])")
+        #expect(FileManager.default.fileExists(atPath: t + "/described/rootfs.mount.json"))
+    }
+
     /// The example image unpacked by an ordinary user (rootless by default) starts under
     /// rootless runc, with `runc --root` in that user's own directory: the user is root inside,
     /// and the files the image gave uid 1000 carry that owner in their record.

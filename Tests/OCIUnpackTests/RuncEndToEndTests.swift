@@ -68,6 +68,29 @@ struct RuncEndToEndTests {
                 """)
     }
 
+    /// Two bundles of the example image from one layer store start under runc, and what one
+    /// container writes is not seen by the other.
+    @Test func runcStartsStoreBundles() throws {
+        let c = try Container()
+        let store = c.tmp.path + "/store"
+        let (first, one) = try c.unpack(
+            "amd64-gzip", ["--store", store], command: ["cat /app/message.txt; echo written > /app/mine"], into: "one")
+        try #require(first.status == 0, "\(first.stderr)")
+        let (second, two) = try c.unpack(
+            "amd64-zstd", ["--store", store], command: ["cat /app/mine 2>/dev/null || echo absent"], into: "two")
+        try #require(second.status == 0, "\(second.stderr)")
+        defer {
+            _ = try? Command.run(Command.ociUnpack, ["remove", one])
+            _ = try? Command.run(Command.ociUnpack, ["remove", two])
+        }
+        #expect(try Self.validate(one + "/config.json").status == 0)
+        let runOne = try c.run(one, id: "oci-unpack-\(getpid())-store-one")
+        #expect(runOne.status == 0 && runOne.stdout == "unpacked by oci-unpack\n", "\(runOne.stdout)\(runOne.stderr)")
+        let runTwo = try c.run(two, id: "oci-unpack-\(getpid())-store-two")
+        #expect(runTwo.status == 0 && runTwo.stdout == "absent\n", "\(runTwo.stdout)\(runTwo.stderr)")
+        #expect(try String(contentsOfFile: one + "/upper/app/mine", encoding: .utf8) == "written\n")
+    }
+
     @Test func commandLineOverridesReachTheContainer() throws {
         let c = try Container()
         let (unpack, bundle) = try c.unpack(

@@ -130,6 +130,35 @@ struct StoreTests {
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
     }
 
+    /// The breakout catalogue through the store: the same outcome as a flattened unpack, with
+    /// everything confined to the bundle (read through its mount) and the store.
+    @Test(arguments: HostileLayerTests.cases)
+    func hostileLayersStayContainedThroughTheStore(_ c: HostileLayerTests.Case) throws {
+        let h = try HostileLayerTests.Harness()
+        let storeDirectory = try TemporaryDirectory()
+        try h.f.image(c.layers(h.canary).map { ($0, LayerCompression.gzip) })
+        let outcome = Result { () throws(UnpackError) in
+            try Unpacker().unpack(
+                "oci:\(h.f.builder.path):latest", into: h.f.bundle, store: storeDirectory.path + "/store",
+                request: Self.request)
+        }
+        defer { try? Unpacker().removeBundle(h.f.bundle) }
+        switch (outcome, c.expected) {
+        case (.success, nil):
+            h.verifyInRoot(c.inRoot)
+        case (.failure(let error), let code?):
+            #expect(error.code == code, "\(error)")
+            #expect(!FileManager.default.fileExists(atPath: h.f.bundle), "a failed unpack leaves no bundle")
+            let staging = try FileManager.default.contentsOfDirectory(atPath: storeDirectory.path + "/store/staging")
+            #expect(staging.isEmpty, "a failed layer leaves nothing in the store's staging: \(staging)")
+        case (.success, let code?):
+            Issue.record("expected \(code), but the unpack succeeded")
+        case (.failure(let error), nil):
+            Issue.record("expected success, got \(error)")
+        }
+        try h.verifyUntouched()
+    }
+
     /// The tree differential's random images, through the store.
     @Test func randomImagesGiveTheSameTreeThroughTheStore() throws {
         var failures: [String] = []
