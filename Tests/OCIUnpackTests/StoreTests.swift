@@ -159,6 +159,31 @@ struct StoreTests {
         try h.verifyUntouched()
     }
 
+    /// An image's own overlayfs xattrs never reach a store layer (overlayfs refuses to set its
+    /// private xattrs through a mount): a lower directory of the image cannot be made opaque or
+    /// redirected by the image.
+    @Test func anImagesOverlayXattrsDoNotReachTheStore() throws {
+        let s = try StoreFixture()
+        var lower = TarBuilder()
+        lower.directory("d/")
+        lower.file("d/kept", "k")
+        var upper = TarBuilder()
+        upper.add(.init(path: "d/", kind: .directory, xattrs: ["trusted.overlay.opaque": Array("y".utf8)]))
+        upper.add(
+            .init(
+                path: "f", kind: .file(content: [1]),
+                xattrs: ["trusted.overlay.redirect": Array("/d".utf8), "user.ok": Array("1".utf8)]))
+        try s.f.image([(lower, .gzip), (upper, .gzip)])
+        let bundle = try s.unpack("b")
+        #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/d/kept"), "d is not opaque")
+        for layer in try FileManager.default.contentsOfDirectory(atPath: s.store + "/layers") {
+            let diff = s.store + "/layers/\(layer)/diff"
+            #expect(extendedAttribute(diff + "/d", "trusted.overlay.opaque") == nil)
+            #expect(extendedAttribute(diff + "/f", "trusted.overlay.redirect") == nil)
+        }
+        #expect(extendedAttribute(bundle + "/rootfs/f", "user.ok") == Array("1".utf8))
+    }
+
     /// The tree differential's random images, through the store.
     @Test func randomImagesGiveTheSameTreeThroughTheStore() throws {
         var failures: [String] = []
