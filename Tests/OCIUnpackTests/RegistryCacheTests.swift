@@ -44,6 +44,32 @@ import UnpackTestSupport
         return compared.status == 0
     }
 
+    /// A warm cache and a warm store: the registry is stopped, and a bundle is still made, with
+    /// no decompression (no layer is applied: every layer's entry count is 0).
+    @Test(.enabled(if: rootTestsRun, "overlay mounts need root"), .timeLimit(.minutes(2)))
+    func aWarmCacheAndAWarmStoreNeedNeitherNetworkNorDecompression() throws {
+        var registry: TestRegistry? = try TestRegistry(.plain)
+        let example = try RegistryTests.Example()
+        let host = registry?.host ?? ""
+        try example.push(to: "docker://\(host)/example/app:v1", extra: ["--dest-tls-verify=false"])
+        let reference = "docker://\(host)/example/app:v1"
+        let cache = example.tmp.path + "/cache"
+        let store = example.tmp.path + "/store"
+        let first = try Self.run(
+            ["unpack", "-q", reference, example.tmp.path + "/one"], cache: cache, ["--store", store])
+        try #require(first.status == 0, "\(first.stderr)")
+        defer { _ = try? Command.run(Command.ociUnpack, ["remove", example.tmp.path + "/one"]) }
+        registry = nil  // stopped
+        let second = try Self.run(
+            ["unpack", "--json", reference, example.tmp.path + "/two"], cache: cache, ["--store", store])
+        try #require(second.status == 0, "\(second.stderr)")
+        defer { _ = try? Command.run(Command.ociUnpack, ["remove", example.tmp.path + "/two"]) }
+        let object = try JSONValue(parsing: Array(second.stdout.utf8))
+        #expect(object["entries"]?.arrayValue?.allSatisfy { $0 == .int(0) } == true, "\(second.stdout)")
+        #expect(object["mount"]?["type"] == .string("overlay"))
+        #expect(try Self.sameAsLocal(example.tmp.path + "/two/rootfs", example))
+    }
+
     @Test(.timeLimit(.minutes(2))) func aWarmCacheUnpacksWithoutTheRegistry() throws {
         let registry = try TestRegistry(.plain)
         let example = try RegistryTests.Example()

@@ -184,6 +184,18 @@ struct StoreTests {
         #expect(extendedAttribute(bundle + "/rootfs/f", "user.ok") == Array("1".utf8))
     }
 
+    /// The example image (busybox, mixed compression) through the store: the flattened tree.
+    @Test(arguments: ["amd64-gzip", "amd64-mixed"])
+    func theExampleImageThroughTheStoreIsTheFlattenedTree(tag: String) throws {
+        let s = try StoreFixture()
+        try ExampleImage.write(to: s.f.builder.path, busybox: try ExampleImage.hostBusybox())
+        _ = try Unpacker().unpack(
+            "oci:\(s.f.builder.path):\(tag)", into: s.f.bundle, request: Self.request)
+        let bundle = try s.unpack("stored", tag: tag)
+        let differences = try TreeSnapshot(bundle + "/rootfs").differences(from: try TreeSnapshot(s.f.rootfs))
+        #expect(differences.isEmpty, "\(differences)")
+    }
+
     /// The tree differential's random images, through the store.
     @Test func randomImagesGiveTheSameTreeThroughTheStore() throws {
         var failures: [String] = []
