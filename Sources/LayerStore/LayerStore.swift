@@ -90,6 +90,13 @@ package final class LayerStore: Sendable {
         /// `trusted` or `user`: the namespace of the overlay xattrs in the diff.
         package var overlayXattrs: String
         package var tool: String
+        /// The boot the layer was written in (`/proc/sys/kernel/random/boot_id`).
+        package var bootID: String?
+        /// Whether the layer's data is known to be on disk (synced after it was written): a layer
+        /// that is not, found after a reboot, may have lost data in a crash and is unpacked again.
+        package var durable: Bool?
+        /// When it was written (seconds since the epoch).
+        package var committedAt: Double?
 
         package init(
             chainID: Digest, diffID: Digest, parent: Digest?, ownership: String, overlayXattrs: String, tool: String
@@ -101,7 +108,24 @@ package final class LayerStore: Sendable {
             self.overlayXattrs = overlayXattrs
             self.tool = tool
         }
+
+        /// The fields that say what the layer is (not when or how durably it was written).
+        func sameLayer(as other: LayerRecord) -> Bool {
+            chainID == other.chainID && diffID == other.diffID && parent == other.parent
+        }
     }
+
+    /// This boot's id: a layer written in another boot and never synced is not trusted.
+    package static let bootID: String = {
+        guard let bytes = try? OwnedFD.openForReading("/proc/sys/kernel/random/boot_id").readAll(limit: 256) else {
+            return "unknown"
+        }
+        return String(decoding: bytes.filter { $0 > 0x20 }, as: UTF8.self)
+    }()
+
+    /// How old a layer must be before `makeDurable` syncs it: by then the kernel has normally
+    /// written its data back (dirty data expires after 30 s), and the sync costs little.
+    package static let durableAfter: Double = 60
 
     /// The record of the layer `chain`, if the store holds it complete.
     package func record(_ chain: Digest) -> LayerRecord? {
@@ -144,7 +168,14 @@ package final class LayerStore: Sendable {
                 "the store's layer directory \(layerDirectory(chain)) has no layer.json: remove it, or run oci-unpack store prune",
                 context: .init(path: layerDirectory(chain)))
         }
-        guard found.diffID == expected.diffID, found.chainID == expected.chainID, found.parent == expected.parent else {
+        if found.durable == false && found.bootID != Self.bootID {
+            // Written in another boot and never synced: a crash may have lost some of its data.
+            // Unpacked again (the caller holds the layer's lock).
+            let doomed = path + "/staging/" + Self.name(chain) + ".unsynced.\(getpid())"
+            if rename(layerDirectory(chain), doomed) == 0 { try? removeDirectoryTree(doomed) }
+            return false
+        }
+        guard found.sameLayer(as: expected) else {
             throw UnpackError(
                 .invalidImage,
                 "the store's layer \(chain) records diff_id \(found.diffID), not \(expected.diffID): the store is corrupt",
@@ -171,15 +202,20 @@ package final class LayerStore: Sendable {
         return staging
     }
 
-    /// Publishes a populated layer: its record written, the staging filesystem synced (a crash
-    /// must not publish a partial layer), `diff/` renamed to its place.
+    /// Publishes a populated layer: its record written and the directory renamed into place, so
+    /// that no process sees a partial layer. Its data is not synced here (that would make every
+    /// first unpack wait for the disk): the record says which boot wrote it and that it is not yet
+    /// durable, `makeDurable` syncs it later, and a layer found after a reboot still not durable
+    /// (a crash may have lost some of it) is unpacked again.
     package func commit(_ staging: String, _ record: LayerRecord, chain: Digest) throws(UnpackError) {
         do throws(SystemError) {
             try? removeDirectoryTree(staging + "/work")
             try? removeDirectoryTree(staging + "/merged")
+            var record = record
+            record.bootID = Self.bootID
+            record.durable = false
+            record.committedAt = Double(time(nil))
             try Self.writeFile(staging + "/layer.json", Self.json(record))
-            let fd = try OwnedFD.openForReading(staging, flags: O_DIRECTORY)
-            try syncFilesystem(fd.rawValue, path: staging)
             let target = layerDirectory(chain)
             if rename(staging, target) != 0 { throw SystemError(call: "rename", errno: errno, path: target) }
             let layers = try OwnedFD.openForReading(path + "/layers", flags: O_DIRECTORY)
@@ -187,6 +223,31 @@ package final class LayerStore: Sendable {
         } catch {
             throw error.unpackError("the layer \(chain) cannot be published in the store \(path)")
         }
+    }
+
+    /// Syncs the store's filesystem once and marks durable every layer written in this boot at
+    /// least `durableAfter` seconds ago that is not yet; returns how many. Run by every store
+    /// unpack and prune.
+    @discardableResult
+    package func makeDurable() -> Int {
+        let now = Double(time(nil))
+        let pending = layers().compactMap { chain -> (Digest, LayerRecord)? in
+            guard let record = record(chain), record.durable == false, record.bootID == Self.bootID,
+                now - (record.committedAt ?? 0) >= Self.durableAfter
+            else { return nil }
+            return (chain, record)
+        }
+        guard !pending.isEmpty, let fd = try? OwnedFD.openForReading(path + "/layers", flags: O_DIRECTORY),
+            (try? syncFilesystem(fd.rawValue, path: path)) != nil
+        else { return 0 }
+        for (chain, var record) in pending {
+            record.durable = true
+            let file = layerDirectory(chain) + "/layer.json"
+            let temporary = file + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+            guard (try? Self.writeFile(temporary, Self.json(record))) != nil else { continue }
+            if rename(temporary, file) != 0 { _ = unlink(temporary) }
+        }
+        return pending.count
     }
 
     /// Removes what a populate of `chain` left in `staging/` (a killed process). The caller holds
@@ -290,6 +351,7 @@ package final class LayerStore: Sendable {
     /// another process holds its lock (populating it, or making a bundle of it right now), and the
     /// leftovers of killed populates.
     package func prune() -> PruneResult {
+        makeDurable()
         var result = PruneResult()
         for (record, live) in bundles() where !live {
             unregister(record.id)

@@ -58,6 +58,8 @@ extension Unpacker {
         }
         try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
         let store = try LayerStore(path: path)
+        // Layers written a while ago in this boot are synced and marked durable (cheap by now).
+        store.makeDurable()
         let checkpoint: () throws(UnpackError) -> Void
         if let cancellation = options.cancellation {
             checkpoint = { () throws(UnpackError) in try cancellation.check() }

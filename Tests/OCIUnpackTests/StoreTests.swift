@@ -9,6 +9,12 @@ import TreeCompare
 import UnpackSystem
 import UnpackTestSupport
 
+enum LayerStoreTestSupport {
+    static func json(_ record: LayerStore.LayerRecord) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(record))
+    }
+}
+
 /// The layer store (`--store`): layers unpacked once, bundles mounted from them; the tree seen
 /// through a store bundle's mount is the flattened unpack's.
 @Suite(.enabled(if: rootTestsRun, "overlay mounts need root"))
@@ -194,6 +200,39 @@ struct StoreTests {
         let bundle = try s.unpack("stored", tag: tag)
         let differences = try TreeSnapshot(bundle + "/rootfs").differences(from: try TreeSnapshot(s.f.rootfs))
         #expect(differences.isEmpty, "\(differences)")
+    }
+
+    /// Durability: a layer is published unsynced, made durable by a later store operation once it
+    /// is old enough, and a layer from another boot that never was (a crash may have lost data) is
+    /// unpacked again rather than mounted.
+    @Test func anUnsyncedLayerFromAnotherBootIsUnpackedAgain() throws {
+        let s = try StoreFixture()
+        try s.f.oneFileImage()
+        let image = try Unpacker().resolve("oci:\(s.f.builder.path):latest", request: Self.request)
+        let chain = LayerStore.chainIDs(image.layers.map(\.diffID))[0]
+        try s.unpack("first")
+        let store = try LayerStore(path: s.store)
+        var record = try #require(store.record(chain))
+        #expect(record.durable == false && record.bootID == LayerStore.bootID)
+        #expect(store.makeDurable() == 0, "too young to sync")
+
+        // Written a while ago: the next store operation syncs it and marks it durable.
+        record.committedAt = Double(time(nil)) - LayerStore.durableAfter - 1
+        try Data(LayerStoreTestSupport.json(record)).write(
+            to: URL(fileURLWithPath: store.layerDirectory(chain) + "/layer.json"))
+        #expect(store.makeDurable() == 1)
+        #expect(store.record(chain)?.durable == true)
+
+        // Never synced, and from another boot: unpacked again.
+        record.durable = false
+        record.bootID = "another-boot"
+        try Data(LayerStoreTestSupport.json(record)).write(
+            to: URL(fileURLWithPath: store.layerDirectory(chain) + "/layer.json"))
+        let again = try Unpacker().unpack(
+            "oci:\(s.f.builder.path):latest", into: s.f.tmp.path + "/again", store: s.store, request: Self.request)
+        defer { try? Unpacker().removeBundle(again.bundle) }
+        #expect(again.entries == [1], "the layer was applied again")
+        #expect(store.record(chain)?.bootID == LayerStore.bootID)
     }
 
     /// The tree differential's random images, through the store.
