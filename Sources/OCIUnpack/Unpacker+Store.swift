@@ -139,7 +139,7 @@ extension Unpacker {
             let chain = chains[position]
             let record = LayerStore.LayerRecord(
                 chainID: chain, diffID: layer.diffID, parent: position > 0 ? chains[position - 1] : nil,
-                ownership: Self.storeKey(options.ownership), overlayXattrs: xattrs, tool: "oci-unpack")
+                ownership: Self.storeKey(options.ownership), overlayXattrs: xattrs, tool: "oci-unpack \(Self.version)")
             let lock = try store.lock(chain)
             if try store.present(chain, expected: record) {
                 entries.append(0)

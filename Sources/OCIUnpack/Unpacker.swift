@@ -15,6 +15,9 @@ import Resolution
 /// print(result.image.manifestDescriptor.digest, result.rootfs)
 /// ```
 public struct Unpacker: Sendable {
+    /// oci-unpack's version (`oci-unpack --version`; recorded in the layers a store holds).
+    public static let version = "0.1.0"
+
     /// Where debug and informational messages go.
     public var logger: Logger
     /// Size caps for the image's JSON documents.

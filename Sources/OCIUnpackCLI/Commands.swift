@@ -208,7 +208,7 @@ struct OCIUnpackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci-unpack",
         abstract: "Unpack OCI images into runtime bundles, choosing platform and compression variant.",
-        version: "0.1.0",
+        version: Unpacker.version,
         subcommands: [Unpack.self, Inspect.self, VerifyVariants.self, TreeDigest.self, Remove.self, Store.self]
     )
 
