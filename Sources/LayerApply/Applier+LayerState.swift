@@ -10,7 +10,7 @@ extension Applier {
     /// spares this layer's `real/f`, and a directory's saved times belong to the directory.
     package struct LayerState {
         /// The paths and directories this layer made, and those it cleaned (`LayerRules`).
-        package var marks = LayerMarks<PathKey>()
+        package var marks = LayerMarks<PathKey, PathKey>()
         /// Directory times, set after all entries (children change a directory's mtime).
         var directoryTimes: [(EntryPath, timespec, timespec)] = []
         /// The times of directories this layer changed without listing them, as they were before:

@@ -175,7 +175,7 @@ package enum LayerRules {
     /// `directory` that came from lower layers goes, wherever the marker stands among the layer's
     /// entries.
     package static func hideLowerChildren<Tree: LayerTree>(
-        of directory: Tree.Directory, key: Tree.Key, tree: Tree, layer: inout Tree.Layer
+        of directory: Tree.Directory, key: Tree.DirectoryKey, tree: Tree, layer: inout Tree.Layer
     ) throws(SystemError) {
         layer.marks.directories.insert(key)
         guard layer.marks.cleaned.insert(key).inserted else { return }
@@ -187,20 +187,20 @@ package enum LayerRules {
 }
 
 /// What one layer made, by the identities its tree gives paths: its whiteouts spare these.
-package struct LayerMarks<Key: Hashable> {
+package struct LayerMarks<SlotKey: Hashable, DirectoryKey: Hashable> {
     /// Non-directory paths this layer created: whiteouts of this layer never touch them.
-    package var slots: Set<Key> = []
+    package var slots: Set<SlotKey> = []
     /// Directories this layer listed, and every ancestor of its paths: whiteouts descend into them
     /// and remove only what lower layers put there.
-    package var directories: Set<Key> = []
+    package var directories: Set<DirectoryKey> = []
     /// Directories whose lower-layer children are already gone (an opaque marker or a whiteout
     /// processed them): further markers for them have nothing to do.
-    package var cleaned: Set<Key> = []
+    package var cleaned: Set<DirectoryKey> = []
 
     package init() {}
 
-    package func spares(_ key: Key) -> Bool { slots.contains(key) }
-    package func holdsContent(_ key: Key) -> Bool { directories.contains(key) }
+    package func spares(_ key: SlotKey) -> Bool { slots.contains(key) }
+    package func holdsContent(_ key: DirectoryKey) -> Bool { directories.contains(key) }
 }
 
 /// A tree the layer rules remove lower-layer paths from: a directory on disk, or one in memory.
@@ -209,15 +209,17 @@ package struct LayerMarks<Key: Hashable> {
 package protocol LayerTree: AnyObject {
     /// An open directory (an fd and its canonical path; a node).
     associatedtype Directory
-    /// The identity of a path in the layer's marks.
-    associatedtype Key: Hashable
+    /// The identity of a non-directory slot in the layer's marks.
+    associatedtype SlotKey: Hashable
+    /// The identity of a directory in the layer's marks.
+    associatedtype DirectoryKey: Hashable
     /// The tree's record of the current layer, which holds the rules' marks.
-    associatedtype Layer: LayerRecord where Layer.Key == Key
+    associatedtype Layer: LayerRecord where Layer.SlotKey == SlotKey, Layer.DirectoryKey == DirectoryKey
 
     /// The key of the non-directory slot `name` in `parent`.
-    func slot(_ name: [UInt8], in parent: Directory) -> Key
+    func slot(_ name: [UInt8], in parent: Directory) -> SlotKey
     /// The key `name` in `parent` has as a directory, if it may be one (cheap: no system call).
-    func directoryKey(_ name: [UInt8], in parent: Directory) -> Key?
+    func directoryKey(_ name: [UInt8], in parent: Directory) -> DirectoryKey?
     /// `name` in `parent`, opened, when it is a directory (symlinks not followed).
     func openDirectory(_ name: [UInt8], in parent: Directory) throws(SystemError) -> Directory?
     /// The names in `directory`.
@@ -230,6 +232,7 @@ package protocol LayerTree: AnyObject {
 
 /// A tree's record of one layer: the rules' marks and whatever else the tree keeps.
 package protocol LayerRecord {
-    associatedtype Key: Hashable
-    var marks: LayerMarks<Key> { get set }
+    associatedtype SlotKey: Hashable
+    associatedtype DirectoryKey: Hashable
+    var marks: LayerMarks<SlotKey, DirectoryKey> { get set }
 }

@@ -48,7 +48,10 @@ package final class LayerStore: Sendable {
         } else {
             let text = Array(#"{"format":\#(Self.format),"tool":"oci-unpack"}"#.utf8) + [0x0a]
             do throws(SystemError) {
-                try Self.writeFile(marker, text)
+                // Renamed into place: a process opening the store meanwhile reads all of it or none.
+                let temporary = marker + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+                try Self.writeFile(temporary, text)
+                if rename(temporary, marker) != 0 { throw SystemError(call: "rename", errno: errno, path: marker) }
             } catch {
                 throw error.unpackError("the layer store \(path) cannot be created", context: .init(path: path))
             }

@@ -49,14 +49,7 @@ extension Unpacker {
     ) throws(UnpackError) -> UnpackResult {
         try BundleStaging.checkTarget(bundle, force: options.force)
         try Self.checkPrivileges(for: options.ownership)
-        for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
-            throw UnpackError(
-                .unsupportedMediaType,
-                "layer \(layer.index) (\(layer.descriptor.digest)) has media type \(layer.descriptor.mediaType), which cannot be unpacked",
-                context: .init(
-                    digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
-        }
-        try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
+        try Self.checkUnpackable(image, options: options)
         let store = try LayerStore(path: path)
         // Layers written a while ago in this boot are synced and marked durable (cheap by now).
         store.makeDurable()
@@ -72,8 +65,8 @@ extension Unpacker {
         let (staging, template) = try BundleOutput.stage(bundle, options: options)
         let id = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         var mounted = false
+        let chains = LayerStore.chainIDs(image.layers.map(\.diffID))
         do throws(UnpackError) {
-            let chains = LayerStore.chainIDs(image.layers.map(\.diffID))
             let lowers = chains.reversed().map { store.diffDirectory($0) }
             let (overlay, spec) = try StoreBundle.prepare(
                 staging: staging, bundle: LayerStore.absolute(bundle), lowers: lowers,
@@ -102,12 +95,20 @@ extension Unpacker {
                 try StoreBundle.withPrivateMount(overlay, at: staging.rootfs, writeConfig)
             }
             try checkpoint()
-            try store.register(LayerStore.BundleRecord(id: id, bundle: LayerStore.absolute(bundle), layers: chains))
             try staging.publish()
         } catch {
-            store.unregister(id)
             if mounted { try? unmount(staging.rootfs, detach: true) }
             staging.discard()
+            throw error
+        }
+        // Recorded once the bundle (and its marker) is in place, while this run still holds every
+        // layer's lock: a prune before this cannot take the layers (they are locked), and a prune
+        // after it sees a live bundle. (Recorded before the rename, a prune in between would take
+        // the record for a bundle deleted by hand, and forget it.)
+        do throws(UnpackError) {
+            try store.register(LayerStore.BundleRecord(id: id, bundle: LayerStore.absolute(bundle), layers: chains))
+        } catch {
+            try? removeBundle(staging.target)
             throw error
         }
         return UnpackResult(image: image, bundle: staging.target, entries: entries)

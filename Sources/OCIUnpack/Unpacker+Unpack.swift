@@ -36,16 +36,7 @@ extension Unpacker {
     {
         try BundleStaging.checkTarget(bundle, force: options.force)
         try Self.checkPrivileges(for: options.ownership)
-        // Every layer's media type is checked before any work starts.
-        for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
-            throw UnpackError(
-                .unsupportedMediaType,
-                "layer \(layer.index) (\(layer.descriptor.digest)) has media type \(layer.descriptor.mediaType), which cannot be unpacked",
-                context: .init(
-                    digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
-        }
-        // What can be refused without unpacking is refused first.
-        try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
+        try Self.checkUnpackable(image, options: options)
         if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
             options.apply.warn(
                 "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"
@@ -101,6 +92,19 @@ extension Unpacker {
             output.discard()
             throw error
         }
+    }
+
+    /// What can be refused before any work: a layer of a media type that cannot be unpacked, and
+    /// a config that cannot become config.json (with the overrides).
+    static func checkUnpackable(_ image: ResolvedImage, options: UnpackOptions) throws(UnpackError) {
+        for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
+            throw UnpackError(
+                .unsupportedMediaType,
+                "layer \(layer.index) (\(layer.descriptor.digest)) has media type \(layer.descriptor.mediaType), which cannot be unpacked",
+                context: .init(
+                    digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
+        }
+        try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
     }
 
     /// The image's own owners need root (in some user namespace); shifted owners need root in

@@ -40,16 +40,16 @@ package final class VirtualTree {
         }
     }
 
-    /// A path's identity in the layer rules' marks: a non-directory slot (its parent
-    /// directory's serial and its name) or a directory (its serial).
-    package enum Key: Hashable {
-        case slot(parent: Int, name: [UInt8])
-        case directory(Int)
+    /// A non-directory slot in the layer rules' marks: its parent directory's serial and its
+    /// name (a directory is marked by its serial).
+    package struct Slot: Hashable {
+        let parent: Int
+        let name: [UInt8]
     }
 
     /// What one layer made, by identity: its whiteouts spare these.
     package struct Layer: LayerRecord {
-        package var marks = LayerMarks<Key>()
+        package var marks = LayerMarks<Slot, Int>()
         var symlinkBytes = 0
     }
 
@@ -113,7 +113,7 @@ package final class VirtualTree {
                 node = makeNode(entry)
                 parent.children[key] = node
             }
-            layer.marks.directories.insert(.directory(node.serial))
+            layer.marks.directories.insert(node.serial)
             return
         case .hardlink:
             // Linking a name to the inode it already has changes nothing.
@@ -134,7 +134,7 @@ package final class VirtualTree {
         case .symlink, .characterDevice, .blockDevice, .fifo, .socket:
             parent.children[key] = makeNode(entry)
         }
-        layer.marks.slots.insert(.slot(parent: parent.serial, name: key))
+        layer.marks.slots.insert(Slot(parent: parent.serial, name: key))
     }
 
     // MARK: - Entries
@@ -223,7 +223,7 @@ package final class VirtualTree {
         }
         try rules { tree, layer throws(SystemError) in
             try LayerRules.hideLowerChildren(
-                of: directory, key: .directory(directory.serial), tree: tree, layer: &layer)
+                of: directory, key: directory.serial, tree: tree, layer: &layer)
         }
     }
 
@@ -254,7 +254,7 @@ package final class VirtualTree {
 
     /// The directories on the way hold this layer's content: its whiteouts descend into them.
     private func markOnTheWay(_ chain: [Node]) {
-        for node in chain.dropFirst() { layer.marks.directories.insert(.directory(node.serial)) }
+        for node in chain.dropFirst() { layer.marks.directories.insert(node.serial) }
     }
 
     /// The directories from the root to `path`, following symlinks inside the root (`..` stops at
@@ -317,11 +317,11 @@ extension VirtualTree: LayerConsumer {
 
 // The in-memory tree as the tree the layer rules remove lower-layer paths from.
 extension VirtualTree: LayerTree {
-    package func slot(_ name: [UInt8], in parent: Node) -> Key { .slot(parent: parent.serial, name: name) }
+    package func slot(_ name: [UInt8], in parent: Node) -> Slot { Slot(parent: parent.serial, name: name) }
 
-    package func directoryKey(_ name: [UInt8], in parent: Node) -> Key? {
+    package func directoryKey(_ name: [UInt8], in parent: Node) -> Int? {
         guard let child = parent.children[name], child.kind == .directory else { return nil }
-        return .directory(child.serial)
+        return child.serial
     }
 
     package func openDirectory(_ name: [UInt8], in parent: Node) -> Node? {

@@ -26,6 +26,13 @@ package struct SystemCalls: Sendable {
         case write, openat, mkdirat
     }
 
+    /// -1 with `errno` set to `code` when `fails()` says so, else what `call` returns.
+    private static func inject<R: SignedInteger>(_ fails: () -> Bool, _ code: Int32, _ call: () -> R) -> R {
+        guard fails() else { return call() }
+        errno = code
+        return -1
+    }
+
     /// `.real`, except that `call` fails with `errno` after succeeding `after` times, `times` times
     /// in a row (then it succeeds again).
     package static func failing(_ call: Call, errno code: Int32, after: Int = 0, times: Int = .max) -> SystemCalls {
@@ -40,28 +47,14 @@ package struct SystemCalls: Sendable {
         switch call {
         case .write:
             calls.write = { fd, bytes, count, offset in
-                if fails() {
-                    errno = code
-                    return -1
-                }
-                return SystemCalls.real.write(fd, bytes, count, offset)
+                inject(fails, code) { SystemCalls.real.write(fd, bytes, count, offset) }
             }
         case .openat:
             calls.openat = { fd, name, flags, mode in
-                if fails() {
-                    errno = code
-                    return -1
-                }
-                return SystemCalls.real.openat(fd, name, flags, mode)
+                inject(fails, code) { SystemCalls.real.openat(fd, name, flags, mode) }
             }
         case .mkdirat:
-            calls.mkdirat = { fd, name, mode in
-                if fails() {
-                    errno = code
-                    return -1
-                }
-                return SystemCalls.real.mkdirat(fd, name, mode)
-            }
+            calls.mkdirat = { fd, name, mode in inject(fails, code) { SystemCalls.real.mkdirat(fd, name, mode) } }
         }
         return calls
     }
