@@ -8,7 +8,7 @@ import UnpackSystem
 
 /// Where an unpack puts an image: the consumer the layer driver feeds, and what is made of the
 /// layers after the last one verified. A runtime bundle with a private root filesystem is one
-/// output (``BundleOutput``); another (a store's per-layer directories, mounted as a bundle's
+/// output (`BundleOutput`); another (a store's per-layer directories, mounted as a bundle's
 /// rootfs) plugs in here without touching the driver or the layer rules.
 package protocol UnpackOutput {
     associatedtype Consumer: LayerConsumer

@@ -2,7 +2,7 @@ import OCIImage
 import UnpackSystem
 
 extension ImageReference {
-    /// Parses one of the accepted forms (see ``init(parsing:isDirectory:isFile:)``), asking the
+    /// Parses one of the accepted forms (see `init(parsing:isDirectory:isFile:)`), asking the
     /// file system whether a layout directory or an archive exists where a colon could belong to
     /// the path (`/data/img:2024`).
     public init(parsing string: String) throws(UnpackError) {

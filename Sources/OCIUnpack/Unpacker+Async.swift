@@ -6,7 +6,7 @@ import UnpackSystem
 // cooperative pool is never blocked for the length of an unpack (or a registry's answer), and
 // cancelling the calling task cancels the work.
 extension Unpacker {
-    /// ``unpack(_:into:request:options:)`` from Swift concurrency. Cancelling the task cancels
+    /// `unpack(_:into:request:options:)` from Swift concurrency. Cancelling the task cancels
     /// the unpack (through `options.cancellation`, made when nil): it throws `interrupted` and
     /// leaves the target as it was.
     public func unpack(
@@ -18,7 +18,7 @@ extension Unpacker {
         }
     }
 
-    /// ``unpack(_:into:options:)`` (an image resolved in any source) from Swift concurrency;
+    /// `unpack(_:into:options:)` (an image resolved in any source) from Swift concurrency;
     /// cancelling the task cancels the unpack.
     public func unpack(_ image: ResolvedImage, into bundle: String, options: UnpackOptions = .init())
         async throws(UnpackError) -> UnpackResult
@@ -29,7 +29,7 @@ extension Unpacker {
         }
     }
 
-    /// ``resolve(_:request:)`` from Swift concurrency (a registry is asked on the unpacker's own
+    /// `resolve(_:request:)` from Swift concurrency (a registry is asked on the unpacker's own
     /// thread). A task cancelled before it starts throws `interrupted`.
     public func resolve(_ reference: String, request: ResolutionRequest) async throws(UnpackError) -> ResolvedImage {
         try await Self.offThePool(cancelling: nil) { () throws(UnpackError) in
@@ -37,7 +37,7 @@ extension Unpacker {
         }
     }
 
-    /// ``verifyVariants(_:platform:options:)`` from Swift concurrency. A task cancelled before it
+    /// `verifyVariants(_:platform:options:)` from Swift concurrency. A task cancelled before it
     /// starts throws `interrupted`.
     public func verifyVariants(_ reference: String, platform: Platform?, options: VerifyOptions = .init())
         async throws(UnpackError) -> VariantReport

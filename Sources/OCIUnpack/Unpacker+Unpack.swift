@@ -26,7 +26,7 @@ extension Unpacker {
     }
 
     /// Applies the layers of an image already resolved, from the source it was resolved in
-    /// (``ResolvedImage/source``: a layout, an archive, a registry, or any ``ImageSource`` of the
+    /// (`ResolvedImage.source`: a layout, an archive, a registry, or any ``ImageSource`` of the
     /// caller's, through ``resolve(_:in:request:)``), onto `bundle/rootfs`, and publishes the
     /// bundle only when every layer verified and applied; on any error nothing is left behind.
     /// What the source returns is verified above it: documents against their descriptors when
