@@ -77,6 +77,17 @@ package final class LayerStore: Sendable {
     package static func name(_ chain: Digest) -> String { "\(chain.algorithm)-\(chain.encoded)" }
 
     package func layerDirectory(_ chain: Digest) -> String { path + "/layers/" + Self.name(chain) }
+
+    /// An empty directory, the one lower directory of an image without layers.
+    package func emptyDirectory() throws(UnpackError) -> String {
+        let empty = path + "/empty"
+        do throws(SystemError) {
+            try Self.makeDirectory(empty, mode: 0o755)
+        } catch {
+            throw error.unpackError("the layer store's empty directory cannot be created", context: .init(path: empty))
+        }
+        return empty
+    }
     package func diffDirectory(_ chain: Digest) -> String { layerDirectory(chain) + "/diff" }
 
     // MARK: - Layers

@@ -67,7 +67,9 @@ extension Unpacker {
         var mounted = false
         let chains = LayerStore.chainIDs(image.layers.map(\.diffID))
         do throws(UnpackError) {
-            let lowers = chains.reversed().map { store.diffDirectory($0) }
+            // An image without layers has an empty root: overlayfs needs one lower directory.
+            let lowers =
+                chains.isEmpty ? [try store.emptyDirectory()] : chains.reversed().map { store.diffDirectory($0) }
             let (overlay, spec) = try StoreBundle.prepare(
                 staging: staging, bundle: LayerStore.absolute(bundle), lowers: lowers,
                 userXattr: !IDMapping.fullyPrivileged)

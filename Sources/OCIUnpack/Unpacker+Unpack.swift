@@ -37,11 +37,6 @@ extension Unpacker {
         try BundleStaging.checkTarget(bundle, force: options.force)
         try Self.checkPrivileges(for: options.ownership)
         try Self.checkUnpackable(image, options: options)
-        if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
-            options.apply.warn(
-                "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"
-            )
-        }
         let cancellation = options.cancellation
         let checkpoint: () throws(UnpackError) -> Void
         if let cancellation {
@@ -95,7 +90,8 @@ extension Unpacker {
     }
 
     /// What can be refused before any work: a layer of a media type that cannot be unpacked, and
-    /// a config that cannot become config.json (with the overrides).
+    /// a config that cannot become config.json (with the overrides); and a warning for an image
+    /// with nothing to run.
     static func checkUnpackable(_ image: ResolvedImage, options: UnpackOptions) throws(UnpackError) {
         for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
             throw UnpackError(
@@ -105,6 +101,11 @@ extension Unpacker {
                     digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
         }
         try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
+        if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
+            options.apply.warn(
+                "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"
+            )
+        }
     }
 
     /// The image's own owners need root (in some user namespace); shifted owners need root in

@@ -235,6 +235,15 @@ struct StoreTests {
         #expect(store.record(chain)?.bootID == LayerStore.bootID)
     }
 
+    /// An image without layers gets an empty root filesystem from the store too.
+    @Test func anImageWithoutLayersMountsAnEmptyRoot() throws {
+        let s = try StoreFixture()
+        try s.f.image([LayoutBuilder.Layer]())
+        let bundle = try s.unpack("empty")
+        #expect(isMountPoint(bundle + "/rootfs"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: bundle + "/rootfs").isEmpty)
+    }
+
     /// The tree differential's random images, through the store.
     @Test func randomImagesGiveTheSameTreeThroughTheStore() throws {
         var failures: [String] = []
