@@ -2,6 +2,7 @@ import LayerApply
 import OCIImage
 import Resolution
 import RuntimeBundle
+import UnpackSystem
 
 // The library's public vocabulary, defined in the stage modules and named here, so that
 // `import OCIUnpack` is all a user needs. Everything else in those modules is package-internal.
@@ -50,7 +51,7 @@ public typealias ResolvedImage = Resolution.ResolvedImage
 public typealias ConfigOverrides = RuntimeBundle.ConfigOverrides
 /// A user or group id map (`CONTAINER:HOST:SIZE` ranges), as `--uid-map` and runtime-spec's
 /// `linux.uidMappings` give it.
-public typealias IDMap = OCIImage.IDMap
+public typealias IDMap = UnpackSystem.IDMap
 /// Whose ids the files of the rootfs get: the image's, rootless, or shifted through id maps.
 public typealias Ownership = LayerApply.Ownership
 /// Credentials and TLS for registries (`docker://` references).

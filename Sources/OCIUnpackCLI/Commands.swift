@@ -396,11 +396,9 @@ struct Unpack: ParsableCommand {
             guard let maps = UserNamespace.currentMaps() else {
                 throw ValidationError("--userns auto: /proc/self/uid_map cannot be read")
             }
-            func idMap(_ ranges: [UserNamespace.Range], _ name: String) throws(ValidationError) -> IDMap {
+            func idMap(_ ranges: [IDMap.Range], _ name: String) throws(ValidationError) -> IDMap {
                 do throws(UnpackError) {
-                    return try IDMap(
-                        ranges.map { IDMap.Range(containerID: $0.inside, hostID: $0.outside, size: $0.count) },
-                        name: name)
+                    return try IDMap(ranges, name: name)
                 } catch {
                     throw ValidationError(error.message)
                 }

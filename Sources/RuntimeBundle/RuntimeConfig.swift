@@ -1,5 +1,6 @@
 import FoundationEssentials
 import OCIImage
+import UnpackSystem
 
 /// Changes to the converted configuration asked for on the command line.
 public struct ConfigOverrides: Sendable, Equatable {

@@ -32,25 +32,9 @@ package struct IDMapping: Sendable, Equatable {
         Self.contains(uids, uid) && Self.contains(gids, gid)
     }
 
-    /// Parses `inside outside count` lines.
+    /// The ids inside that `inside outside count` lines map (as the kernel's map files hold them).
     static func parse(_ text: [UInt8]) -> [Range<UInt64>] {
-        var ranges: [Range<UInt64>] = []
-        for line in text.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
-            guard fields.count == 3, let inside = number(fields[0]), let count = number(fields[2]) else { continue }
-            ranges.append(inside..<(inside + count))
-        }
-        return ranges
-    }
-
-    private static func number(_ digits: ArraySlice<UInt8>) -> UInt64? {
-        guard !digits.isEmpty, digits.count <= 10 else { return nil }
-        var value: UInt64 = 0
-        for digit in digits {
-            guard (0x30...0x39).contains(digit) else { return nil }
-            value = value * 10 + UInt64(digit - 0x30)
-        }
-        return value
+        IDMap.parsingKernelMap(text).map { UInt64($0.containerID)..<(UInt64($0.containerID) + UInt64($0.size)) }
     }
 
     private static func read(_ path: String) -> [Range<UInt64>]? {

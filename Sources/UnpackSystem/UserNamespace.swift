@@ -11,18 +11,8 @@ import Glibc
 /// does anything else (`enterIfLaunched`, first thing in `main`, while it has one thread), waits
 /// until the maps are written, and runs the command as root there.
 package enum UserNamespace {
-    /// One line of an id map: `count` ids from `inside` stand for `count` ids from `outside`.
-    package struct Range: Sendable, Equatable {
-        package var inside: UInt32
-        package var outside: UInt32
-        package var count: UInt32
-
-        package init(inside: UInt32, outside: UInt32, count: UInt32) {
-            self.inside = inside
-            self.outside = outside
-            self.count = count
-        }
-    }
+    /// One line of an id map (the one `IDMap.Range` type).
+    package typealias Range = IDMap.Range
 
     /// How a launched unpack ended.
     package enum Outcome: Sendable, Equatable {
@@ -72,11 +62,11 @@ package enum UserNamespace {
     /// The podman layout for a user `id` with subordinate `ranges`: the user is root, the
     /// subordinate ids follow from 1.
     package static func layout(id: UInt32, ranges: [(start: UInt32, count: UInt32)]) -> [Range] {
-        var map = [Range(inside: 0, outside: id, count: 1)]
+        var map = [Range(containerID: 0, hostID: id, size: 1)]
         var next: UInt64 = 1
         for range in ranges.prefix(339) where next < UInt64(UInt32.max) {
             let count = UInt32(min(UInt64(range.count), UInt64(UInt32.max) - next))
-            map.append(Range(inside: UInt32(next), outside: range.start, count: count))
+            map.append(Range(containerID: UInt32(next), hostID: range.start, size: count))
             next += UInt64(count)
         }
         return map
@@ -135,7 +125,7 @@ package enum UserNamespace {
         }
         for (tool, map) in [("newuidmap", uids), ("newgidmap", gids)] {
             let arguments =
-                [tool, String(child)] + map.flatMap { [String($0.inside), String($0.outside), String($0.count)] }
+                [tool, String(child)] + map.flatMap { [String($0.containerID), String($0.hostID), String($0.size)] }
             let status = try ChildProcess.wait(
                 for: ChildProcess.spawn(
                     tool, arguments: arguments, environment: ProcessEnvironment.current, searchPath: true))
@@ -154,10 +144,7 @@ package enum UserNamespace {
     package static func currentMaps() -> (uids: [Range], gids: [Range])? {
         func read(_ path: String) -> [Range]? {
             guard let bytes = try? OwnedFD.openForReading(path).readAll(limit: 1 << 16) else { return nil }
-            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
-                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
-                return fields.count == 3 ? Range(inside: fields[0], outside: fields[1], count: fields[2]) : nil
-            }
+            return IDMap.parsingKernelMap(bytes)
         }
         guard let uids = read("/proc/self/uid_map"), let gids = read("/proc/self/gid_map") else { return nil }
         return (uids, gids)

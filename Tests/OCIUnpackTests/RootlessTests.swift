@@ -180,8 +180,9 @@ import UnpackTestSupport
         let map = UserNamespace.layout(id: 1001, ranges: alice)
         #expect(
             map == [
-                .init(inside: 0, outside: 1001, count: 1), .init(inside: 1, outside: 100_000, count: 65536),
-                .init(inside: 65537, outside: 300_000, count: 10), .init(inside: 65547, outside: 600_000, count: 5),
+                .init(containerID: 0, hostID: 1001, size: 1), .init(containerID: 1, hostID: 100_000, size: 65536),
+                .init(containerID: 65537, hostID: 300_000, size: 10),
+                .init(containerID: 65547, hostID: 600_000, size: 5),
             ])
     }
 }
