@@ -31,8 +31,7 @@ package struct OverlayMount: Sendable, Equatable {
             parts.append("workdir=" + work)
         }
         if userXattr { parts.append("userxattr") }
-        // Hardlinks and renamed directories copied up keep their identity without index or redirect
-        // files in the layers, which stay plain directories any reader can use.
+        // No index or redirect options: the kernel's defaults apply (layers stay plain directories).
         return parts.joined(separator: ",")
     }
 
