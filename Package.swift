@@ -145,6 +145,8 @@ let package = Package(
                 "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerEngine", "LayerStore",
                 "LayerApply",
                 "RuntimeBundle", "TreeCompare", "UnpackTestSupport", "Registries",
+                // The exit statuses (UnpackError.Code.exitCode) the CLI tests expect.
+                "OCIUnpackCLI",
                 // libcap reads back the file capabilities an id-mapped unpack writes.
                 "CCap",
             ]

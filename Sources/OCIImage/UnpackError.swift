@@ -1,62 +1,57 @@
 /// The one error type of oci-unpack.
 ///
 /// Every failure a user can cause (a bad reference, a missing blob, a hostile layer) is an
-/// `UnpackError` with a ``Code`` that maps to a documented exit code, one sentence of ``message``
+/// `UnpackError` with a ``Code`` (which the command line maps to a documented exit status), one sentence of ``message``
 /// naming the thing at fault, and the ``context`` facts (digest, media type, layer index, path).
 public struct UnpackError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure this is. Each code has its own documented exit code.
+    /// What kind of failure this is, by a short stable name.
     ///
-    /// Exit codes never give a sysexits.h number another meaning (supervisors act on them: 75,
-    /// EX_TEMPFAIL, invites a retry): the four that match a sysexits.h meaning use its number
-    /// (64 EX_USAGE, 66 EX_NOINPUT, 74 EX_IOERR, 77 EX_NOPERM), the others are 80-89, 1 is a bug
-    /// and 130 a signal.
+    /// The model says what went wrong; which process exit status a code becomes is the command
+    /// line's decision (docs/exit-codes.md), so a library user never meets exit numbers.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         /// A short stable name, used in `--json` output and logs.
         public let name: String
-        /// The process exit code the CLI uses for this code.
-        public let exitCode: Int32
 
-        /// A code with its stable name and exit code.
-        public init(name: String, exitCode: Int32) {
+        /// A code with its stable name.
+        public init(name: String) {
             self.name = name
-            self.exitCode = exitCode
         }
 
         /// The code's stable name.
         public var description: String { name }
 
         /// Something unexpected inside oci-unpack itself.
-        public static let `internal` = Code(name: "internal", exitCode: 1)
+        public static let `internal` = Code(name: "internal")
         /// A malformed argument: image reference, platform string, option value.
-        public static let invalidArgument = Code(name: "invalidArgument", exitCode: 64)
+        public static let invalidArgument = Code(name: "invalidArgument")
         /// The image layout, a tag, or a blob does not exist.
-        public static let notFound = Code(name: "notFound", exitCode: 66)
+        public static let notFound = Code(name: "notFound")
         /// No manifest in the image is for the requested platform.
-        public static let platformNotFound = Code(name: "platformNotFound", exitCode: 80)
+        public static let platformNotFound = Code(name: "platformNotFound")
         /// No candidate manifest (or a required layer) uses media types oci-unpack can process.
-        public static let unsupportedMediaType = Code(name: "unsupportedMediaType", exitCode: 81)
+        public static let unsupportedMediaType = Code(name: "unsupportedMediaType")
         /// A blob's content does not hash to its digest, or a layer's tar stream to its diff_id.
-        public static let digestMismatch = Code(name: "digestMismatch", exitCode: 82)
+        public static let digestMismatch = Code(name: "digestMismatch")
         /// A blob's length differs from its descriptor's size.
-        public static let sizeMismatch = Code(name: "sizeMismatch", exitCode: 83)
+        public static let sizeMismatch = Code(name: "sizeMismatch")
         /// The image's JSON documents are malformed or inconsistent with each other.
-        public static let invalidImage = Code(name: "invalidImage", exitCode: 84)
+        public static let invalidImage = Code(name: "invalidImage")
         /// A layer's compressed or tar stream is corrupt or truncated.
-        public static let corruptLayer = Code(name: "corruptLayer", exitCode: 85)
+        public static let corruptLayer = Code(name: "corruptLayer")
         /// A layer entry tried to leave the root filesystem.
-        public static let unsafePath = Code(name: "unsafePath", exitCode: 86)
+        public static let unsafePath = Code(name: "unsafePath")
         /// The target bundle exists and is not empty (and `--force` was not given).
-        public static let bundleExists = Code(name: "bundleExists", exitCode: 87)
+        public static let bundleExists = Code(name: "bundleExists")
         /// The operating system refused an operation for lack of privilege.
-        public static let permissionDenied = Code(name: "permissionDenied", exitCode: 77)
+        public static let permissionDenied = Code(name: "permissionDenied")
         /// A configured resource limit was exceeded.
-        public static let limitExceeded = Code(name: "limitExceeded", exitCode: 88)
+        public static let limitExceeded = Code(name: "limitExceeded")
         /// `verify-variants`: the variants of one image do not yield the same filesystem.
-        public static let variantsDiffer = Code(name: "variantsDiffer", exitCode: 89)
+        public static let variantsDiffer = Code(name: "variantsDiffer")
         /// A system call failed for another reason (disk full, I/O error).
-        public static let io = Code(name: "io", exitCode: 74)
+        public static let io = Code(name: "io")
         /// The run was stopped by a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, …).
-        public static let interrupted = Code(name: "interrupted", exitCode: 130)
+        public static let interrupted = Code(name: "interrupted")
 
         /// Every code, in the order the README documents them.
         public static let all: [Code] = [

@@ -105,7 +105,7 @@ struct VerifyVariants: ParsableCommand {
             throw CLIFailure(error: error, json: json).report()
         }
         if json {
-            try printJSON(report)
+            try printJSON(VariantReportDocument(report: report))
         } else {
             print(VariantText.render(report), terminator: "")
         }

@@ -126,37 +126,38 @@ public struct VariantReport: Sendable, Encodable {
     /// The worst verdict of all groups.
     public var verdict: Verdict { groups.map(\.verdict).max() ?? .skipped }
 
-    /// The process exit status: 0 when every group agrees or was skipped; else the code of the
-    /// first failed variant, `variantsDiffer` (89) for a difference, or the code of the first
-    /// refusal when some variants could not be unpacked.
-    public var exitCode: Int32 {
+    /// What the report amounts to as an error code: nil when every group agrees or was skipped;
+    /// else `variantsDiffer` for a difference, the code of the first failed variant, or of the
+    /// first refusal when some variants could not be unpacked (`unsupportedMediaType` when only
+    /// unverifiable entries left a group incomplete).
+    public var outcome: UnpackError.Code? {
         switch verdict {
-        case .agree, .skipped: return 0
-        case .differ: return UnpackError.Code.variantsDiffer.exitCode
+        case .agree, .skipped: return nil
+        case .differ: return .variantsDiffer
         case .failed, .incomplete:
             let wanted: Variant.Status = verdict == .failed ? .failed : .refused
             for group in groups {
                 for variant in group.variants where variant.status == wanted {
-                    if let code = variant.failure { return code.exitCode }
+                    if let code = variant.failure { return code }
                 }
             }
             // Incomplete through unverifiable entries alone.
-            return UnpackError.Code.unsupportedMediaType.exitCode
+            return .unsupportedMediaType
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case reference, layout, ignoreMtime, verdict, exitCode, groups
+        case reference, layout, ignoreMtime, verdict, groups
     }
 
-    /// Writes the documented `verify-variants --json` object.
+    /// Writes the documented `verify-variants --json` object, except `exitCode` (a process
+    /// status, which the command line adds).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(reference, forKey: .reference)
         try c.encode(layout, forKey: .layout)
         try c.encode(ignoreMtime, forKey: .ignoreMtime)
         try c.encode(verdict, forKey: .verdict)
-        try c.encode(exitCode, forKey: .exitCode)
         try c.encode(groups, forKey: .groups)
     }
 }

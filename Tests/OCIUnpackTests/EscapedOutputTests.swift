@@ -4,6 +4,7 @@ import LayerStream
 import LayoutSource
 import OCIImage
 import OCIUnpack
+import OCIUnpackCLI
 import Resolution
 import RuntimeBundle
 import Testing

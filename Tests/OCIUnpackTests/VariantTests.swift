@@ -98,7 +98,7 @@ final class VariantFixture {
         try f.write([Self.same(.gzip), Self.same(.zstd), Self.same(.none)])
         let report = try f.verify()
         #expect(report.verdict == .agree)
-        #expect(report.exitCode == 0)
+        #expect(report.outcome == nil)
         let group = try #require(report.groups.first)
         #expect(report.groups.count == 1)
         #expect(group.platform == "linux/amd64")
@@ -130,7 +130,7 @@ final class VariantFixture {
         try f.write([Self.same(.gzip), .init(layers: [(changed, .zstd), (Self.upper(), .zstd)])])
         let report = try f.verify()
         #expect(report.verdict == .differ)
-        #expect(report.exitCode == UnpackError.Code.variantsDiffer.exitCode)
+        #expect(report.outcome == .variantsDiffer)
         let variant = try #require(report.groups.first?.variants.last)
         #expect(variant.status == .differs)
         #expect(variant.differenceCount == 1)
@@ -227,7 +227,7 @@ final class VariantFixture {
         try f.builder.overwriteBlob(blob.digest, with: bytes)
         let report = try f.verify()
         #expect(report.verdict == .failed)
-        #expect(report.exitCode == UnpackError.Code.digestMismatch.exitCode)
+        #expect(report.outcome == .digestMismatch)
         let variant = try #require(report.groups.first?.variants.last)
         #expect(variant.status == .failed)
         #expect(variant.errorCode == "digestMismatch")
@@ -239,7 +239,7 @@ final class VariantFixture {
         try f.builder.overwriteBlob(zstdBlob.digest, with: [UInt8](repeating: 0x28, count: Int(zstdBlob.size)))
         let both = try f.verify()
         #expect(both.groups.first?.variants.map(\.errorCode) == ["corruptLayer", "digestMismatch"])
-        #expect(both.exitCode == UnpackError.Code.corruptLayer.exitCode, "the first failed variant's code")
+        #expect(both.outcome == .corruptLayer, "the first failed variant's code")
     }
 
     @Test func aVariantThatCannotBeUnpackedMakesTheGroupIncomplete() throws {
@@ -249,7 +249,7 @@ final class VariantFixture {
         try f.write([Self.same(.gzip), encrypted])
         let report = try f.verify()
         #expect(report.verdict == .incomplete)
-        #expect(report.exitCode == UnpackError.Code.unsupportedMediaType.exitCode)
+        #expect(report.outcome == .unsupportedMediaType)
         let variant = try #require(report.groups.first?.variants.last)
         #expect(variant.status == .refused)
         #expect(variant.reason?.contains("+encrypted") == true)
@@ -272,7 +272,7 @@ final class VariantFixture {
         #expect(group.variants.map(\.status) == [.reference, .same], "the verifiable variants agree")
         #expect(group.unverifiable.map(\.entry.algorithm) == ["blake3"])
         #expect(group.verdict == .incomplete)
-        #expect(report.exitCode == UnpackError.Code.unsupportedMediaType.exitCode)
+        #expect(report.outcome == .unsupportedMediaType)
     }
 
     @Test func platformsAreGroupedAndSelected() throws {
@@ -538,6 +538,6 @@ enum OCILayoutReader {
         #expect(variants[1].layers.first?.format == "zstd:chunked")
         #expect(variants[1].errorCode == "digestMismatch")
         #expect(variants[1].reason?.contains("diff_id") == true)
-        #expect(report.exitCode == UnpackError.Code.digestMismatch.exitCode)
+        #expect(report.outcome == .digestMismatch)
     }
 }
