@@ -45,7 +45,7 @@ let package = Package(
         // Sources of images behind the ImageSource protocol: the OCI image layout on disk.
         .target(name: "LayoutSource", dependencies: ["OCIImage", "UnpackSystem"]),
         // Archives read in place: oci-archive (a tar of a layout) and docker-archive (docker save).
-        .target(name: "ArchiveSource", dependencies: ["OCIImage", "UnpackSystem", "LayerStream"]),
+        .target(name: "ArchiveSource", dependencies: ["OCIImage", "UnpackSystem", "TarArchive"]),
         // Registries (distribution-spec v2) over HTTP: manifests, blobs streamed with backpressure,
         // token and basic auth, TLS; the --cache blob store in front of them.
         .target(
@@ -59,24 +59,29 @@ let package = Package(
             ]
         ),
         .target(name: "Resolution", dependencies: ["OCIImage"]),
+        // Tar archives read through libarchive (the only importer of CArchive): the entry model, the
+        // reader over any ByteStream, and the stream helpers a source may use without the codecs.
+        .target(name: "TarArchive", dependencies: ["OCIImage", "CArchive"]),
         .target(
             name: "LayerStream",
             dependencies: [
-                "OCIImage", "UnpackSystem", "CArchive", "CZstd", "CZlib", "CIsal",
+                "OCIImage", "UnpackSystem", "TarArchive", "CZstd", "CZlib", "CIsal",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The layer engine: the one layer loop (LayerDriver) feeding a LayerConsumer, and the OCI
         // layer rules (whiteouts, opaque markers, limits) every consumer applies.
-        .target(name: "LayerEngine", dependencies: ["OCIImage", "Resolution", "LayerStream", "UnpackSystem"]),
+        .target(
+            name: "LayerEngine", dependencies: ["OCIImage", "Resolution", "LayerStream", "TarArchive", "UnpackSystem"]),
         // Consumers: the applier writes onto a directory (a rootfs, or a layer in overlay form).
-        .target(name: "LayerApply", dependencies: ["OCIImage", "LayerEngine", "LayerStream", "UnpackSystem"]),
+        .target(
+            name: "LayerApply", dependencies: ["OCIImage", "LayerEngine", "LayerStream", "TarArchive", "UnpackSystem"]),
         // Canonical listings of root filesystems: applied virtually from an image's layers (no file
         // written) or read from a directory, compared and digested; the variant verifier.
         .target(
             name: "TreeCompare",
             dependencies: [
-                "OCIImage", "UnpackSystem", "LayerStream", "LayerEngine", "Resolution",
+                "OCIImage", "UnpackSystem", "LayerStream", "TarArchive", "LayerEngine", "Resolution",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -126,23 +131,24 @@ let package = Package(
         .testTarget(
             name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "LayoutSource", "UnpackTestSupport"]),
         .testTarget(
-            name: "LayerStreamTests", dependencies: ["LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
+            name: "LayerStreamTests", dependencies: ["LayerStream", "TarArchive", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(
             name: "LayerEngineTests",
             dependencies: [
-                "LayerEngine", "LayerStream", "LayoutSource", "OCIImage", "Resolution", "UnpackSystem",
+                "LayerEngine", "LayerStream", "TarArchive", "LayoutSource", "OCIImage", "Resolution", "UnpackSystem",
                 "UnpackTestSupport",
             ]),
         .testTarget(
             name: "RegistriesTests", dependencies: ["Registries", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(
             name: "LayerApplyTests",
-            dependencies: ["LayerApply", "LayerEngine", "LayerStream", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
+            dependencies: ["LayerApply", "LayerEngine", "LayerStream", "TarArchive", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(name: "RuntimeBundleTests", dependencies: ["RuntimeBundle", "OCIImage", "UnpackTestSupport"]),
         .testTarget(
             name: "OCIUnpackTests",
             dependencies: [
-                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "LayerEngine", "LayerStore",
+                "OCIUnpack", "OCIImage", "UnpackSystem", "LayoutSource", "Resolution", "LayerStream", "TarArchive", "LayerEngine",
+                "LayerStore",
                 "LayerApply",
                 "RuntimeBundle", "TreeCompare", "UnpackTestSupport", "Registries",
                 // The exit statuses (UnpackError.Code.exitCode) the CLI tests expect.
@@ -168,7 +174,8 @@ package.targets.append(
     .target(
         name: "FuzzTargets",
         dependencies: [
-            "OCIImage", "UnpackSystem", "Resolution", "LayerStream", "LayerEngine", "LayerApply", "RuntimeBundle",
+            "OCIImage", "UnpackSystem", "Resolution", "LayerStream", "TarArchive", "LayerEngine", "LayerApply",
+            "RuntimeBundle",
         ]))
 
 // One set of Swift settings for every Swift target (as swift-log does).

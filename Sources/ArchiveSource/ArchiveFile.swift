@@ -1,6 +1,6 @@
 import Glibc
-import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// An uncompressed tar file read in place: its members are located once (libarchive reads the

@@ -5,6 +5,7 @@ import LayerStream
 import OCIImage
 import Resolution
 import RuntimeBundle
+import TarArchive
 import UnpackSystem
 
 /// Fuzz targets, kept in an ordinary library so that every build type-checks them; hack/fuzz links

@@ -1,6 +1,7 @@
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 
 // The applier as the layer driver's consumer: each layer's state lives from `beginLayer` to its
 // end; `finish` completes the tree after the last one.

@@ -2,6 +2,7 @@ import Glibc
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 // Creating entries: files, directories, symlinks, hardlinks, devices; collisions replace.

@@ -2,6 +2,7 @@ import Glibc
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 // Owner, mode, xattrs and times, never through a symlink; directory times at the layer's end.

@@ -2,6 +2,7 @@ import Glibc
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 // Owners under each `Ownership`, the xattrs that record or need them, rootless directory modes,

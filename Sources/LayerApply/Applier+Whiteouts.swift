@@ -2,6 +2,7 @@ import Glibc
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// A directory of the root being written: its fd and canonical path.

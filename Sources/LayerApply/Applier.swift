@@ -2,6 +2,7 @@ import Glibc
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// How entries are applied.

@@ -1,6 +1,7 @@
 import Glibc
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// The metadata of one entry, taken from the tar entry on the applier's thread (where the

@@ -1,6 +1,7 @@
 import LayerStream
 import OCIImage
 import Resolution
+import TarArchive
 import UnpackSystem
 
 /// What a layer's entries are fed to: the on-disk applier, the in-memory tree, a verification

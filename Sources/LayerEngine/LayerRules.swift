@@ -1,5 +1,6 @@
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// How a layer's whiteouts and opaque markers are written.

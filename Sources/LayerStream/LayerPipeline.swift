@@ -1,4 +1,5 @@
 import OCIImage
+import TarArchive
 
 /// One layer's stream, assembled: blob → size and digest check → decompressor → diff_id check and
 /// limits → (reader and hasher threads) → libarchive. The façade only opens it, hands the tar

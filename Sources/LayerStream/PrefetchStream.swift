@@ -1,5 +1,6 @@
 import Glibc
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// Runs an upstream stage (blob read, digest, decompression, diff_id hashing) on its own thread,

@@ -3,6 +3,7 @@ import LayerEngine
 import LayerStream
 import OCIImage
 import Resolution
+import TarArchive
 import UnpackSystem
 
 /// The work of one `verify-variants` run: which layers were verified (each blob once, however

@@ -3,6 +3,7 @@ import Glibc
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// A root filesystem built in memory from tar headers and content digests: layers are applied as

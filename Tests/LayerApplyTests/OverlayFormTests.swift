@@ -4,6 +4,7 @@ import LayerApply
 import LayerEngine
 import LayerStream
 import OCIImage
+import TarArchive
 import Testing
 import UnpackSystem
 import UnpackTestSupport

@@ -4,6 +4,7 @@ import LayerStream
 import LayoutSource
 import OCIImage
 import Resolution
+import TarArchive
 import Testing
 import UnpackSystem
 import UnpackTestSupport

@@ -1,6 +1,7 @@
 import Glibc
 import LayerStream
 import OCIImage
+import TarArchive
 import Testing
 import UnpackSystem
 

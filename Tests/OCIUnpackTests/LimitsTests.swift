@@ -7,6 +7,7 @@ import OCIImage
 import OCIUnpack
 import Resolution
 import RuntimeBundle
+import TarArchive
 import Testing
 import UnpackSystem
 import UnpackTestSupport
