@@ -43,15 +43,15 @@ let package = Package(
             dependencies: ["UnpackSystem", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Sources of images behind the ImageSource protocol: the OCI image layout on disk.
-        .target(name: "LayoutSource", dependencies: ["OCIImage", "UnpackSystem"]),
+        .target(name: "LayoutSource", dependencies: ["OCIImage", "UnpackSystem", "TarArchive"]),
         // Archives read in place: oci-archive (a tar of a layout) and docker-archive (docker save).
         .target(name: "ArchiveSource", dependencies: ["OCIImage", "UnpackSystem", "TarArchive"]),
         // Registries (distribution-spec v2) over HTTP: manifests, blobs streamed with backpressure,
-        // token and basic auth, TLS; the --cache blob store in front of them.
+        // token and basic auth, TLS; the --cache blob store in front of them (an OCI layout of its own).
         .target(
             name: "Registries",
             dependencies: [
-                "OCIImage", "UnpackSystem", "LayoutSource",
+                "OCIImage", "UnpackSystem", "TarArchive",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "Resolution", dependencies: ["OCIImage"]),
         // Tar archives read through libarchive (the only importer of CArchive): the entry model, the
         // reader over any ByteStream, and the stream helpers a source may use without the codecs.
-        .target(name: "TarArchive", dependencies: ["OCIImage", "CArchive"]),
+        .target(name: "TarArchive", dependencies: ["OCIImage", "UnpackSystem", "CArchive"]),
         .target(
             name: "LayerStream",
             dependencies: [

@@ -140,14 +140,13 @@ package final class RootDirectory {
         }
         var current = try duplicateRoot()
         for component in path.components {
-            let next = component.withCString {
-                openat(current.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            do throws(SystemError) {
+                current = try current.openChild(
+                    bytes: component, flags: O_PATH_VALUE | O_DIRECTORY, display: path.description)
+            } catch {
+                if error.errno == ENOENT || error.errno == ENOTDIR || error.errno == ELOOP { return nil }
+                throw error
             }
-            if next < 0 {
-                if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return nil }
-                throw SystemError(call: "openat", errno: errno, path: path.description)
-            }
-            current = OwnedFD(next)
         }
         return current
     }
@@ -164,18 +163,12 @@ package final class RootDirectory {
             // O_PATH | O_NOFOLLOW runs no device driver, does not block on a FIFO and gives the
             // symlink itself, which is then resolved here, inside the root, never by the kernel
             // against the host's root. Only a regular file is reopened for reading.
-            let handle = current.name.withCString {
-                openat(parent.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC)
-            }
-            if handle < 0 {
-                if errno == ENOENT { return nil }
-                throw SystemError(call: "openat", errno: errno, path: path.description)
-                    .unpackError("cannot read \(path) in the root filesystem", context: context)
-            }
             let found: stat
-            do {
-                found = try OwnedFD(handle).status()
+            do throws(SystemError) {
+                found = try parent.openChild(bytes: current.name, flags: O_PATH_VALUE, display: path.description)
+                    .status()
             } catch {
+                if error.errno == ENOENT { return nil }
                 throw error.unpackError("cannot read \(path) in the root filesystem", context: context)
             }
             if (found.st_mode & S_IFMT) == S_IFLNK {
@@ -196,14 +189,13 @@ package final class RootDirectory {
             guard (found.st_mode & S_IFMT) == S_IFREG else {
                 throw UnpackError(.unsafePath, "\(path) in the root filesystem is not a regular file", context: context)
             }
-            let fd = current.name.withCString {
-                openat(parent.rawValue, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+            let file: OwnedFD
+            do throws(SystemError) {
+                file = try parent.openChild(
+                    bytes: current.name, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, display: path.description)
+            } catch {
+                throw error.unpackError("cannot read \(path) in the root filesystem", context: context)
             }
-            guard fd >= 0 else {
-                throw SystemError(call: "openat", errno: errno, path: path.description)
-                    .unpackError("cannot read \(path) in the root filesystem", context: context)
-            }
-            let file = OwnedFD(fd)
             let st: stat
             do {
                 st = try file.status()

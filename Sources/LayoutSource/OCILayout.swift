@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import OCIImage
+import TarArchive
 import UnpackSystem
 
 /// An OCI image layout directory: `oci-layout`, `index.json` and `blobs/ALG/HEX`.
@@ -63,55 +64,8 @@ package struct OCILayout: ImageSource {
     /// Whether something exists where the blob should be (it may still be corrupt, a symlink or
     /// not a regular file: opening it says which).
     package func hasBlob(_ digest: Digest) -> Bool {
-        if case .failure(.missing) = Self.openBeneath(directory, Self.blobComponents(digest)) { return false }
+        if case .failure(.missing) = directory.openBeneath(Self.blobComponents(digest)) { return false }
         return true
-    }
-
-    /// Why a file of the layout could not be opened.
-    enum LayoutFileFailure: Error {
-        /// It, or a directory on the way, does not exist.
-        case missing(SystemError)
-        /// A symlink on the way (named), which would lead out of the layout.
-        case symlink(String)
-        /// Not a regular file (a FIFO, a device, a directory).
-        case notRegular
-        case failed(SystemError)
-    }
-
-    /// Opens `components` beneath `directory` for reading, following no symlink and opening only
-    /// a regular file (first with O_PATH, which runs no driver and does not block on a FIFO).
-    static func openBeneath(_ directory: OwnedFD, _ components: [String]) -> Result<OwnedFD, LayoutFileFailure> {
-        var current = directory
-        for (i, component) in components.enumerated() {
-            let fd = openat(current.rawValue, component, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC)
-            let walked = components[...i].joined(separator: "/")
-            guard fd >= 0 else {
-                let error = SystemError(call: "openat", errno: errno, path: walked)
-                return .failure(error.errno == ENOENT || error.errno == ENOTDIR ? .missing(error) : .failed(error))
-            }
-            let handle = OwnedFD(fd)
-            let st: stat
-            do throws(SystemError) {
-                st = try handle.status()
-            } catch {
-                return .failure(.failed(error))
-            }
-            if (st.st_mode & S_IFMT) == S_IFLNK { return .failure(.symlink(walked)) }
-            if i < components.count - 1 {
-                guard st.isDirectory else {
-                    return .failure(.missing(SystemError(call: "openat", errno: ENOTDIR, path: walked)))
-                }
-                current = handle
-                continue
-            }
-            guard st.isRegularFile else { return .failure(.notRegular) }
-            do throws(SystemError) {
-                return .success(try OwnedFD.openForReading("/proc/self/fd/\(handle.rawValue)"))
-            } catch {
-                return .failure(.failed(error))
-            }
-        }
-        return .failure(.notRegular)
     }
 
     /// The blob's bytes, its length already checked against the descriptor's size (the pipeline
@@ -127,7 +81,7 @@ package struct OCILayout: ImageSource {
     func openBlobFile(_ descriptor: Descriptor) throws(UnpackError) -> OwnedFD {
         let context = UnpackError.Context(digest: descriptor.digest, mediaType: descriptor.mediaType)
         let fd: OwnedFD
-        switch Self.openBeneath(directory, Self.blobComponents(descriptor.digest)) {
+        switch directory.openBeneath(Self.blobComponents(descriptor.digest)) {
         case .success(let opened): fd = opened
         case .failure(.missing(let error)):
             throw UnpackError(
@@ -183,7 +137,7 @@ package struct OCILayout: ImageSource {
         // The length is taken from the file, and the content is then checked against the digest:
         // what does not verify is reported without its length or hash.
         let size: Int64
-        switch Self.openBeneath(directory, Self.blobComponents(digest)) {
+        switch directory.openBeneath(Self.blobComponents(digest)) {
         case .success(let fd):
             let st = try SystemError.mapping({ () throws(SystemError) in try fd.status() }) {
                 $0.unpackError("blob \(digest) cannot be read", context: .init(digest: digest))
@@ -204,7 +158,7 @@ package struct OCILayout: ImageSource {
     ) throws(UnpackError) -> [UInt8] {
         let context = UnpackError.Context(path: path)
         let fd: OwnedFD
-        switch openBeneath(directory, components) {
+        switch directory.openBeneath(components) {
         case .success(let opened): fd = opened
         case .failure(.missing(let error)):
             throw UnpackError(

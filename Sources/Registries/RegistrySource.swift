@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import LayoutSource
 import OCIImage
 import Synchronization
 import UnpackSystem

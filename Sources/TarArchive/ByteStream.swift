@@ -1,4 +1,5 @@
 import OCIImage
+import UnpackSystem
 
 /// A stream that can lend its own buffers instead of copying into the caller's.
 package protocol LendingByteStream: ByteStream {
@@ -55,5 +56,20 @@ extension ByteStream {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         defer { scratch.deallocate() }
         while try read(into: scratch) > 0 {}
+    }
+}
+
+/// A file read from its current position (a blob of a layout).
+package final class FileStream: ByteStream {
+    private let fd: OwnedFD
+
+    package init(_ fd: OwnedFD) { self.fd = fd }
+
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(UnpackError) -> Int {
+        do {
+            return try fd.read(into: buffer)
+        } catch {
+            throw error.unpackError("reading \(error.path ?? "a blob") failed")
+        }
     }
 }

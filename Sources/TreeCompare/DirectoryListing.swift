@@ -61,16 +61,13 @@ private struct DirectoryWalker {
             if String(validating: name, as: UTF8.self) != nil, !name.contains(0) {
                 attributes = try xattrs(procPath)
             } else {
-                let fd = name.withCString { openat(directory.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
-                guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: display) }
-                let opened = OwnedFD(fd)
+                let opened = try directory.openChild(bytes: name, flags: O_PATH_VALUE, display: display)
                 attributes = type == S_IFLNK ? [] : try xattrs("/proc/self/fd/\(opened.rawValue)")
             }
             switch type {
             case S_IFREG:
-                let fd = name.withCString { openat(directory.rawValue, $0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
-                guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: display) }
-                let content = try hash(OwnedFD(fd), path: display)
+                let content = try hash(
+                    directory.openChild(bytes: name, flags: O_RDONLY, display: display), path: display)
                 append(st, components: path, xattrs: attributes, content: content, target: [])
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -80,11 +77,9 @@ private struct DirectoryWalker {
                 append(st, components: path, xattrs: attributes, content: [], target: target)
             case S_IFDIR:
                 append(st, components: path, xattrs: attributes, content: [], target: [])
-                let fd = name.withCString {
-                    openat(directory.rawValue, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                }
-                guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: display) }
-                try visitChildren(of: OwnedFD(fd), components: path)
+                try visitChildren(
+                    of: directory.openChild(bytes: name, flags: O_RDONLY | O_DIRECTORY, display: display),
+                    components: path)
             default:
                 append(st, components: path, xattrs: attributes, content: [], target: [])
             }

@@ -1,5 +1,6 @@
 import OCIImage
 import Synchronization
+import TarArchive
 import UnpackSystem
 
 /// A remote source seen through a ``BlobCache``: every blob is read from the cache when it is

@@ -85,8 +85,7 @@ package final class BlobCache: Sendable {
         } catch {
             throw failed(error)
         }
-        let marker = try OCILayout.readSmallFile(
-            in: root, ["oci-layout"], display: path + "/oci-layout", limit: 64 << 10, what: "oci-layout file")
+        let marker = try readFile("oci-layout", limit: 64 << 10)
         try ImageDocuments.checkLayoutMarker(marker, place: path + "/oci-layout")
         sweepIngest()
     }
@@ -151,14 +150,14 @@ package final class BlobCache: Sendable {
     /// Whether the cache holds a blob (it is verified when read).
     package func has(_ digest: Digest) -> Bool {
         guard let directory = blobDirectories[digest.algorithm] else { return false }
-        var st = stat()
-        return fstatat(directory.rawValue, digest.encoded, &st, AT_SYMLINK_NOFOLLOW) == 0 && usable(st)
+        guard let st = try? directory.statusOfChild(digest.encoded) else { return false }
+        return usable(st)
     }
 
     /// The stored blob, opened for reading and marked used; `nil` when absent (or not a regular file).
     package func open(_ digest: Digest) -> OwnedFD? {
         guard let directory = blobDirectories[digest.algorithm],
-            case .success(let fd) = OCILayout.openBeneath(directory, [digest.encoded]),
+            case .success(let fd) = directory.openBeneath([digest.encoded]),
             let st = try? fd.status()
         else { return nil }
         // Checked on the open file before it is touched or read: not used, and fetched again
@@ -365,9 +364,30 @@ package final class BlobCache: Sendable {
     }
 
     private func readIndex() throws(UnpackError) -> Index {
-        let bytes = try OCILayout.readSmallFile(
-            in: root, ["index.json"], display: path + "/index.json", limit: 4 << 20, what: "index.json")
+        let bytes = try readFile("index.json", limit: 4 << 20)
         return try ImageDocuments.index(from: bytes, expected: .ociIndex, where: path + "/index.json")
+    }
+
+    /// One of the cache's own small files (`oci-layout`, `index.json`), never through a symlink.
+    private func readFile(_ name: String, limit: Int) throws(UnpackError) -> [UInt8] {
+        let display = "\(path)/\(name)"
+        let context = UnpackError.Context(path: display)
+        let read: [UInt8]?
+        switch root.openBeneath([name]) {
+        case .success(let fd):
+            read = try SystemError.mapping({ () throws(SystemError) in try fd.readAll(limit: limit) }) {
+                $0.unpackError("the cache's \(display) cannot be read", context: context)
+            }
+        case .failure(.missing(let error)), .failure(.failed(let error)):
+            throw error.unpackError("the cache's \(display) cannot be read", context: context)
+        case .failure(.symlink), .failure(.notRegular):
+            throw UnpackError(
+                .invalidArgument, "the cache's \(display) is not a regular file of its own", context: context)
+        }
+        guard let bytes = read else {
+            throw UnpackError(.limitExceeded, "the cache's \(display) is larger than \(limit) bytes", context: context)
+        }
+        return bytes
     }
 
     private func writeIndex(_ entries: [Descriptor]) {

@@ -1,6 +1,6 @@
 import Foundation
-import LayoutSource
 import OCIImage
+import Registries
 import Testing
 import UnpackTestSupport
 
