@@ -57,7 +57,7 @@ public struct Unpacker: Sendable {
     /// is set).
     public func openSource(_ reference: ImageReference) throws(UnpackError) -> any ImageSource {
         switch reference.transport {
-        case .layout: try OCILayout(path: reference.layoutPath, limits: documentLimits)
+        case .layout: try ReferenceHints.openLayout(reference, limits: documentLimits)
         case .ociArchive: try OCIArchive(path: reference.layoutPath, limits: documentLimits)
         case .dockerArchive: try DockerArchive(path: reference.layoutPath, limits: documentLimits)
         case .registry:

@@ -54,6 +54,18 @@ import struct OCIImage.Platform
         #expect(beyond?.code == .notFound)
     }
 
+    /// A tar given as a layout path is named for what it is, with the prefix that reads it.
+    @Test func anArchiveGivenAsALayoutPathGetsItsPrefixInTheError() throws {
+        let a = try Archives()
+        for (archive, prefix) in [(a.ociArchive, "oci-archive:"), (a.dockerArchive, "docker-archive:")] {
+            let target = a.tmp.path + "/bundle"
+            let r = try Command.run(Command.ociUnpack, ["unpack", archive, target])
+            ExitCodeTests.expectOneErrorLine(r, .notFound, "\(archive) is not an OCI image layout directory")
+            #expect(r.stderr.contains("use \(prefix)\(archive)"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target))
+        }
+    }
+
     @Test func theCommandsTakeArchives() throws {
         let a = try Archives()
         let inspect = try Command.run(

@@ -228,4 +228,33 @@ import UnpackTestSupport
         try f.unpack()
         #expect(try f.read("a/b") == "x")
     }
+
+    /// Text that names no existing path but reads as a registry reference (what podman is given)
+    /// gets the docker:// form in the error; a path that is plainly a path gets none.
+    @Test(
+        arguments: [
+            ("alpine", "alpine", "use docker://alpine (docker.io/library/alpine:latest)"),
+            (
+                "docker.io/library/alpine", "docker.io/library/alpine",
+                "use docker://docker.io/library/alpine (docker.io/library/alpine:latest)"
+            ),
+            (
+                "127.0.0.1:5077/ex/app:v1", "127.0.0.1:5077/ex/app",
+                "use docker://127.0.0.1:5077/ex/app:v1 (127.0.0.1:5077/ex/app:v1)"
+            ),
+            ("./alpine", "./alpine", nil), ("/nonexistent/alpine", "/nonexistent/alpine", nil),
+            ("Alpine Linux", "Alpine Linux", nil),
+        ] as [(String, String, String?)])
+    func aRegistryReferenceGivenAsALayoutGetsTheDockerForm(text: String, layout: String, hint: String?) throws {
+        let tmp = try TemporaryDirectory()
+        let target = tmp.path + "/bundle"
+        let r = try Command.run(Command.ociUnpack, ["unpack", text, target], currentDirectory: tmp.path)
+        ExitCodeTests.expectOneErrorLine(r, .notFound, "image layout \(layout) cannot be opened")
+        if let hint {
+            #expect(r.stderr.contains("reads as a registry reference: to pull it, \(hint)"), "\(r.stderr)")
+        } else {
+            #expect(!r.stderr.contains("registry reference"), "\(r.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: target))
+    }
 }
