@@ -151,6 +151,11 @@ struct ResolutionOptions: ParsableArguments {
     }
 }
 
+/// `1 layer`, `2 layers`: a count with its noun in the right number.
+func counted(_ count: Int, _ singular: String, _ plural: String? = nil) -> String {
+    count == 1 ? "1 \(singular)" : "\(count) \(plural ?? singular + "s")"
+}
+
 /// Prints `value` as the documented JSON of `--json`: indented, keys sorted, `/` unescaped.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
@@ -479,7 +484,7 @@ struct Unpack: ParsableCommand {
             } else if !quiet {
                 let entries = result.entries.reduce(0, +)
                 print(
-                    "unpacked \(result.image.reference) (\(result.image.platform), manifest \(result.image.manifestDescriptor.digest)) into \(result.bundle): \(result.image.layers.count) layers, \(entries) entries, config.json"
+                    "unpacked \(result.image.reference) (\(result.image.platform), manifest \(result.image.manifestDescriptor.digest)) into \(result.bundle): \(counted(result.image.layers.count, "layer")), \(counted(entries, "entry", "entries")), config.json"
                 )
             }
         case .failure(let error):

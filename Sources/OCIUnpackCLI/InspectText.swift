@@ -15,7 +15,7 @@ enum InspectText {
         )
         line("path:")
         for step in image.steps {
-            let entries = step.entries.map { ", \($0) entries" } ?? ""
+            let entries = step.entries.map { ", " + counted($0, "entry", "entries") } ?? ""
             line("  \(step.digest)  \(step.mediaType)\(entries)  (\(step.selectedBy))")
         }
         line("candidates:")

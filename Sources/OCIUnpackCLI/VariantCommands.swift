@@ -187,7 +187,7 @@ enum VariantText {
         func line(_ s: String) { out += DisplayText.escaping(s) + "\n" }
         line("image: \(report.reference)\(report.ignoreMtime ? " (mtimes ignored)" : "")")
         for group in report.groups {
-            line("platform \(group.platform): \(group.verdict.rawValue) (\(group.variants.count) variants)")
+            line("platform \(group.platform): \(group.verdict.rawValue) (\(counted(group.variants.count, "variant")))")
             for variant in group.variants {
                 let layers = variant.layers.map { $0.format ?? $0.compression.rawValue }.joined(separator: ",")
                 var verdict = variant.status.rawValue
@@ -215,7 +215,7 @@ enum VariantText {
         return out
     }
 
-    static func paths(_ count: Int) -> String { count == 1 ? "1 path" : "\(count) paths" }
+    static func paths(_ count: Int) -> String { counted(count, "path") }
 
     static func describe(_ difference: TreeListing.Difference, _ a: String, _ b: String) -> String {
         switch difference.kind {

@@ -26,7 +26,14 @@ extension RegistryOptions {
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {
                 if file == authFile {
-                    throw UnpackError(.notFound, "the auth file \(file) cannot be read", context: .init(path: file))
+                    // Why, in the kernel's words: open(2) says what FileManager does not.
+                    let fd = open(file, O_RDONLY | O_CLOEXEC)
+                    let e = fd >= 0 ? 0 : errno
+                    if fd >= 0 { close(fd) }
+                    let reason = e == 0 ? "it is not a readable file" : String(cString: strerror(e))
+                    let code: UnpackError.Code = e == EACCES ? .permissionDenied : .notFound
+                    throw UnpackError(
+                        code, "the auth file \(file) cannot be read: \(reason)", context: .init(path: file))
                 }
                 continue
             }

@@ -270,6 +270,11 @@ package final class RegistryClient: @unchecked Sendable {
     /// Each scheme gets 5 s: the HTTP client retries a failed connection (an untrusted certificate
     /// too) until the request's deadline.
     private func probe() throws(UnpackError) {
+        // On loopback a refused connection is final: no server listens there, and retrying
+        // until the deadline would only make the user wait.
+        if Self.isLoopback(host), Self.loopbackRefusesConnections(host) {
+            throw UnpackError(.io, "cannot reach registry \(host): connection refused (nothing listens there)")
+        }
         var failures: [String] = []
         let order =
             Self.isLoopback(host) ? ["http", "https"] : allowsPlainHTTP(to: host) ? ["https", "http"] : ["https"]
@@ -420,7 +425,50 @@ package final class RegistryClient: @unchecked Sendable {
         if let ssl = error as? NIOSSLError {
             return "TLS: \(ssl) (a registry with a private CA needs --cert-dir; --tls-verify=false skips the check)"
         }
+        // NIO's own text for a failed connect names the wrong reason and leaves a parenthesis open.
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
         return String(describing: error)
+    }
+
+    /// Whether every address of the loopback `host` (`NAME[:PORT]`, `[V6]:PORT`; 80 and 443
+    /// without a port) refuses a TCP connection on every port the probe would try.
+    static func loopbackRefusesConnections(_ host: String) -> Bool {
+        var name = host
+        var ports = ["80", "443"]
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            name = String(host[host.index(after: host.startIndex)..<close])
+            let rest = host[host.index(after: close)...]
+            if rest.hasPrefix(":") { ports = [String(rest.dropFirst())] }
+        } else if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") {
+            name = String(host[..<colon])
+            ports = [String(host[host.index(after: colon)...])]
+        }
+        for port in ports {
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var list: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(name, port, &hints, &list) == 0, let first = list else { return false }
+            defer { freeaddrinfo(first) }
+            var entry: UnsafeMutablePointer<addrinfo>? = first
+            while let info = entry {
+                let type = info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+                let fd = socket(info.pointee.ai_family, type, 0)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                var e: Int32 = 0
+                if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 { e = errno }
+                if e == EINPROGRESS {
+                    // A filtered port does not answer: up to a second, then the HTTP client decides.
+                    var waiting = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    guard poll(&waiting, 1, 1000) == 1 else { return false }
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &length) == 0 else { return false }
+                }
+                if e != ECONNREFUSED { return false }
+                entry = info.pointee.ai_next
+            }
+        }
+        return true
     }
 
     /// Whether `host` (`NAME[:PORT]`, `[V6]:PORT`) names the loopback interface by its spelling

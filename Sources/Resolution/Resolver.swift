@@ -265,7 +265,7 @@ package struct Resolver: Sendable {
         guard config.rootfs.diffIDs.count == manifest.layers.count else {
             candidate.decision = .refused(
                 reason:
-                    "config \(manifest.config.digest) lists \(config.rootfs.diffIDs.count) diff_ids for \(manifest.layers.count) layers",
+                    "config \(manifest.config.digest) lists \(config.rootfs.diffIDs.count) diff_ids for \(manifest.layers.count == 1 ? "1 layer" : "\(manifest.layers.count) layers")",
                 code: .invalidImage)
             return
         }

@@ -1,5 +1,7 @@
 import Foundation
+import Glibc
 import OCIImage
+import OCIUnpackCLI
 import Registries
 import Testing
 import UnpackTestSupport
@@ -89,6 +91,34 @@ import UnpackTestSupport
         #expect(result.status == 74, "\(result.stderr)")
         #expect(result.stderr.contains("https:"), "\(result.stderr)")
         #expect(!result.stderr.contains("http: "), "plain http was tried: \(result.stderr)")
+    }
+
+    /// A refused loopback connection is final: one clear line from the probe that runs before the
+    /// HTTP client (whose retries took 10 s and whose text called it a reset); a missing
+    /// --authfile says why it cannot be read.
+    @Test(.timeLimit(.minutes(1))) func aRefusedLoopbackConnectionIsSaidOnceAndAtOnce() throws {
+        // A port nothing listens on: bound, never listened, then closed.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        close(fd)
+        try #require(bound)
+        let host = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let r = try Command.run(Command.ociUnpack, ["inspect", "docker://\(host)/x/y:v1"])
+        ExitCodeTests.expectOneErrorLine(
+            r, .io, "cannot reach registry \(host): connection refused (nothing listens there)")
+        #expect(!r.stderr.contains("errno"), "\(r.stderr)")
+        let auth = try Command.run(
+            Command.ociUnpack, ["inspect", "--authfile", "/nonexistent/auth.json", "docker://\(host)/x/y:v1"])
+        ExitCodeTests.expectOneErrorLine(
+            auth, .notFound, "the auth file /nonexistent/auth.json cannot be read: No such file or directory")
     }
 
     /// Issue: a registry trickling a blob one byte at a time was never timed out. Below the

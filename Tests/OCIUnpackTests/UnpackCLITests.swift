@@ -22,7 +22,7 @@ import UnpackTestSupport
         let r = try Command.run(
             Command.ociUnpack, ["unpack", "--platform", "linux/amd64", "oci:\(f.builder.path):latest", f.bundle])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("into \(f.bundle): 1 layers, 1 entries, config.json"), "\(r.stdout)")
+        #expect(r.stdout.contains("into \(f.bundle): 1 layer, 1 entry, config.json"), "\(r.stdout)")
         #expect(try f.read("hello") == "world")
     }
 

@@ -379,7 +379,7 @@ import UnpackTestSupport
         try b.write()
         let error = #expect(throws: UnpackError.self) { try resolve() }
         #expect(error?.code == .invalidImage)
-        #expect(error?.message.contains("lists 0 diff_ids for 1 layers") == true)
+        #expect(error?.message.contains("lists 0 diff_ids for 1 layer") == true)
     }
 
     @Test func corruptCandidateIsAnErrorNotASkip() throws {
