@@ -151,6 +151,8 @@ package struct OCIArchive: ArchiveBacked {
 package struct DockerArchive: ArchiveBacked {
     package let path: String
     package var name: String { "docker-archive:\(path)" }
+    /// The images come from `docker save`'s `manifest.json` (its `RepoTags`).
+    package var indexOrigin: String { "manifest.json" }
     package let index: Index
     package let limits: DocumentLimits
     let blobs: ArchiveBlobs

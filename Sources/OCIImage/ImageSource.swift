@@ -49,6 +49,9 @@ public protocol ImageSource: Sendable {
     var name: String { get }
     /// The source's own list of images (a layout's `index.json`), with their tags.
     var index: Index { get }
+    /// Where that list comes from, for messages and `inspect`: `index.json` (the default), a
+    /// docker archive's `manifest.json`, `the registry`.
+    var indexOrigin: String { get }
     /// Size caps for the documents read from it.
     var limits: DocumentLimits { get }
     /// Whether something is stored for `digest` (it may still be corrupt, or not a blob at all:
@@ -376,4 +379,9 @@ package enum ImageDocuments {
             break
         }
     }
+}
+
+extension ImageSource {
+    /// A layout's list of images, `index.json`.
+    public var indexOrigin: String { "index.json" }
 }

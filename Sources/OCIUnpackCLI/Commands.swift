@@ -119,8 +119,23 @@ struct RegistryFlags: ParsableArguments {
 
 /// Options shared by every command that resolves an image.
 struct ResolutionOptions: ParsableArguments {
-    @Option(name: .long, help: "Platform as os/arch[/variant] (default: this machine's).")
+    @Option(
+        name: .long,
+        help: "Platform as os/arch[/variant] (default: this machine's); a bare architecture (arm64) means linux/arm64.")
     var platform: String?
+
+    @Option(
+        name: .customLong("os"),
+        help: "The platform's OS instead of --platform's (or this machine's), as podman's --os.")
+    var overrideOS: String?
+
+    @Option(
+        name: .customLong("arch"),
+        help: "The platform's architecture instead of --platform's (or this machine's); without --variant, no variant.")
+    var overrideArch: String?
+
+    @Option(name: .customLong("variant"), help: "The platform's CPU variant (v7, v8), as podman's --variant.")
+    var overrideVariant: String?
 
     @Option(
         name: .customLong("prefer-compression"),
@@ -134,8 +149,17 @@ struct ResolutionOptions: ParsableArguments {
     var logLevel: String = "warning"
 
     func request() throws(UnpackError) -> ResolutionRequest {
-        let platform = try self.platform.map { (text) throws(UnpackError) in try Platform(parsing: text) } ?? .host
-        return try ResolutionRequest(platform: platform, preferCompression: preferCompression)
+        return try ResolutionRequest(platform: try chosenPlatform(), preferCompression: preferCompression)
+    }
+
+    /// --platform (or this machine's), with the fields --os, --arch and --variant replace.
+    func chosenPlatform() throws(UnpackError) -> Platform {
+        let base = try platform.map { (text) throws(UnpackError) in try Platform(parsing: text) } ?? .host
+        guard overrideOS != nil || overrideArch != nil || overrideVariant != nil else { return base }
+        let arch = overrideArch ?? base.architecture
+        let variant = overrideVariant ?? (overrideArch == nil ? base.variant : nil)
+        let text = [overrideOS ?? base.os, arch] + (variant.map { $0.isEmpty ? [] : [$0] } ?? [])
+        return try Platform(parsing: text.joined(separator: "/"))
     }
 
     func validate() throws {
@@ -150,6 +174,11 @@ struct ResolutionOptions: ParsableArguments {
         return logger
     }
 }
+
+/// The `<image>` argument's help: every form docs/images.md documents.
+let imageArgumentHelp = ArgumentHelp(
+    "An image: PATH[:TAG], oci:PATH[:TAG|@sha256:HEX], oci-archive:PATH[:TAG], docker-archive:PATH[:REF|:@N], or docker://[HOST[:PORT]/]REPO[:TAG|@sha256:HEX] (docs/images.md)."
+)
 
 /// `1 layer`, `2 layers`: a count with its noun in the right number.
 func counted(_ count: Int, _ singular: String, _ plural: String? = nil) -> String {
@@ -217,6 +246,34 @@ struct OCIUnpackCommand: ParsableCommand {
         subcommands: [Unpack.self, Inspect.self, VerifyVariants.self, TreeDigest.self, Remove.self, Store.self]
     )
 
+    /// The message for a first argument that is no command (`unpak`), with the closest command
+    /// name when one is near (ArgumentParser would call it "unexpected arguments"); nil otherwise.
+    static func unknownSubcommand(_ arguments: [String]) -> String? {
+        guard let first = arguments.first, !first.hasPrefix("-"), first != "help" else { return nil }
+        let names = configuration.subcommands.compactMap { $0.configuration.commandName }
+        guard !names.contains(first) else { return nil }
+        let closest = names.map { ($0, editDistance(first, $0)) }.min { $0.1 < $1.1 }
+        let hint = closest.flatMap { $0.1 <= 2 ? "; did you mean '\($0.0)'?" : nil } ?? ""
+        return "unknown command '\(first)'\(hint) (the commands: \(names.joined(separator: ", ")))"
+    }
+
+    /// The Levenshtein distance of two short words.
+    private static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let saved = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                previous = saved
+            }
+        }
+        return row[b.count]
+    }
+
     /// Parses and runs like ArgumentParser's own `main`, but every bad argument of every command
     /// (an unknown option, a failed validation, a malformed platform) ends the same way: one
     /// `oci-unpack: error:` line and the invalid-argument exit code. Help and version print as
@@ -228,6 +285,10 @@ struct OCIUnpackCommand: ParsableCommand {
         } catch {
             writeStandardError("oci-unpack: error: --userns auto: cannot create a user namespace: \(error)\n")
             Glibc.exit(UnpackError.Code.permissionDenied.exitCode)
+        }
+        if let unknown = unknownSubcommand(Array(CommandLine.arguments.dropFirst())) {
+            writeStandardError("oci-unpack: error: \(DisplayText.escaping(unknown))\n")
+            Glibc.exit(UnpackError.Code.invalidArgument.exitCode)
         }
         do {
             var command = try parseAsRoot()
@@ -262,7 +323,7 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the documented JSON object (docs/inspect-json.md) instead of text.")
     var json = false
 
-    @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
+    @Argument(help: imageArgumentHelp)
     var image: String
 
     func run() throws {
@@ -369,7 +430,7 @@ struct Unpack: ParsableCommand {
     @Flag(help: "Print the documented JSON object (docs/store.md) instead of text.")
     var json = false
 
-    @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
+    @Argument(help: imageArgumentHelp)
     var image: String
 
     @Argument(help: "The bundle directory to create (BUNDLE/config.json and BUNDLE/rootfs).")

@@ -75,7 +75,7 @@ struct VerifyVariants: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
-    @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
+    @Argument(help: imageArgumentHelp)
     var image: String
 
     func validate() throws {
@@ -136,7 +136,7 @@ struct TreeDigest: ParsableCommand {
     @Flag(help: "Print the canonical listing instead of its digest.")
     var listing = false
 
-    @Argument(help: "oci:PATH[:TAG], oci:PATH@sha256:HEX, or PATH[:TAG].")
+    @Argument(help: imageArgumentHelp)
     var image: String?
 
     func validate() throws {

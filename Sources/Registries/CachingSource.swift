@@ -9,6 +9,8 @@ import UnpackSystem
 /// layers through a ``CachingStream`` once the pipeline verified them.
 package struct CachingSource: ImageSource {
     package let name: String
+    /// A tag or digest is the registry's answer (or the cache's record of it).
+    package var indexOrigin: String { "the registry" }
     package let index: Index
     package let limits: DocumentLimits
     package let cache: BlobCache

@@ -10,6 +10,8 @@ import UnpackSystem
 /// layers stream from HTTP into the pipeline, never held whole nor written anywhere.
 package struct RegistrySource: ImageSource {
     package let name: String
+    /// A tag or digest is the registry's answer (or the cache's record of it).
+    package var indexOrigin: String { "the registry" }
     package let index: Index
     package let limits: DocumentLimits
     let client: RegistryClient

@@ -139,7 +139,7 @@ package struct Resolver: Sendable {
         let entries = source.index.manifests
         let roots: [Root]
         if case .only = reference.selector, entries.count > 1 {
-            roots = entries.enumerated().map { Root(descriptor: $1, how: "entry \($0) of index.json") }
+            roots = entries.enumerated().map { Root(descriptor: $1, how: "entry \($0) of \(source.indexOrigin)") }
         } else {
             roots = try selectRoots(reference, walk: &walk)
         }
@@ -182,11 +182,12 @@ package struct Resolver: Sendable {
         case .only:
             // One image listed under several names (a docker-archive's tag and its short forms).
             if let only = entries.first, entries.allSatisfy({ $0.digest == only.digest }) {
-                return [Root(descriptor: only, how: "the only entry of index.json")]
+                return [Root(descriptor: only, how: "the only entry of \(source.indexOrigin)")]
             }
             if entries.isEmpty {
                 throw UnpackError(
-                    .notFound, "the image layout \(source.name) has no images (index.json lists no manifests)")
+                    .notFound,
+                    "the image source \(source.name) has no images (\(source.indexOrigin) lists no manifests)")
             }
             throw UnpackError(
                 .invalidArgument,
@@ -197,10 +198,10 @@ package struct Resolver: Sendable {
                 throw UnpackError(
                     .notFound, "tag \"\(tag.truncatedForMessage)\" not found in \(source.name); \(availableEntries())")
             }
-            return tagged.map { Root(descriptor: $0, how: "tag \"\(tag)\" in index.json") }
+            return tagged.map { Root(descriptor: $0, how: "tag \"\(tag)\" in \(source.indexOrigin)") }
         case .digest(let digest):
             if let entry = entries.first(where: { $0.digest == digest }) {
-                return [Root(descriptor: entry, how: "digest \(digest) in index.json")]
+                return [Root(descriptor: entry, how: "digest \(digest) in \(source.indexOrigin)")]
             }
             if let nested = try walk.findNested(digest, in: entries) {
                 return [Root(descriptor: nested, how: "digest \(digest) inside a nested index")]

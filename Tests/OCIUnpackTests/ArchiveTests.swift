@@ -64,6 +64,10 @@ import struct OCIImage.Platform
             #expect(r.stderr.contains("use \(prefix)\(archive)"), "\(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: target))
         }
+        // And inspect says where a docker archive's tags live.
+        let inspect = try Command.run(
+            Command.ociUnpack, ["inspect", "docker-archive:\(a.dockerArchive):example/app:v1"])
+        #expect(inspect.stdout.contains("(tag \"example/app:v1\" in manifest.json)"), "\(inspect.stdout)")
     }
 
     @Test func theCommandsTakeArchives() throws {

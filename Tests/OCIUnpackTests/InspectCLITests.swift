@@ -89,6 +89,33 @@ import UnpackTestSupport
         #expect(r.stderr.hasPrefix("oci-unpack: error: "))
     }
 
+    /// A bare architecture is Linux's, and --os/--arch/--variant replace one field of the base.
+    @Test(arguments: [
+        (["--platform", "amd64"], "linux/amd64"),
+        (["--platform", "linux/amd64", "--arch", "arm64"], "linux/arm64"),
+        (["--platform", "linux/arm/v7", "--arch", "amd64"], "linux/amd64"),
+        (["--platform", "linux/arm64", "--arch", "arm", "--variant", "v6"], "linux/arm/v6"),
+        (["--platform", "linux/arm64", "--os", "windows"], "windows/arm64"),
+    ])
+    func platformFieldsCanBeReplaced(extra: [String], requested: String) throws {
+        let r = try Command.run(Command.ociUnpack, ["inspect", "--json", b.path + ":v1"] + extra)
+        if r.status == 0 {
+            let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            #expect(object?["requestedPlatform"] as? String == requested, "\(r.stdout)")
+        } else {
+            // The fixture holds linux/amd64 and linux/arm64 only.
+            #expect(r.stderr.contains("no manifest for platform \(requested) "), "\(r.stderr)")
+        }
+    }
+
+    /// A mistyped command gets the closest name, not "unexpected arguments".
+    @Test func aMistypedCommandGetsASuggestion() throws {
+        let r = try Command.run(Command.ociUnpack, ["unpak", b.path + ":v1", tmp.path + "/bundle"])
+        ExitCodeTests.expectOneErrorLine(r, .invalidArgument, "unknown command 'unpak'; did you mean 'unpack'?")
+        let far = try Command.run(Command.ociUnpack, ["frobnicate"])
+        ExitCodeTests.expectOneErrorLine(far, .invalidArgument, "unknown command 'frobnicate' (the commands: unpack,")
+    }
+
     @Test func unknownTagAndMissingLayout() throws {
         let tag = try inspect(b.path + ":v2")
         #expect(tag.status == UnpackError.Code.notFound.exitCode)
