@@ -427,7 +427,7 @@ struct Unpack: ParsableCommand {
         help: "With --store: write the bundle without mounting rootfs; BUNDLE/rootfs.mount.json says what to mount.")
     var noMount = false
 
-    @Flag(help: "Print the documented JSON object (docs/store.md) instead of text.")
+    @Flag(help: "Print the documented JSON object (docs/unpacking.md) instead of text.")
     var json = false
 
     @Argument(help: imageArgumentHelp)
@@ -501,7 +501,11 @@ struct Unpack: ParsableCommand {
             throw CLIFailure(error: error, json: false).report()
         }
         let progress: ProgressLine? = quiet || isatty(STDERR_FILENO) == 0 ? nil : ProgressLine()
-        let warn: @Sendable (String) -> Void = { message in logger.warning("\(message)") }
+        let recorder = UnpackRecorder()
+        let warn: @Sendable (String) -> Void = { message in
+            recorder.warn(message)
+            logger.warning("\(message)")
+        }
         // SIGINT, SIGTERM and the other terminating signals stop the unpack cleanly: the handlers
         // only record the signal (and make SIGPIPE and SIGXFSZ errors of the write that caused
         // them); the unpack checks between entries.
@@ -518,8 +522,11 @@ struct Unpack: ParsableCommand {
         options.overrides = ConfigOverrides(
             env: env, user: user, workingDir: workingDir, args: command.isEmpty ? nil : command,
             entrypoint: entrypoint.isEmpty ? nil : entrypoint)
-        if let progress {
-            options.progress = { progress.update($0) }
+        if progress != nil || json {
+            options.progress = { report in
+                progress?.update(report)
+                recorder.progress(report)
+            }
         }
         let templatePath = template
         let request: ResolutionRequest
@@ -541,7 +548,9 @@ struct Unpack: ParsableCommand {
         switch outcome {
         case .success(let result):
             if json {
-                print(String(decoding: UnpackJSON.render(result, store: store), as: UTF8.self))
+                try printJSON(
+                    UnpackDocument(
+                        result: result, store: store, warnings: recorder.warnings, seconds: recorder.seconds))
             } else if !quiet {
                 let entries = result.entries.reduce(0, +)
                 print(

@@ -3,35 +3,79 @@ import FoundationEssentials
 import Glibc
 import Logging
 import OCIUnpack
+import Synchronization
 
-/// `unpack --json`: what was unpacked, and for a store bundle the mount that is its rootfs.
-enum UnpackJSON {
-    struct Object: Encodable {
-        var bundle: String
-        var reference: String
-        var manifest: String
-        var platform: String
-        var layers: Int
-        var entries: [Int]
-        var store: String?
-        var mount: StoreMountSpec?
+/// The documented `unpack --json` object (docs/unpacking.md): inspect's keys for the image as it
+/// was resolved, and what the unpack did.
+struct UnpackDocument: Encodable {
+    let result: UnpackResult
+    let store: String?
+    let warnings: [String]
+    let seconds: [Int: Double]
+
+    enum CodingKeys: String, CodingKey {
+        case bundle, configFile, rootfs, entries, applied, warnings, store, mount
     }
 
-    static func render(_ result: UnpackResult, store: String?) -> [UInt8] {
-        let mount = store.flatMap { _ -> StoreMountSpec? in
-            guard let bytes = FileManager.default.contents(atPath: result.bundle + "/rootfs.mount.json") else {
-                return nil
-            }
-            return try? JSONDecoder().decode(StoreMountSpec.self, from: bytes)
+    /// One layer as it was applied.
+    struct Applied: Encodable {
+        let index: Int
+        let digest: String
+        let entries: Int
+        let seconds: Double?
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try result.image.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(result.bundle, forKey: .bundle)
+        try c.encode(result.bundle + "/config.json", forKey: .configFile)
+        try c.encode(result.rootfs, forKey: .rootfs)
+        try c.encode(result.entries, forKey: .entries)
+        let applied = result.image.layers.enumerated().map { i, layer in
+            Applied(
+                index: i, digest: layer.descriptor.digest.description,
+                entries: i < result.entries.count ? result.entries[i] : 0, seconds: seconds[i])
         }
-        let object = Object(
-            bundle: result.bundle, reference: result.image.reference.description,
-            manifest: result.image.manifestDescriptor.digest.description, platform: result.image.platform.description,
-            layers: result.image.layers.count, entries: result.entries, store: store, mount: mount)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(object)).map { [UInt8]($0) } ?? []
+        try c.encode(applied, forKey: .applied)
+        try c.encode(warnings, forKey: .warnings)
+        try c.encodeIfPresent(store, forKey: .store)
+        if store != nil,
+            let bytes = FileManager.default.contents(atPath: result.bundle + "/rootfs.mount.json"),
+            let mount = try? JSONDecoder().decode(StoreMountSpec.self, from: bytes)
+        {
+            try c.encode(mount, forKey: .mount)
+        }
     }
+}
+
+/// What `unpack --json` gathers while it runs: the warnings given, and each layer's time from its
+/// first progress report to its last.
+final class UnpackRecorder: Sendable {
+    private struct State {
+        var warnings: [String] = []
+        var started: [Int: ContinuousClock.Instant] = [:]
+        var seconds: [Int: Double] = [:]
+    }
+    private let state = Mutex(State())
+
+    func warn(_ message: String) { state.withLock { $0.warnings.append(message) } }
+
+    func progress(_ report: UnpackProgress) {
+        let now = ContinuousClock.now
+        state.withLock { s in
+            let start = s.started[report.layerIndex] ?? now
+            s.started[report.layerIndex] = start
+            if report.layerFinished {
+                let elapsed = now - start
+                s.seconds[report.layerIndex] =
+                    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            }
+        }
+    }
+
+    var warnings: [String] { state.withLock { $0.warnings } }
+    var seconds: [Int: Double] { state.withLock { $0.seconds } }
 }
 
 struct Remove: ParsableCommand {

@@ -26,6 +26,48 @@ import UnpackTestSupport
         #expect(try f.read("hello") == "world")
     }
 
+    /// `unpack --json`: inspect's keys for the image, and what the unpack did per layer; an error
+    /// is the `{"error": …}` object.
+    @Test func unpackJSONSaysWhatWasUnpacked() throws {
+        let f = try UnpackFixture()
+        var one = TarBuilder()
+        one.file("hello", "world")
+        var two = TarBuilder()
+        two.file("a", "1")
+        two.file("b", "2")
+        try f.image([(one, .zstd), (two, .gzip)])
+        let r = try Command.run(
+            Command.ociUnpack,
+            ["unpack", "--json", "--platform", "linux/amd64", "oci:\(f.builder.path):latest", f.bundle])
+        try #require(r.status == 0, "\(r.stderr)")
+        let object = try JSONValue(parsing: Array(r.stdout.utf8))
+        #expect(object["bundle"] == .string(f.bundle))
+        #expect(object["configFile"] == .string(f.bundle + "/config.json"))
+        #expect(object["rootfs"] == .string(f.bundle + "/rootfs"))
+        #expect(object["platform"] == .string("linux/amd64"))
+        #expect(object["manifest"]?["digest"]?.stringValue?.hasPrefix("sha256:") == true)
+        #expect(object["candidates"]?.arrayValue?.first?["status"] == .string("chosen"))
+        #expect(object["layers"]?.arrayValue?.map { $0["compression"] } == [.string("zstd"), .string("gzip")])
+        let applied = try #require(object["applied"]?.arrayValue)
+        #expect(applied.map { $0["entries"] } == [.int(1), .int(2)])
+        #expect(applied.map { $0["digest"] } == object["layers"]?.arrayValue?.map { $0["digest"] })
+        #expect(
+            applied.allSatisfy {
+                if case .double = $0["seconds"] { return true }
+                return $0["seconds"] == .int(0)
+            }, "\(r.stdout)")
+        // The fixture's config has no command: the warning is in the object, as on stderr.
+        let warnings = object["warnings"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(warnings.count == 1 && warnings[0].contains("neither Entrypoint nor Cmd"), "\(warnings)")
+        #expect(object["store"] == nil)
+
+        let failed = try Command.run(
+            Command.ociUnpack, ["unpack", "--json", "oci:\(f.builder.path):nope", f.tmp.path + "/other"])
+        #expect(failed.status == UnpackError.Code.notFound.exitCode)
+        let error = try JSONValue(parsing: Array(failed.stdout.utf8))
+        #expect(error["error"]?["code"] == .string("notFound"), "\(failed.stdout)")
+    }
+
     /// Relative bundle paths, down to one character, resolve against the working directory
     /// (Foundation's path splitting trapped on `o`).
     @Test(arguments: ["o", "./o", "b/", "sub/o", "sub//o//"])
