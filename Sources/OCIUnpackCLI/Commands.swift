@@ -242,6 +242,11 @@ struct OCIUnpackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci-unpack",
         abstract: "Unpack OCI images into runtime bundles, choosing platform and compression variant.",
+        discussion: """
+            Every command has a man page (man oci-unpack.unpack, installed by hack/install, written \
+            from these definitions into docs/man). Shell completions: oci-unpack \
+            --generate-completion-script bash|zsh|fish (hack/install installs all three).
+            """,
         version: Unpacker.version,
         subcommands: [Unpack.self, Inspect.self, VerifyVariants.self, TreeDigest.self, Remove.self, Store.self]
     )
