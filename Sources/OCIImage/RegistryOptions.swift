@@ -30,6 +30,12 @@ public struct RegistryOptions: Sendable {
     public var commandTimeout: Double?
     /// Seconds a credential helper may take before it (and its process group) is killed.
     public var helperTimeout: Double = 30
+    /// `--retry-times`: how many times one request is tried again after a failed connection, a 429
+    /// or a 5xx (skopeo's option; 0: tried once).
+    public var retryTimes: Int = 4
+    /// `--retry-delay`: a fixed pause, in seconds, before each retry; `nil`: 0.5 s doubling to 8 s.
+    /// A server's `Retry-After` is honoured either way (at most 30 s).
+    public var retryDelay: Double?
 
     /// When the registry is asked about a reference the cache already resolves (`--pull`).
     public enum PullPolicy: String, Sendable, CaseIterable {

@@ -49,6 +49,16 @@ struct RegistryFlags: ParsableArguments {
         help: "Everything that waits on the registry must end within this time (90s, 10m, 1h; seconds by default).")
     var commandTimeout: String?
 
+    @Option(
+        name: .customLong("retry-times"),
+        help: "Times one registry request is tried again after a failed connection, a 429 or a 5xx (0: once).")
+    var retryTimes: Int = 4
+
+    @Option(
+        name: .customLong("retry-delay"),
+        help: "A fixed pause before each retry (2s, 1m); unset or 0: 0.5 s doubling to 8 s.")
+    var retryDelay: String?
+
     /// An unpacker that reaches registries as these flags say, through what this executable has
     /// (``CommandLineSetup/registries``).
     func unpacker(logger: Logger) throws(UnpackError) -> Unpacker {
@@ -84,6 +94,18 @@ struct RegistryFlags: ParsableArguments {
             authFile: authfile, tlsVerify: tlsVerify, certDirectory: certDir, cache: cacheOptions)
         options.minimumRate = speedLimit
         options.minimumRateWindow = speedTime
+        guard retryTimes >= 0 else { throw UnpackError(.invalidArgument, "--retry-times must be 0 or more") }
+        options.retryTimes = retryTimes
+        if let retryDelay {
+            guard let seconds = Self.parseDuration(retryDelay), seconds >= 0, seconds <= 3600 else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "--retry-delay \"\(retryDelay.truncatedForMessage)\" is not a duration of at most 1h (such as 2s or 1m)"
+                )
+            }
+            // 0 is skopeo's "unset": the doubling backoff.
+            options.retryDelay = seconds > 0 ? seconds : nil
+        }
         if let commandTimeout {
             guard let seconds = Self.parseDuration(commandTimeout), seconds > 0 else {
                 throw UnpackError(

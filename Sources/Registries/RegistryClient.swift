@@ -28,8 +28,11 @@ package final class RegistryClient: @unchecked Sendable {
     private var authMethod = "anonymous"
     private var scheme = "https"
 
-    /// Attempts of one request when the server asks for a retry (429, 5xx) or the connection fails.
-    static let maxAttempts = 5
+    /// Attempts of one request when the server asks for a retry (429, 5xx) or the connection fails:
+    /// the first and `--retry-times` more.
+    let maxAttempts: Int
+    /// `--retry-delay`: the fixed pause before a retry, if one was given.
+    let retryDelay: Double?
     /// Redirects followed for one request.
     static let maxRedirects = 10
 
@@ -53,6 +56,8 @@ package final class RegistryClient: @unchecked Sendable {
         tlsVerify = options.tlsVerify
         let bounds = TransferBounds(options)
         self.bounds = bounds
+        maxAttempts = max(options.retryTimes, 0) + 1
+        retryDelay = options.retryDelay
         do throws(UnpackError) {
             credentials = try options.credentials(
                 for: host, helperTimeout: min(options.helperTimeout, bounds.remaining ?? .infinity))
@@ -108,7 +113,7 @@ package final class RegistryClient: @unchecked Sendable {
     /// when the overall deadline passed or a signal came).
     private func connectionFailed(_ error: any Error, _ state: Attempts) throws(UnpackError) {
         if let final = Self.finalFailure(error, place: place, what: state.what) { throw final }
-        guard state.attempt < Self.maxAttempts else {
+        guard state.attempt < maxAttempts else {
             throw UnpackError(.io, "\(place): \(state.what) failed: \(Self.describe(error))")
         }
         try pause(attempt: state.attempt, retryAfter: nil, what: state.what)
@@ -155,7 +160,7 @@ package final class RegistryClient: @unchecked Sendable {
                 .permissionDenied,
                 "\(place) forbids \(state.what) (403 Forbidden; authentication: \(currentAuthMethod))")
         case 429, 500..<600:
-            guard state.attempt < Self.maxAttempts else {
+            guard state.attempt < maxAttempts else {
                 throw UnpackError(
                     .io,
                     "\(place) answered \(status.code) \(status.reasonPhrase) for \(state.what) \(state.attempt) times")
@@ -406,10 +411,10 @@ package final class RegistryClient: @unchecked Sendable {
         }
     }
 
-    /// Backoff before another attempt: 0.5 s doubling to 8 s, or the server's `Retry-After`
+    /// Backoff before another attempt: `--retry-delay`, else 0.5 s doubling to 8 s; or the server's `Retry-After`
     /// seconds, at most 30; never past the overall deadline (which ends the request instead).
     private func pause(attempt: Int, retryAfter: String?, what: String) throws(UnpackError) {
-        var seconds = min(0.5 * Double(1 << min(attempt - 1, 4)), 8)
+        var seconds = retryDelay ?? min(0.5 * Double(1 << min(attempt - 1, 4)), 8)
         if let retryAfter, let asked = Double(retryAfter.trimmedOfSpaces) {
             seconds = min(max(asked, 0), 30)
         }

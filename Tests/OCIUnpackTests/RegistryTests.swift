@@ -1,6 +1,7 @@
 import Foundation
 import OCIImage
 import OCIUnpack
+import OCIUnpackCLI
 import Registries
 import Testing
 import UnpackTestSupport
@@ -289,6 +290,26 @@ import struct OCIImage.Platform
         } else {
             Issue.record("a redirect loop was followed")
         }
+        // skopeo's --retry-times and --retry-delay: one 503 fails a run allowed no retry, and is
+        // retried after the fixed delay by a run allowed one.
+        for (retries, succeeds) in [("0", false), ("1", true)] {
+            let proxy = try FaultProxy(
+                upstream: registry.host, rules: [("/manifests/", .status(503, retryAfter: nil), 1)])
+            let r = try Command.run(
+                Command.ociUnpack,
+                [
+                    "tree-digest", "--platform", "linux/amd64", "--retry-times", retries, "--retry-delay", "0.2s",
+                    "docker://\(proxy.host)/example/app:v1",
+                ])
+            if succeeds {
+                #expect(r.status == 0 && r.stdout.hasPrefix(expected.description), "\(r.stderr)")
+            } else {
+                ExitCodeTests.expectOneErrorLine(r, .io, "503")
+            }
+        }
+        let badDelay = try Command.run(
+            Command.ociUnpack, ["tree-digest", "--retry-delay", "soon", "docker://\(registry.host)/x:v1"])
+        ExitCodeTests.expectOneErrorLine(badDelay, .invalidArgument, "--retry-delay \"soon\" is not a duration")
         let down = try pull([("/blobs/", .status(503, retryAfter: 0), 0)])
         if case .failure(let error) = down {
             #expect(error.code == .io)

@@ -188,7 +188,7 @@ _oci-unpack_unpack() {
     repeating_flags=()
     non_repeating_flags=(--force --quiet -q --rootless --no-mount --json --version -h --help)
     repeating_options=(--env --entrypoint --limit --uid-map --gid-map)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --template --user --workdir --gzip-decoder --userns --map-unmapped --store)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store)
     __oci-unpack_offer_flags_options -1
 
     # Offer option value completions
@@ -241,6 +241,12 @@ _oci-unpack_unpack() {
     '--command-timeout')
         return
         ;;
+    '--retry-times')
+        return
+        ;;
+    '--retry-delay')
+        return
+        ;;
     '--template')
         return
         ;;
@@ -284,7 +290,7 @@ _oci-unpack_inspect() {
     repeating_flags=()
     non_repeating_flags=(--json --version -h --help)
     repeating_options=()
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -337,6 +343,12 @@ _oci-unpack_inspect() {
     '--command-timeout')
         return
         ;;
+    '--retry-times')
+        return
+        ;;
+    '--retry-delay')
+        return
+        ;;
     esac
 }
 
@@ -344,7 +356,7 @@ _oci-unpack_verify-variants() {
     repeating_flags=()
     non_repeating_flags=(--all-platforms --json --ignore-mtime --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --log-level)
+    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --log-level)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -391,6 +403,12 @@ _oci-unpack_verify-variants() {
     '--command-timeout')
         return
         ;;
+    '--retry-times')
+        return
+        ;;
+    '--retry-delay')
+        return
+        ;;
     '--log-level')
         return
         ;;
@@ -401,7 +419,7 @@ _oci-unpack_tree-digest() {
     repeating_flags=()
     non_repeating_flags=(--ignore-mtime --listing --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --rootfs)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --rootfs)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -458,6 +476,12 @@ _oci-unpack_tree-digest() {
         return
         ;;
     '--command-timeout')
+        return
+        ;;
+    '--retry-times')
+        return
+        ;;
+    '--retry-delay')
         return
         ;;
     '--rootfs')
