@@ -7,22 +7,14 @@ import UnpackSystem
 // the registry client, which alone asks for them: the image model only holds the options.
 extension RegistryOptions {
     /// The credentials for `host`: `--creds`, else the first auth file that has an entry for it
-    /// (`--authfile`, else `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
-    /// `~/.docker/config.json`), each read as ``entry(in:for:file:)`` says.
+    /// (`--authfile`, else those ``authFiles(environment:)`` lists), each read as
+    /// ``entry(in:for:file:)`` says.
     /// A credential helper that takes longer than `helperTimeout` seconds is killed.
     package func credentials(for host: String, helperTimeout: Double) throws(UnpackError) -> (
         user: String, password: String
     )? {
         if let credentials { return credentials }
-        var files: [String] = []
-        if let authFile {
-            files = [authFile]
-        } else {
-            let environment = ProcessInfo.processInfo.environment
-            if let file = environment["REGISTRY_AUTH_FILE"] { files.append(file) }
-            if let runtime = environment["XDG_RUNTIME_DIR"] { files.append(runtime + "/containers/auth.json") }
-            if let home = environment["HOME"] { files.append(home + "/.docker/config.json") }
-        }
+        let files = authFile.map { [$0] } ?? Self.authFiles(environment: ProcessInfo.processInfo.environment)
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {
                 if file == authFile {
@@ -42,6 +34,26 @@ extension RegistryOptions {
             return found
         }
         return nil
+    }
+
+    /// The auth files read without `--authfile`, first to last, as containers-auth.json(5) orders
+    /// them: `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+    /// `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/containers/auth.json` without it), then
+    /// docker's `~/.docker/config.json`.
+    package static func authFiles(environment: [String: String]) -> [String] {
+        var files: [String] = []
+        if let file = environment["REGISTRY_AUTH_FILE"], !file.isEmpty { files.append(file) }
+        if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty {
+            files.append(runtime + "/containers/auth.json")
+        }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        if let config = environment["XDG_CONFIG_HOME"], !config.isEmpty {
+            files.append(config + "/containers/auth.json")
+        } else if let home {
+            files.append(home + "/.config/containers/auth.json")
+        }
+        if let home { files.append(home + "/.docker/config.json") }
+        return files
     }
 
     /// The credentials an auth file gives for `host`: its `credHelpers` entry for the registry

@@ -56,6 +56,23 @@ import UnpackTestSupport
         return false
     }
 
+    /// Without --authfile the files are read in containers-auth.json(5)'s order, podman's
+    /// `~/.config/containers/auth.json` included; the first with an entry for the host wins.
+    @Test func authFilesAreReadInPodmansOrder() throws {
+        let full = [
+            "REGISTRY_AUTH_FILE": "/a.json", "XDG_RUNTIME_DIR": "/run/u", "XDG_CONFIG_HOME": "/c", "HOME": "/h",
+        ]
+        #expect(
+            RegistryOptions.authFiles(environment: full) == [
+                "/a.json", "/run/u/containers/auth.json", "/c/containers/auth.json", "/h/.docker/config.json",
+            ])
+        #expect(
+            RegistryOptions.authFiles(environment: ["HOME": "/h"]) == [
+                "/h/.config/containers/auth.json", "/h/.docker/config.json",
+            ])
+        #expect(RegistryOptions.authFiles(environment: ["REGISTRY_AUTH_FILE": ""]).isEmpty)
+    }
+
     /// Issue: a helper that sleeps hung `inspect`/`unpack` for ever.
     @Test(.timeLimit(.minutes(1))) func aHelperThatDoesNotAnswerIsKilled() throws {
         let helpers = try Helpers(
