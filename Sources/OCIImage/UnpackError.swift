@@ -48,6 +48,8 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         public static let limitExceeded = Code(name: "limitExceeded")
         /// `verify-variants`: the variants of one image do not yield the same filesystem.
         public static let variantsDiffer = Code(name: "variantsDiffer")
+        /// The image was refused by the site's policy: a `--verifier-dir` program did not accept it.
+        public static let policyRejected = Code(name: "policyRejected")
         /// A system call failed for another reason (disk full, I/O error).
         public static let io = Code(name: "io")
         /// The run was stopped by a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, …).
@@ -57,7 +59,7 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         public static let all: [Code] = [
             .internal, .invalidArgument, .notFound, .platformNotFound, .unsupportedMediaType,
             .digestMismatch, .sizeMismatch, .invalidImage, .corruptLayer, .unsafePath, .bundleExists,
-            .limitExceeded, .variantsDiffer, .io, .permissionDenied, .interrupted,
+            .limitExceeded, .variantsDiffer, .policyRejected, .io, .permissionDenied, .interrupted,
         ]
     }
 

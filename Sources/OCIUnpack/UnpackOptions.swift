@@ -86,6 +86,11 @@ public struct UnpackOptions: Sendable {
     public var template: JSONValue?
     /// Changes to the converted configuration (what the command line's `--env`, `--user`, … give).
     public var overrides: ConfigOverrides
+    /// `--verifier-dir DIR`: every executable file there is run, as containerd 2.0's image
+    /// verifiers are, for the resolved image before any layer is fetched; all must exit 0.
+    public var verifierDirectory: String?
+    /// Seconds each verifier program may take before it (and its process group) is killed.
+    public var verifierTimeout: Double = 10
     /// How entries are applied (owners, warnings, limits; test hooks).
     package var apply: ApplyOptions
     /// Decompress and hash on helper threads, ahead of tar parsing and application.

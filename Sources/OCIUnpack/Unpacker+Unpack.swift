@@ -100,6 +100,9 @@ extension Unpacker {
                 context: .init(
                     digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
         }
+        if let directory = options.verifierDirectory {
+            try ImageVerifiers.check(image, directory: directory, timeout: options.verifierTimeout)
+        }
         try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
         if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
             options.apply.warn(

@@ -454,6 +454,16 @@ struct Unpack: ParsableCommand {
         help: "With --store: write the bundle without mounting rootfs; BUNDLE/rootfs.mount.json says what to mount.")
     var noMount = false
 
+    @Option(
+        name: .customLong("verifier-dir"),
+        help:
+            "Run every executable in DIR for the image before any layer is fetched (containerd's image verifiers); all must exit 0."
+    )
+    var verifierDir: String?
+
+    @Option(name: .customLong("verifier-timeout"), help: "Seconds each --verifier-dir program may take.")
+    var verifierTimeout: Double = 10
+
     @Flag(help: "Print the documented JSON object (docs/unpacking.md) instead of text.")
     var json = false
 
@@ -541,6 +551,14 @@ struct Unpack: ParsableCommand {
             force: force, ownership: (try? ownership()) ?? .automatic, warn: warn,
             cancellation: .watchingSignals())
         options.gzipDecoder = decoding.decoder
+        options.verifierDirectory = verifierDir
+        guard verifierTimeout > 0, verifierTimeout.isFinite else {
+            throw CLIFailure(
+                error: UnpackError(.invalidArgument, "--verifier-timeout must be a positive number of seconds"),
+                json: json
+            ).report()
+        }
+        options.verifierTimeout = verifierTimeout
         do throws(UnpackError) {
             options.limits = try decoding.limits(from: options.limits)
         } catch {

@@ -5,7 +5,7 @@ import OCIUnpack
 ///
 /// Exit statuses never give a sysexits.h number another meaning (supervisors act on them: 75,
 /// EX_TEMPFAIL, invites a retry): the four codes that match a sysexits.h meaning use its number
-/// (64 EX_USAGE, 66 EX_NOINPUT, 74 EX_IOERR, 77 EX_NOPERM), the others are 80-89, 1 is a bug and
+/// (64 EX_USAGE, 66 EX_NOINPUT, 74 EX_IOERR, 77 EX_NOPERM), the others are 80-90, 1 is a bug and
 /// 130 a signal. docs/exit-codes.md documents this table.
 extension UnpackError.Code {
     /// The exit status for this code; 1 (a bug) for a code the table does not know.
@@ -15,7 +15,7 @@ extension UnpackError.Code {
         .internal: 1, .invalidArgument: 64, .notFound: 66, .platformNotFound: 80,
         .unsupportedMediaType: 81, .digestMismatch: 82, .sizeMismatch: 83, .invalidImage: 84,
         .corruptLayer: 85, .unsafePath: 86, .bundleExists: 87, .permissionDenied: 77,
-        .limitExceeded: 88, .variantsDiffer: 89, .io: 74, .interrupted: 130,
+        .limitExceeded: 88, .variantsDiffer: 89, .policyRejected: 90, .io: 74, .interrupted: 130,
     ]
 }
 

@@ -188,7 +188,7 @@ _oci-unpack_unpack() {
     repeating_flags=()
     non_repeating_flags=(--force --quiet -q --rootless --no-mount --json --version -h --help)
     repeating_options=(--env --entrypoint --limit --uid-map --gid-map)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
     __oci-unpack_offer_flags_options -1
 
     # Offer option value completions
@@ -281,6 +281,12 @@ _oci-unpack_unpack() {
         return
         ;;
     '--store')
+        return
+        ;;
+    '--verifier-dir')
+        return
+        ;;
+    '--verifier-timeout')
         return
         ;;
     esac

@@ -23,7 +23,7 @@ function __oci-unpack_parse_tokens -S
         __oci-unpack_parse_subcommand 0 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'unpack'
-            __oci-unpack_parse_subcommand -r 3 'platform=' 'os=' 'arch=' 'variant=' 'prefer-compression=' 'log-level=' 'creds=' 'authfile=' 'tls-verify=' 'cert-dir=' 'cache=' 'cache-max-size=' 'pull=' 'speed-limit=' 'speed-time=' 'command-timeout=' 'retry-times=' 'retry-delay=' 'force' 'q/quiet' 'template=' 'env=+' 'user=' 'workdir=' 'entrypoint=+' 'gzip-decoder=' 'limit=+' 'rootless' 'uid-map=+' 'gid-map=+' 'userns=' 'map-unmapped=' 'store=' 'no-mount' 'json' 'version' 'h/help'
+            __oci-unpack_parse_subcommand -r 3 'platform=' 'os=' 'arch=' 'variant=' 'prefer-compression=' 'log-level=' 'creds=' 'authfile=' 'tls-verify=' 'cert-dir=' 'cache=' 'cache-max-size=' 'pull=' 'speed-limit=' 'speed-time=' 'command-timeout=' 'retry-times=' 'retry-delay=' 'force' 'q/quiet' 'template=' 'env=+' 'user=' 'workdir=' 'entrypoint=+' 'gzip-decoder=' 'limit=+' 'rootless' 'uid-map=+' 'gid-map=+' 'userns=' 'map-unmapped=' 'store=' 'no-mount' 'verifier-dir=' 'verifier-timeout=' 'json' 'version' 'h/help'
         case 'inspect'
             __oci-unpack_parse_subcommand 1 'platform=' 'os=' 'arch=' 'variant=' 'prefer-compression=' 'log-level=' 'creds=' 'authfile=' 'tls-verify=' 'cert-dir=' 'cache=' 'cache-max-size=' 'pull=' 'speed-limit=' 'speed-time=' 'command-timeout=' 'retry-times=' 'retry-delay=' 'json' 'version' 'h/help'
         case 'verify-variants'
@@ -138,6 +138,8 @@ complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_
 complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" map-unmapped' -l 'map-unmapped' -d 'What an id-mapped unpack does with ids no map holds: refuse (default) or overflow (nobody).' -rfka ''
 complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" store' -l 'store' -d 'A layer store (created on first use): each layer is unpacked into it once, and BUNDLE/rootfs             is an overlay of the image\'s layers with the bundle\'s own upper directory (needs root, or a             user namespace with --no-mount).' -rfka ''
 complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" no-mount' -l 'no-mount' -d 'With --store: write the bundle without mounting rootfs; BUNDLE/rootfs.mount.json says what to mount.'
+complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" verifier-dir' -l 'verifier-dir' -d 'Run every executable in DIR for the image before any layer is fetched (containerd\'s image verifiers); all must exit 0.' -rfka ''
+complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" verifier-timeout' -l 'verifier-timeout' -d 'Seconds each --verifier-dir program may take.' -rfka ''
 complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" json' -l 'json' -d 'Print the documented JSON object (docs/unpacking.md) instead of text.'
 complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" version' -l 'version' -d 'Show the version.'
 complete -c 'oci-unpack' -n '__oci-unpack_should_offer_completions_for_flags_or_options "oci-unpack unpack" h help' -s 'h' -l 'help' -d 'Show help information.'

@@ -109,6 +109,8 @@ _oci-unpack_unpack() {
         '--map-unmapped[What an id-mapped unpack does with ids no map holds\: refuse (default) or overflow (nobody).]:map-unmapped:'
         '--store[A layer store (created on first use)\: each layer is unpacked into it once, and BUNDLE/rootfs             is an overlay of the image'\''s layers with the bundle'\''s own upper directory (needs root, or a             user namespace with --no-mount).]:store:'
         '--no-mount[With --store\: write the bundle without mounting rootfs; BUNDLE/rootfs.mount.json says what to mount.]'
+        '--verifier-dir[Run every executable in DIR for the image before any layer is fetched (containerd'\''s image verifiers); all must exit 0.]:verifier-dir:'
+        '--verifier-timeout[Seconds each --verifier-dir program may take.]:verifier-timeout:'
         '--json[Print the documented JSON object (docs/unpacking.md) instead of text.]'
         ':image:'
         ':bundle:'
