@@ -185,9 +185,7 @@ extension Applier {
                 try createReplacing(parent, name, call: "mkdirat", entry: entry) { mkdirat(parent.rawValue, $0, 0o700) }
             }
         }
-        let fd = name.withCString { openat(parent.rawValue, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-        guard fd >= 0 else { throw SystemError(call: "openat", errno: errno, path: entry.displayPath) }
-        return OwnedFD(fd)
+        return try parent.openChild(bytes: name, flags: O_RDONLY | O_DIRECTORY, display: entry.displayPath)
     }
 
     func writeFile(

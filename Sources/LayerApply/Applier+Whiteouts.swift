@@ -22,11 +22,11 @@ extension Applier: LayerTree {
     }
 
     package func openDirectory(_ name: [UInt8], in parent: DiskDirectory) throws(SystemError) -> DiskDirectory? {
-        let fd = name.withCString {
-            openat(parent.fd.rawValue, $0, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        }
-        guard fd >= 0 else { return nil }
-        return DiskDirectory(fd: OwnedFD(fd), path: parent.path.appending(name))
+        guard
+            let fd = try? parent.fd.openChild(
+                bytes: name, flags: O_PATH_VALUE | O_DIRECTORY, display: parent.path.appending(name).description)
+        else { return nil }
+        return DiskDirectory(fd: fd, path: parent.path.appending(name))
     }
 
     package func children(of directory: DiskDirectory) throws(SystemError) -> [[UInt8]] {

@@ -293,16 +293,17 @@ package final class RootDirectory {
             }
             let current = stack[stack.count - 1]
             let display = String(decoding: component, as: UTF8.self)
-            var next = component.withCString { openat(current.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
-            if next < 0 && errno == ENOENT && create {
+            let opened: OwnedFD
+            do throws(SystemError) {
+                opened = try current.openChild(bytes: component, flags: O_PATH_VALUE, display: display)
+            } catch {
+                guard error.errno == ENOENT && create else { throw error }
                 if let before = try? current.status() {
                     extended.append((names.isEmpty ? .root : EntryPath(components: names.map { Array($0) }), before))
                 }
                 try makeDirectory(current, component)
-                next = component.withCString { openat(current.rawValue, $0, O_PATH_VALUE | O_NOFOLLOW | O_CLOEXEC) }
+                opened = try current.openChild(bytes: component, flags: O_PATH_VALUE, display: display)
             }
-            guard next >= 0 else { throw SystemError(call: "openat", errno: errno, path: display) }
-            let opened = OwnedFD(next)
             let st = try opened.status()
             if (st.st_mode & S_IFMT) == S_IFLNK {
                 followed += 1

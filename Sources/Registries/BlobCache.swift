@@ -109,10 +109,7 @@ package final class BlobCache: Sendable {
             if mkdirat(parent.rawValue, name, 0o755) != 0 && errno != EEXIST {
                 throw SystemError(call: "mkdirat", errno: errno, path: "\(display)/\(name)")
             }
-            fd = try OwnedFD(
-                retryingSyscall("openat", path: "\(display)/\(name)") {
-                    openat(parent.rawValue, name, O_PATH_VALUE | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                })
+            fd = try parent.openChild(name, flags: O_PATH_VALUE | O_DIRECTORY, display: "\(display)/\(name)")
         } catch {
             throw error.unpackError("the cache \(display) cannot be opened", context: .init(path: display))
         }
@@ -318,10 +315,9 @@ package final class BlobCache: Sendable {
     /// Runs `body` holding the cache's lock (flock on `blobs/`, which every process opens the same
     /// way); without the lock (an error) it runs anyway: the lock only orders index rewrites.
     private func withLock<R>(_ body: () -> R) -> R {
-        let fd = openat(root.rawValue, "blobs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        defer { if fd >= 0 { close(fd) } }
-        if fd >= 0 { _ = lockExclusive(fd, wait: true) }
-        return body()
+        let blobs = try? root.openChild("blobs", flags: O_RDONLY | O_DIRECTORY)
+        if let blobs { _ = lockExclusive(blobs.rawValue, wait: true) }
+        return withExtendedLifetime(blobs) { body() }
     }
 
     // MARK: - Tags

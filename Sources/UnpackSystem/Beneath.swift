@@ -11,13 +11,18 @@ extension OwnedFD {
         return OwnedFD(try retryingSyscall("openat", path: display ?? name) { openat(rawValue, name, all) })
     }
 
-    /// `openChild` for a name given as bytes (a tree's names need not be UTF-8).
-    package func openChild(bytes name: some Collection<UInt8>, flags: Int32, display: String) throws(SystemError)
-        -> OwnedFD
-    {
+    /// `openChild` for a name given as bytes (a tree's names need not be UTF-8); `display` is
+    /// only made for an error (the applier opens a directory per entry).
+    package func openChild(
+        bytes name: some Collection<UInt8>, flags: Int32, display: @autoclosure () -> String
+    ) throws(SystemError) -> OwnedFD {
         let all = flags | O_NOFOLLOW | O_CLOEXEC
-        return OwnedFD(
-            try retryingSyscall("openat", path: display) { name.withCString { openat(rawValue, $0, all) } })
+        while true {
+            let fd = name.withCString { openat(rawValue, $0, all) }
+            if fd >= 0 { return OwnedFD(fd) }
+            let e = errno
+            if e != EINTR { throw SystemError(call: "openat", errno: e, path: display()) }
+        }
     }
 
     /// The status of `name` in this directory, not following a symlink (fstatat with
