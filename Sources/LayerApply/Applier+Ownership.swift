@@ -184,19 +184,16 @@ extension Applier {
     /// more (or not a directory) is skipped.
     private func setFinalMode(_ path: EntryPath, _ mode: mode_t) throws(SystemError) {
         guard let parent = try root.openCanonicalDirectory(path.isRoot ? path : path.parent) else { return }
-        let fd: Int32
-        if path.isRoot {
-            fd = openat(parent.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        } else {
-            fd = path.name.withCString {
-                openat(parent.rawValue, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            }
+        let directory: OwnedFD
+        do throws(SystemError) {
+            // The root is the directory itself ("." is never a symlink).
+            directory = try parent.openChild(
+                bytes: path.isRoot ? Array(".".utf8)[...] : path.name, flags: O_RDONLY | O_DIRECTORY,
+                display: path.description)
+        } catch {
+            if error.errno == ENOENT || error.errno == ENOTDIR || error.errno == ELOOP { return }
+            throw error
         }
-        if fd < 0 {
-            if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return }
-            throw SystemError(call: "openat", errno: errno, path: path.description)
-        }
-        let directory = OwnedFD(fd)
         if fchmod(directory.rawValue, mode) != 0 {
             throw SystemError(call: "fchmod", errno: errno, path: path.description)
         }
