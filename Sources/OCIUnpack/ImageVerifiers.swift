@@ -75,23 +75,11 @@ enum ImageVerifiers {
         }
     }
 
-    /// `{mediaType, digest, size, annotations?, platform?}`: the descriptor as OCI writes it.
+    /// The descriptor as OCI writes it (and `inspect --json` shows it): Descriptor's own encoding.
     static func encoded(_ descriptor: Descriptor) throws(UnpackError) -> [UInt8] {
-        var object: [String: JSONValue] = [
-            "mediaType": .string(descriptor.mediaType.rawValue), "digest": .string(descriptor.digest.description),
-            "size": .int(descriptor.size),
-        ]
-        if let annotations = descriptor.annotations {
-            object["annotations"] = .object(annotations.mapValues(JSONValue.string))
-        }
-        if let platform = descriptor.platform {
-            var p: [String: JSONValue] = ["os": .string(platform.os), "architecture": .string(platform.architecture)]
-            if let variant = platform.variant { p["variant"] = .string(variant) }
-            object["platform"] = .object(p)
-        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(JSONValue.object(object)) else {
+        guard let data = try? encoder.encode(descriptor) else {
             throw UnpackError(.internal, "the descriptor of \(descriptor.digest) cannot be encoded")
         }
         return Array(data)

@@ -28,12 +28,13 @@ enum ReferenceHints {
         let path = reference.layoutPath
         switch fileStatus(path) {
         case .failure(let error) where error.errno == ENOENT || error.errno == ENOTDIR:
-            let text = path + reference.selectorText
+            // What the user typed: the reference without the `oci:` its description starts with.
+            let text = String(reference.description.dropFirst(reference.description.hasPrefix("oci:") ? 4 : 0))
             guard let registry = try? ImageReference(parsing: "docker://" + text, isDirectory: { _ in false }),
                 plausibleRegistryText(text)
             else { return nil }
             return
-                "no such path exists, and \"\(DisplayText.escaping(text))\" reads as a registry reference: to pull it, use docker://\(DisplayText.escaping(text)) (\(registry.registryHost)/\(registry.repository)\(registry.selectorText))"
+                "no such path exists, and \"\(DisplayText.escaping(text))\" reads as a registry reference: to pull it, use docker://\(DisplayText.escaping(text)) (\(registry.description.dropFirst("docker://".count)))"
         case .success(let st) where st.isRegularFile:
             // A tar given as a layout: an OCI archive holds oci-layout, a docker save manifest.json.
             guard let archive = try? ArchiveFile(path: path) else { return nil }
@@ -56,16 +57,5 @@ enum ReferenceHints {
             return false
         }
         return true
-    }
-}
-
-extension ImageReference {
-    /// `:TAG` or `@DIGEST` as written after a repository.
-    fileprivate var selectorText: String {
-        switch selector {
-        case .only: return ""
-        case .tag(let tag): return ":\(tag)"
-        case .digest(let digest): return "@\(digest)"
-        }
     }
 }

@@ -414,16 +414,20 @@ package final class RegistryClient: @unchecked Sendable {
     /// Backoff before another attempt: `--retry-delay`, else 0.5 s doubling to 8 s; or the server's `Retry-After`
     /// seconds, at most 30; never past the overall deadline (which ends the request instead).
     private func pause(attempt: Int, retryAfter: String?, what: String) throws(UnpackError) {
-        var seconds = retryDelay ?? min(0.5 * Double(1 << min(attempt - 1, 4)), 8)
-        if let retryAfter, let asked = Double(retryAfter.trimmedOfSpaces) {
-            seconds = min(max(asked, 0), 30)
-        }
+        let seconds = Self.backoff(attempt: attempt, retryAfter: retryAfter, fixed: retryDelay)
         if let remaining = bounds.remaining, remaining <= seconds {
             usleep(useconds_t(remaining * 1_000_000))
             throw UnpackError(
                 .io, "\(place): \(what): \(TransferTimeout.commandTimeout(seconds: bounds.commandTimeout ?? 0))")
         }
         usleep(useconds_t(seconds * 1_000_000))
+    }
+
+    /// The seconds before attempt `attempt + 1`: the server's `Retry-After` (at most 30), else
+    /// `--retry-delay`, else 0.5 s doubling to 8 s.
+    package static func backoff(attempt: Int, retryAfter: String?, fixed: Double?) -> Double {
+        if let retryAfter, let asked = Double(retryAfter.trimmedOfSpaces) { return min(max(asked, 0), 30) }
+        return fixed ?? min(0.5 * Double(1 << min(attempt - 1, 4)), 8)
     }
 
     static func describe(_ error: any Error) -> String {
@@ -438,17 +442,8 @@ package final class RegistryClient: @unchecked Sendable {
     /// Whether every address of the loopback `host` (`NAME[:PORT]`, `[V6]:PORT`; 80 and 443
     /// without a port) refuses a TCP connection on every port the probe would try.
     static func loopbackRefusesConnections(_ host: String) -> Bool {
-        var name = host
-        var ports = ["80", "443"]
-        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
-            name = String(host[host.index(after: host.startIndex)..<close])
-            let rest = host[host.index(after: close)...]
-            if rest.hasPrefix(":") { ports = [String(rest.dropFirst())] }
-        } else if host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") {
-            name = String(host[..<colon])
-            ports = [String(host[host.index(after: colon)...])]
-        }
-        for port in ports {
+        guard let (name, port) = split(host) else { return false }
+        for port in port.map({ [$0] }) ?? ["80", "443"] {
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             var list: UnsafeMutablePointer<addrinfo>?
@@ -476,21 +471,28 @@ package final class RegistryClient: @unchecked Sendable {
         return true
     }
 
+    /// `NAME[:PORT]`, `[V6][:PORT]` or a bare IPv6 literal (two or more colons, no port) split
+    /// into the name and the port; nil for an unclosed bracket.
+    static func split(_ host: String) -> (name: String, port: String?)? {
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let rest = host[host.index(after: close)...]
+            return (
+                String(host[host.index(after: host.startIndex)..<close]),
+                rest.hasPrefix(":") ? String(rest.dropFirst()) : nil
+            )
+        }
+        guard host.filter({ $0 == ":" }).count == 1, let colon = host.firstIndex(of: ":") else { return (host, nil) }
+        return (String(host[..<colon]), String(host[host.index(after: colon)...]))
+    }
+
     /// Whether `host` (`NAME[:PORT]`, `[V6]:PORT`) names the loopback interface by its spelling
     /// alone: `localhost`, an IPv4 literal in 127.0.0.0/8, or the IPv6 literal `::1` in any of its
     /// forms. A DNS name is never loopback, whatever it starts with (`127.evil.test` resolves
     /// wherever its owner says), and no name is resolved to decide: what a resolver answers now
     /// need not be what the connection gets.
     package static func isLoopback(_ host: String) -> Bool {
-        let name: String
-        if host.hasPrefix("[") {
-            guard let close = host.firstIndex(of: "]") else { return false }
-            name = String(host[host.index(after: host.startIndex)..<close])
-        } else {
-            let colons = host.filter { $0 == ":" }.count
-            // A bare IPv6 literal (no brackets, no port) has two or more colons.
-            name = colons >= 2 ? host : String(host.prefix { $0 != ":" })
-        }
+        guard let name = split(host)?.name else { return false }
         if name.lowercased() == "localhost" { return true }
         var v4 = in_addr()
         if inet_pton(AF_INET, name, &v4) == 1 {

@@ -85,6 +85,16 @@ import UnpackTestSupport
         }
     }
 
+    /// The pause before a retry: the server's Retry-After first, then --retry-delay, then doubling.
+    @Test func theRetryPauseFollowsTheServerThenTheFixedDelayThenDoubling() {
+        #expect(RegistryClient.backoff(attempt: 1, retryAfter: nil, fixed: nil) == 0.5)
+        #expect(RegistryClient.backoff(attempt: 3, retryAfter: nil, fixed: nil) == 2)
+        #expect(RegistryClient.backoff(attempt: 9, retryAfter: nil, fixed: nil) == 8)
+        #expect(RegistryClient.backoff(attempt: 3, retryAfter: nil, fixed: 0.2) == 0.2)
+        #expect(RegistryClient.backoff(attempt: 3, retryAfter: "7", fixed: 0.2) == 7)
+        #expect(RegistryClient.backoff(attempt: 3, retryAfter: "600", fixed: nil) == 30)
+    }
+
     /// The same, end to end: a `127.`-named registry is asked in https only.
     @Test(.timeLimit(.minutes(1))) func aNameThatLooksLikeLoopbackGetsNoPlainHTTP() throws {
         let result = try Command.run(Command.ociUnpack, ["inspect", "docker://127.oci-unpack.invalid:5999/x/y:v1"])
