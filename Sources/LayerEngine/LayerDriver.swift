@@ -132,8 +132,15 @@ package struct LayerDriver {
                 entries.append(count)
                 uncompressed += bytes
             } catch {
-                throw error.adding(
+                var located = error.adding(
                     layerIndex: layer.index, digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType)
+                // An alternative that fails (a diff_id that is not the config's) is refused with
+                // both descriptors named; it is never replaced by the original mid-unpack.
+                if let original = layer.alternativeOf, error.code != .interrupted {
+                    located.message +=
+                        " (layer \(layer.index) was read from \(layer.descriptor.digest), the alternative that an annotation of its descriptor \(original.digest) names)"
+                }
+                throw located
             }
         }
         try consumer.finish()

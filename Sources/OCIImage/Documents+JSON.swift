@@ -219,6 +219,20 @@ extension Descriptor {
     }
 }
 
+extension Descriptor {
+    /// A descriptor from JSON text (an annotation's value), read by the strict reader. A problem
+    /// says what is wrong: not JSON, not an object, a field missing or of the wrong type.
+    package init(jsonText text: String) throws(DocumentFields.Problem) {
+        let value: JSONValue
+        do throws(JSONValue.SyntaxError) {
+            value = try JSONValue(parsing: Array(text.utf8), maxDepth: 16)
+        } catch {
+            throw DocumentFields.Problem(description: "not valid JSON: \(error)")
+        }
+        try self.init(fields: DocumentFields(value, at: ""))
+    }
+}
+
 extension Platform {
     init(fields f: DocumentFields) throws(DocumentFields.Problem) {
         self.init(

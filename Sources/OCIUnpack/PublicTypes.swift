@@ -46,6 +46,8 @@ public typealias DisplayText = OCIImage.DisplayText
 public typealias ResolutionRequest = Resolution.ResolutionRequest
 /// An image resolved to one manifest, with the walk, the candidates and why each was chosen or not.
 public typealias ResolvedImage = Resolution.ResolvedImage
+/// Alternative descriptors named in annotations (`--alternatives`; docs/images.md).
+public typealias Alternatives = Resolution.Alternatives
 /// Changes to the converted configuration (what `--env`, `--user`, `--workdir`, `--entrypoint` and
 /// a command after `--` give).
 public typealias ConfigOverrides = RuntimeBundle.ConfigOverrides

@@ -104,6 +104,8 @@ extension Unpacker {
             try ImageVerifiers.check(image, directory: directory, timeout: options.verifierTimeout)
         }
         try RuntimeConfig.precheck(image: image.config, overrides: options.overrides)
+        // What resolution noticed (an alternative whose blob a copying tool did not carry).
+        for warning in image.warnings { options.apply.warn(warning) }
         if RuntimeConfig.arguments(image: image.config, overrides: options.overrides).isEmpty {
             options.apply.warn(
                 "the image has neither Entrypoint nor Cmd: config.json's process.args is empty; give a command after \"--\" to make it runnable"

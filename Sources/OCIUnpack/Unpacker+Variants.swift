@@ -46,6 +46,7 @@ extension Unpacker {
         let logger = self.logger
         return VariantVerifier.Settings(
             limits: options.limits, ignoreMtime: options.ignoreMtime, gzip: options.gzipDecoder.implementation,
-            maxDifferences: options.maxDifferences, warn: options.warn, debug: { logger.debug("\($0)") })
+            maxDifferences: options.maxDifferences, warn: options.warn, debug: { logger.debug("\($0)") },
+            alternativeAnnotation: options.alternativeAnnotation)
     }
 }

@@ -17,6 +17,9 @@ public struct VerifyOptions: Sendable {
     public var maxDifferences: Int
     /// Receives warnings (sockets skipped, libarchive warnings).
     public var warn: @Sendable (String) -> Void
+    /// The annotation key whose value names an alternative descriptor, or nil to ignore
+    /// alternatives; with one, each alternative is verified against its original.
+    public var alternativeAnnotation: String? = nil
 
     /// Options with the default limits, mtimes compared, isa-l for gzip, ten differences named.
     public init(

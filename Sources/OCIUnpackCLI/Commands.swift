@@ -167,11 +167,15 @@ struct ResolutionOptions: ParsableArguments {
             """)
     var preferCompression: String = "zstd,gzip,none"
 
+    @OptionGroup var alternatives: AlternativeFlags
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
     func request() throws(UnpackError) -> ResolutionRequest {
-        return try ResolutionRequest(platform: try chosenPlatform(), preferCompression: preferCompression)
+        return try ResolutionRequest(
+            platform: try chosenPlatform(), preferCompression: preferCompression,
+            alternativeAnnotation: alternatives.annotation)
     }
 
     /// --platform (or this machine's), with the fields --os, --arch and --variant replace.
@@ -356,8 +360,10 @@ struct Inspect: ParsableCommand {
     func run() throws {
         LoggingSystem.bootstrap(EscapingLogHandler.standardError)
         do {
-            let unpacker = try registryFlags.unpacker(logger: resolution.makeLogger())
+            let logger = resolution.makeLogger()
+            let unpacker = try registryFlags.unpacker(logger: logger)
             let resolved = try unpacker.resolve(image, request: resolution.request())
+            for warning in resolved.warnings { logger.warning("\(warning)") }
             if json {
                 try printJSON(resolved)
             } else {

@@ -24,6 +24,7 @@ enum InspectText {
             if let source = c.platformSource, source == .config { facts[0] += " (from config)" }
             if let compression = c.compression { facts.append(compression) }
             if c.annotations[AnnotationKey.zstdCompression] == "true" { facts.append("annotated zstd") }
+            if let original = c.alternativeOf { facts.append("alternative of \(original)") }
             line("  \(c.status.rawValue.padding(11))  \(c.digest)  \(facts.joined(separator: ", "))")
             if let reason = c.reason { line("               \(reason)") }
         }
@@ -47,6 +48,19 @@ enum InspectText {
             let format = layer.descriptor.layerFormat.map { " (\($0.rawValue))" } ?? ""
             line("      compression \(layer.compression)\(format), \(layer.descriptor.size) bytes")
             line("      diff_id     \(layer.diffID)")
+            if let original = layer.alternativeOf {
+                line("      alternative of \(original.digest) (\(original.mediaType))")
+            }
+        }
+        if let key = image.request.alternativeAnnotation {
+            line("alternatives (annotation \(key)):\(image.alternatives.isEmpty ? " none named" : "")")
+            for alternative in image.alternatives {
+                let what = alternative.layer.map { "layer \($0)" } ?? "manifest"
+                line(
+                    "  \(alternative.status.rawValue.padding(11))  \(alternative.alternative)  \(what) \(alternative.compression ?? "?"), named by \(alternative.original)"
+                )
+                if let reason = alternative.reason { line("               \(reason)") }
+            }
         }
         return out
     }

@@ -30,6 +30,30 @@ struct DecodingOptions: ParsableArguments {
     }
 }
 
+/// `--alternatives`: read the alternative descriptors annotations name (docs/images.md).
+struct AlternativeFlags: ParsableArguments {
+    @Flag(
+        name: .customLong("alternatives"),
+        help: """
+            Read alternative descriptors: an index entry or a layer whose annotation names an \
+            equivalent manifest or layer in another compression (not standardised; see docs/images.md).
+            """)
+    var enabled = false
+
+    @Option(
+        name: .customLong("alternative-annotation"),
+        help:
+            "The annotation key that names alternatives (default zstd-compressed-alternative); implies --alternatives.")
+    var key: String?
+
+    func validate() throws {
+        if let key, key.isEmpty { throw ValidationError("--alternative-annotation needs a key") }
+    }
+
+    /// The key to read, or nil when alternatives are ignored.
+    var annotation: String? { key ?? (enabled ? Alternatives.defaultAnnotation : nil) }
+}
+
 /// Options of the commands that read layers without unpacking them.
 struct ReadingOptions: ParsableArguments {
     @Flag(name: .customLong("ignore-mtime"), help: "Leave modification times out of listings and comparisons.")
@@ -72,6 +96,8 @@ struct VerifyVariants: ParsableCommand {
 
     @OptionGroup var registryFlags: RegistryFlags
 
+    @OptionGroup var alternatives: AlternativeFlags
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
@@ -97,6 +123,7 @@ struct VerifyVariants: ParsableCommand {
             let unpacker = try registryFlags.unpacker(logger: logger)
             var options = try reading.options(logger: logger)
             options.maxDifferences = maxDifferences
+            options.alternativeAnnotation = alternatives.annotation
             let wanted: Platform? =
                 allPlatforms
                 ? nil : try platform.map { (text) throws(UnpackError) in try Platform(parsing: text) } ?? .host
@@ -201,6 +228,13 @@ enum VariantText {
                     verdict += ": " + what.joined(separator: "; ")
                 }
                 line("  \(variant.digest)  \(variant.compression ?? "-")  [\(layers)]  \(verdict)")
+                if let original = variant.alternativeOf {
+                    line(
+                        variant.alternativeLayers.isEmpty
+                            ? "      alternative of \(original)"
+                            : "      layers \(variant.alternativeLayers.map(String.init).joined(separator: ",")) read from their alternatives"
+                    )
+                }
                 if let tree = variant.treeDigest { line("      tree \(tree)") }
                 if let reason = variant.reason { line("      \(variant.errorCode ?? ""): \(reason)") }
                 for difference in variant.differences {

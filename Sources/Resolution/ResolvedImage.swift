@@ -53,6 +53,50 @@ public struct ResolvedImage: Sendable, Encodable {
         public let status: Status
         /// Why it was passed over or refused; absent for the chosen one.
         public let reason: String?
+        /// For an alternative manifest (`--alternatives`): the entry whose annotation named it.
+        public var alternativeOf: Digest? = nil
+    }
+
+    /// An alternative descriptor an annotation named (`--alternatives`), and what became of it.
+    public struct Alternative: Sendable, Encodable, Equatable {
+        /// Which proposal's form.
+        public enum Form: String, Sendable, Encodable {
+            /// An index entry naming an equivalent manifest.
+            case manifest
+            /// A layer descriptor naming the same layer in another compression.
+            case layer
+        }
+
+        /// What became of it.
+        public enum Status: String, Sendable, Encodable {
+            /// Used in place of its original.
+            case chosen
+            /// Usable, but the original ranks at least as well.
+            case passedOver = "passed-over"
+            /// Its blob is not in the source: the original is used (with a warning).
+            case missing
+            /// Not usable for the request (another platform, a manifest oci-unpack cannot unpack).
+            case refused
+        }
+
+        /// Manifest or layer.
+        public let form: Form
+        /// The layer's position, for the layer form.
+        public let layer: Int?
+        /// The digest of the descriptor whose annotation named it.
+        public let original: Digest
+        /// The alternative's digest.
+        public let alternative: Digest
+        /// The alternative's media type.
+        public let mediaType: MediaType
+        /// The alternative's compression, for a layer (`zstd`, `gzip`, `none`) or a manifest when known.
+        public let compression: String?
+        /// The annotation key that named it.
+        public let annotation: String
+        /// Chosen, passed over, missing or refused.
+        public var status: Status
+        /// Why it was passed over, missing or refused.
+        public var reason: String?
     }
 
     /// One layer of the chosen manifest.
@@ -66,20 +110,30 @@ public struct ResolvedImage: Sendable, Encodable {
         /// The digest of the uncompressed tar stream, from the config's `rootfs.diff_ids`.
         public let diffID: Digest
 
-        /// A layer with the given position, descriptor, compression and diff_id.
-        public init(index: Int, descriptor: Descriptor, compression: LayerCompression, diffID: Digest) {
+        /// When the layer is read from an alternative (`--alternatives`): the descriptor the
+        /// manifest lists, whose annotation named ``descriptor``.
+        public let alternativeOf: Descriptor?
+
+        /// A layer with the given position, descriptor, compression and diff_id; `alternativeOf`
+        /// is the manifest's own descriptor when `descriptor` is the alternative it names.
+        public init(
+            index: Int, descriptor: Descriptor, compression: LayerCompression, diffID: Digest,
+            alternativeOf: Descriptor? = nil
+        ) {
             self.index = index
             self.descriptor = descriptor
             self.compression = compression
             self.diffID = diffID
+            self.alternativeOf = alternativeOf
         }
 
         enum CodingKeys: String, CodingKey {
-            case index, digest, mediaType, compression, format, size, diffID
+            case index, digest, mediaType, compression, format, size, diffID, alternativeOf
         }
 
         /// Writes the `inspect --json` layer object `{index, digest, mediaType, compression, size, diffID}`,
-        /// with `format` (`zstd:chunked`, `estargz`) when the layer's annotations name one.
+        /// with `format` (`zstd:chunked`, `estargz`) when the layer's annotations name one, and
+        /// `alternativeOf` (the manifest's own descriptor's digest) when it is read from an alternative.
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(index, forKey: .index)
@@ -89,6 +143,7 @@ public struct ResolvedImage: Sendable, Encodable {
             try c.encodeIfPresent(descriptor.layerFormat, forKey: .format)
             try c.encode(descriptor.size, forKey: .size)
             try c.encode(diffID, forKey: .diffID)
+            try c.encodeIfPresent(alternativeOf?.digest, forKey: .alternativeOf)
         }
     }
 
@@ -138,6 +193,16 @@ public struct ResolvedImage: Sendable, Encodable {
     /// Entries of the indexes walked that could not be candidates (their digests cannot be
     /// verified), in the order found.
     public internal(set) var unverifiable: [UnverifiableEntry] = []
+    /// The alternatives annotations named (`--alternatives`), for the chosen manifest's entry and
+    /// layers and for the other candidates' entries, in the order found.
+    public internal(set) var alternatives: [Alternative] = []
+    /// What an unpack of this image warns about before it starts (an alternative whose blob is missing).
+    public var warnings: [String] {
+        alternatives.filter { $0.status == .missing }.map { alternative in
+            let what = alternative.layer.map { "layer \($0)'s alternative" } ?? "the alternative manifest"
+            return "\(what) \(alternative.alternative) is missing: \(alternative.reason ?? "its blob is not there")"
+        }
+    }
 
     /// The chosen candidate's platform (from its descriptor, else its config).
     public var platform: Platform {
@@ -146,7 +211,7 @@ public struct ResolvedImage: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case reference, layout, requestedPlatform, compressionPreference, selection, path, candidates
-        case manifest, config, platform, layers, unverifiable
+        case manifest, config, platform, layers, unverifiable, alternatives, warnings
     }
 
     /// Writes the documented `inspect --json` object (docs/inspect-json.md).
@@ -164,12 +229,18 @@ public struct ResolvedImage: Sendable, Encodable {
         try c.encode(platform.description, forKey: .platform)
         try c.encode(layers, forKey: .layers)
         try c.encode(unverifiable, forKey: .unverifiable)
+        // Only when alternatives were read: without them, the object's keys are as they were.
+        if request.alternativeAnnotation != nil {
+            try c.encode(alternatives, forKey: .alternatives)
+            try c.encode(warnings, forKey: .warnings)
+        }
     }
 }
 
 extension ResolvedImage.Candidate {
     enum CodingKeys: String, CodingKey {
         case digest, mediaType, size, indexPath, platform, platformSource, compression, annotations, status, reason
+        case alternativeOf
     }
 
     /// Writes the `inspect --json` candidate object, leaving out the optional keys that have no value.
@@ -185,5 +256,6 @@ extension ResolvedImage.Candidate {
         try c.encode(annotations, forKey: .annotations)
         try c.encode(status, forKey: .status)
         try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(alternativeOf, forKey: .alternativeOf)
     }
 }

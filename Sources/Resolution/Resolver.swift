@@ -9,6 +9,10 @@ public struct ResolutionRequest: Sendable, Equatable {
     /// Take the first usable entry in index order, whatever its platform match and compression
     /// (`--prefer-compression first`: what image-index.md says a client SHOULD do).
     public var firstMatch: Bool
+    /// The annotation key whose value names an alternative descriptor (an equivalent manifest or
+    /// layer in another compression), or nil to ignore alternatives (`--alternatives`; see
+    /// ``Alternatives``).
+    public var alternativeAnnotation: String?
 
     /// The order used when none is asked for: zstd, then gzip, then uncompressed.
     public static let defaultCompressionPreference: [LayerCompression] = [.zstd, .gzip, .none]
@@ -16,20 +20,27 @@ public struct ResolutionRequest: Sendable, Equatable {
     /// A request for `platform` (normalised here; the host's by default) and a compression order.
     public init(
         platform: Platform = .host, compressionPreference: [LayerCompression] = defaultCompressionPreference,
-        firstMatch: Bool = false
+        firstMatch: Bool = false, alternativeAnnotation: String? = nil
     ) {
         self.platform = platform.normalized
         self.compressionPreference = compressionPreference
         self.firstMatch = firstMatch
+        self.alternativeAnnotation = alternativeAnnotation
     }
 
     /// A request from `--platform` and `--prefer-compression`: a list of compressions, or `first`
-    /// (index order, the first usable entry).
-    public init(platform: Platform, preferCompression text: String) throws(UnpackError) {
+    /// (index order, the first usable entry); alternatives read under `alternativeAnnotation`.
+    public init(platform: Platform, preferCompression text: String, alternativeAnnotation: String? = nil)
+        throws(UnpackError)
+    {
         if text[...].trimmingSpaces.lowercased() == "first" {
-            self.init(platform: platform, compressionPreference: [], firstMatch: true)
+            self.init(
+                platform: platform, compressionPreference: [], firstMatch: true,
+                alternativeAnnotation: alternativeAnnotation)
         } else {
-            self.init(platform: platform, compressionPreference: try Self.parseCompressionPreference(text))
+            self.init(
+                platform: platform, compressionPreference: try Self.parseCompressionPreference(text),
+                alternativeAnnotation: alternativeAnnotation)
         }
     }
 
@@ -76,7 +87,7 @@ package struct Resolver: Sendable {
 
     /// Resolves `reference` (whose images must be this resolver's source's) for `request`.
     package func resolve(_ reference: ImageReference, request: ResolutionRequest) throws(UnpackError) -> ResolvedImage {
-        var walk = Walk(source: source)
+        var walk = Walk(source: source, alternativeKey: request.alternativeAnnotation)
         let roots = try selectRoots(reference, walk: &walk)
         for root in roots {
             try walk.expand(root.descriptor, via: [], selectedBy: root.how, depth: 0)
@@ -84,8 +95,9 @@ package struct Resolver: Sendable {
         var candidates = walk.candidates
         let cache = DocumentCache()
         for i in candidates.indices {
-            try evaluate(&candidates[i], platform: request.platform, cache: cache)
+            try evaluate(&candidates[i], platform: request.platform, cache: cache, layersFor: request)
         }
+        try checkAlternatives(&candidates, key: request.alternativeAnnotation, cache: cache)
         let eligible = candidates.indices.filter { candidates[$0].decision == .eligible }
         let ranked: Int?
         if request.firstMatch {
@@ -108,16 +120,14 @@ package struct Resolver: Sendable {
         guard let manifest = chosen.manifest, let config = chosen.config else {
             throw UnpackError(.internal, "chosen candidate \(chosen.descriptor.digest) was not loaded")
         }
-        let layers = manifest.layers.enumerated().map { i, layer in
-            ResolvedImage.Layer(
-                index: i, descriptor: layer, compression: layer.mediaType.layerCompression ?? .none,
-                diffID: config.rootfs.diffIDs[i])
-        }
         var resolved = ResolvedImage(
             reference: reference.description, source: source, request: request, steps: walk.steps,
             candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
-            config: config, layers: layers)
+            config: config, layers: chosen.layers)
         resolved.unverifiable = unverifiable
+        if let key = request.alternativeAnnotation {
+            resolved.alternatives = candidates.compactMap { $0.alternativeReport(key: key) } + chosen.layerAlternatives
+        }
         return resolved
     }
 
@@ -132,10 +142,13 @@ package struct Resolver: Sendable {
     /// ones (status `chosen` in their report, since each could be) carry their manifest, config and
     /// layers; the others say why they cannot be unpacked. For `verify-variants`.
     /// A reference without tag or digest surveys every entry of `index.json`.
-    package func survey(_ reference: ImageReference) throws(UnpackError) -> (
+    /// With `alternativeAnnotation`, the alternative manifests are entries of their own, and an
+    /// entry whose layers name alternatives is surveyed twice: as listed, and with every
+    /// alternative whose blob is there in place of its original.
+    package func survey(_ reference: ImageReference, alternativeAnnotation: String? = nil) throws(UnpackError) -> (
         candidates: [SurveyedCandidate], unverifiable: [ResolvedImage.UnverifiableEntry]
     ) {
-        var walk = Walk(source: source)
+        var walk = Walk(source: source, alternativeKey: alternativeAnnotation)
         let entries = source.index.manifests
         let roots: [Root]
         if case .only = reference.selector, entries.count > 1 {
@@ -147,17 +160,21 @@ package struct Resolver: Sendable {
             try walk.expand(root.descriptor, via: [], selectedBy: root.how, depth: 0)
         }
         let cache = DocumentCache()
+        var candidates = walk.candidates
+        // As listed: no alternative layer ranks before its original.
+        let asListed = alternativeAnnotation.map {
+            ResolutionRequest(compressionPreference: [], firstMatch: true, alternativeAnnotation: $0)
+        }
+        for i in candidates.indices {
+            try evaluate(&candidates[i], platform: nil, cache: cache, layersFor: asListed)
+        }
+        try checkAlternatives(&candidates, key: alternativeAnnotation, cache: cache)
         var out: [SurveyedCandidate] = []
-        for var candidate in walk.candidates {
-            try evaluate(&candidate, platform: nil, cache: cache)
+        for var candidate in candidates {
             var layers: [ResolvedImage.Layer] = []
-            if candidate.decision == .eligible, let manifest = candidate.manifest, let config = candidate.config {
+            if candidate.decision == .eligible {
                 candidate.decision = .chosen
-                layers = manifest.layers.enumerated().map { i, layer in
-                    ResolvedImage.Layer(
-                        index: i, descriptor: layer, compression: layer.mediaType.layerCompression ?? .none,
-                        diffID: config.rootfs.diffIDs[i])
-                }
+                layers = candidate.layers
             }
             var code: UnpackError.Code?
             if case .refused(_, let refusal) = candidate.decision { code = refusal }
@@ -165,6 +182,21 @@ package struct Resolver: Sendable {
                 SurveyedCandidate(
                     report: candidate.report, refusal: code, manifest: candidate.manifest, config: candidate.config,
                     layers: layers))
+            if let key = alternativeAnnotation, code == nil, let manifest = candidate.manifest,
+                let config = candidate.config
+            {
+                let (alternatives, _) = try Alternatives.layers(
+                    of: manifest, diffIDs: config.rootfs.diffIDs, request: nil, key: key, source: source)
+                let replaced = alternatives.filter { $0.alternativeOf != nil }.map(\.index)
+                if !replaced.isEmpty {
+                    var report = candidate.report
+                    report.alternativeOf = candidate.descriptor.digest
+                    out.append(
+                        SurveyedCandidate(
+                            report: report, refusal: nil, manifest: manifest, config: config, layers: alternatives,
+                            alternativeLayers: replaced))
+                }
+            }
         }
         return (out, walk.unverifiable + rootUnverifiable(reference))
     }
@@ -227,16 +259,20 @@ package struct Resolver: Sendable {
 
     /// Decides whether `candidate` can be unpacked for `platform` (any platform when nil), loading
     /// its manifest and config.
-    private func evaluate(_ candidate: inout Walk.Candidate, platform wanted: Platform?, cache: DocumentCache)
-        throws(UnpackError)
-    {
+    /// With `layersFor`, layer alternatives are read as that request ranks them.
+    private func evaluate(
+        _ candidate: inout Walk.Candidate, platform wanted: Platform?, cache: DocumentCache,
+        layersFor request: ResolutionRequest?
+    ) throws(UnpackError) {
         guard candidate.descriptor.mediaType.kind == .manifest else {
             candidate.decision = .refused(
                 reason: "media type \(candidate.descriptor.mediaType) is not an image manifest",
                 code: .unsupportedMediaType)
             return
         }
-        if let platform = candidate.descriptor.platform {
+        // An alternative is for its original's platform (it may be listed elsewhere under one no
+        // client matches, so that copying tools carry it along).
+        if let platform = candidate.alternativeOf?.platform ?? candidate.descriptor.platform {
             candidate.platform = platform.normalized
             candidate.platformSource = .descriptor
         } else {
@@ -253,6 +289,9 @@ package struct Resolver: Sendable {
             return
         }
         candidate.platformRank = rank
+        // A candidate for the request whose annotation names an unusable alternative: the image
+        // claims something false, and is refused rather than read around.
+        if let problem = candidate.alternativeProblem { throw problem }
         guard try load(&candidate, cache: cache), let manifest = candidate.manifest, let config = candidate.config
         else { return }
         for (i, layer) in manifest.layers.enumerated() {
@@ -276,7 +315,17 @@ package struct Resolver: Sendable {
                 code: .notFound)
             return
         }
-        candidate.compression = CompressionClass(manifestDescriptor: candidate.descriptor, manifest: manifest)
+        if let key = request?.alternativeAnnotation {
+            (candidate.layers, candidate.layerAlternatives) = try Alternatives.layers(
+                of: manifest, diffIDs: config.rootfs.diffIDs, request: request, key: key, source: source)
+        } else {
+            candidate.layers = manifest.layers.enumerated().map { i, layer in
+                ResolvedImage.Layer(
+                    index: i, descriptor: layer, compression: layer.mediaType.layerCompression ?? .none,
+                    diffID: config.rootfs.diffIDs[i])
+            }
+        }
+        candidate.compression = CompressionClass(manifestDescriptor: candidate.descriptor, layers: candidate.layers)
         candidate.decision = .eligible
     }
 
@@ -304,6 +353,33 @@ package struct Resolver: Sendable {
         } catch  where error.code == .notFound || error.code == .unsupportedMediaType {
             candidate.decision = .refused(reason: error.message, code: error.code)
             return false
+        }
+    }
+
+    /// The content guarantee for every eligible alternative manifest: its original's config, or
+    /// a config with the same diff_ids. A mismatch is an error, never a fallback.
+    private func checkAlternatives(_ candidates: inout [Walk.Candidate], key: String?, cache: DocumentCache)
+        throws(UnpackError)
+    {
+        guard let key else { return }
+        for i in candidates.indices where candidates[i].decision == .eligible {
+            guard let original = candidates[i].alternativeOf, let manifest = candidates[i].manifest,
+                let config = candidates[i].config
+            else { continue }
+            // The original is the entry just before (Walk puts it there).
+            var listed = candidates[i - 1]
+            guard try load(&listed, cache: cache), let originalManifest = listed.manifest,
+                let originalConfig = listed.config
+            else {
+                candidates[i].decision = .refused(
+                    reason:
+                        "its original \(original.digest) cannot be read to check that both are the same image: \(listed.report.reason ?? "")",
+                    code: .notFound)
+                continue
+            }
+            try Alternatives.checkSameContent(
+                alternative: candidates[i].descriptor, manifest, config, original: original, originalManifest,
+                originalConfig, key: key)
         }
     }
 
@@ -423,6 +499,8 @@ package struct SurveyedCandidate: Sendable {
     package let manifest: Manifest?
     package let config: ImageConfig?
     package let layers: [ResolvedImage.Layer]
+    /// For the survey of an entry with its layer alternatives: the layers read from alternatives.
+    package var alternativeLayers: [Int] = []
 
     package var usable: Bool { refusal == nil }
 }

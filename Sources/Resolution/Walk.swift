@@ -24,6 +24,15 @@ struct Walk {
         var manifest: Manifest?
         var config: ImageConfig?
         var decision: Decision = .pending
+        /// For an alternative manifest: the entry whose annotation named it.
+        var alternativeOf: Descriptor?
+        /// The annotation on this entry named an alternative that cannot be used: an error when
+        /// this entry is a candidate for the request.
+        var alternativeProblem: UnpackError?
+        /// The layers as they would be read: alternatives taken where the request prefers them.
+        var layers: [ResolvedImage.Layer] = []
+        /// The layer alternatives its layers' annotations named.
+        var layerAlternatives: [ResolvedImage.Alternative] = []
 
         var report: ResolvedImage.Candidate {
             let (status, reason): (ResolvedImage.Candidate.Status, String?) =
@@ -37,6 +46,23 @@ struct Walk {
                 digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size,
                 indexPath: indexPath, platform: platform, platformSource: platformSource,
                 compression: compression?.description, annotations: descriptor.annotations ?? [:],
+                status: status, reason: reason, alternativeOf: alternativeOf?.digest)
+        }
+
+        /// The report on this candidate as an alternative manifest, when it is one.
+        func alternativeReport(key: String) -> ResolvedImage.Alternative? {
+            guard let original = alternativeOf else { return nil }
+            let (status, reason): (ResolvedImage.Alternative.Status, String?) =
+                switch decision {
+                case .chosen: (.chosen, nil)
+                case .passedOver(let why): (.passedOver, why)
+                case .refused(let why, .notFound): (.missing, why + "; the original \(original.digest) is used")
+                case .refused(let why, _): (.refused, why)
+                case .pending, .eligible: (.refused, "not evaluated")
+                }
+            return ResolvedImage.Alternative(
+                form: .manifest, layer: nil, original: original.digest, alternative: descriptor.digest,
+                mediaType: descriptor.mediaType, compression: compression?.description, annotation: key,
                 status: status, reason: reason)
         }
     }
@@ -51,8 +77,12 @@ struct Walk {
     /// Entries whose digests cannot be verified, from every index walked.
     var unverifiable: [ResolvedImage.UnverifiableEntry] = []
 
-    init(source: any ImageSource) {
+    /// The annotation that names alternative manifests, when they are read.
+    let alternativeKey: String?
+
+    init(source: any ImageSource, alternativeKey: String? = nil) {
         self.source = source
+        self.alternativeKey = alternativeKey
     }
 
     mutating func expand(_ descriptor: Descriptor, via path: [Digest], selectedBy how: String?, depth: Int)
@@ -68,7 +98,31 @@ struct Walk {
                     "the image's indexes list more than \(Self.maxCandidates) manifests",
                     context: .init(digest: path.last))
             }
-            candidates.append(Candidate(descriptor: descriptor, indexPath: path, position: candidates.count))
+            var candidate = Candidate(descriptor: descriptor, indexPath: path, position: candidates.count)
+            var alternative: Descriptor?
+            if let key = alternativeKey {
+                do throws(UnpackError) {
+                    if case .descriptor(let named) = try Alternatives.parse(
+                        descriptor, key: key, what: "manifest \(descriptor.digest)", expected: .manifest)
+                    {
+                        alternative = named
+                    }
+                } catch {
+                    candidate.alternativeProblem = error
+                }
+            }
+            candidates.append(candidate)
+            // Right after its original: where all else ties, index order keeps the original.
+            if let alternative {
+                guard candidates.count < Self.maxCandidates else {
+                    throw UnpackError(
+                        .limitExceeded, "the image's indexes list more than \(Self.maxCandidates) manifests",
+                        context: .init(digest: path.last))
+                }
+                var named = Candidate(descriptor: alternative, indexPath: path, position: candidates.count)
+                named.alternativeOf = descriptor
+                candidates.append(named)
+            }
             return
         }
         guard depth < source.limits.maxIndexDepth else {
@@ -129,10 +183,12 @@ struct CompressionClass: Equatable, CustomStringConvertible {
     let counts: [LayerCompression: Int]
     let annotatedZstd: Bool
 
-    init(manifestDescriptor: Descriptor, manifest: Manifest) {
+    /// The class of a manifest whose layers are read as `layers` (its own descriptors, or
+    /// alternatives in their place).
+    init(manifestDescriptor: Descriptor, layers: [ResolvedImage.Layer]) {
         var counts: [LayerCompression: Int] = [:]
-        for layer in manifest.layers {
-            counts[layer.mediaType.layerCompression ?? .none, default: 0] += 1
+        for layer in layers {
+            counts[layer.compression, default: 0] += 1
         }
         self.counts = counts
         annotatedZstd = manifestDescriptor.annotations?[AnnotationKey.zstdCompression] == "true"

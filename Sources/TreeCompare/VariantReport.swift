@@ -97,6 +97,11 @@ public struct VariantReport: Sendable, Encodable {
         public internal(set) var differences: [TreeListing.Difference] = []
         /// How many paths differ in all.
         public internal(set) var differenceCount = 0
+        /// For an alternative (`--alternatives`): the manifest whose annotations named it (for an
+        /// alternative manifest, its original entry; for layer alternatives, the manifest itself).
+        public internal(set) var alternativeOf: Digest?
+        /// For the layer form: the positions of the layers read from their alternatives.
+        public internal(set) var alternativeLayers: [Int] = []
 
         var failure: UnpackError.Code?
     }
@@ -165,7 +170,7 @@ public struct VariantReport: Sendable, Encodable {
 extension VariantReport.Variant {
     enum CodingKeys: String, CodingKey {
         case digest, mediaType, compression, annotations, config, layers, status, sameBy, reason, errorCode
-        case treeDigest, configDifferences, differences, differenceCount
+        case treeDigest, configDifferences, differences, differenceCount, alternativeOf, alternativeLayers
     }
 
     /// Writes the variant object, leaving out the optional keys that have no value.
@@ -185,5 +190,7 @@ extension VariantReport.Variant {
         try c.encode(configDifferences, forKey: .configDifferences)
         try c.encode(differences, forKey: .differences)
         try c.encode(differenceCount, forKey: .differenceCount)
+        try c.encodeIfPresent(alternativeOf, forKey: .alternativeOf)
+        if !alternativeLayers.isEmpty { try c.encode(alternativeLayers, forKey: .alternativeLayers) }
     }
 }

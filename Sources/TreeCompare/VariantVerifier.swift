@@ -22,11 +22,15 @@ package struct VariantVerifier {
         package var warn: @Sendable (String) -> Void
         /// Receives debug messages (each layer verified).
         package var debug: @Sendable (String) -> Void
+        /// The annotation that names alternatives, when they are verified too.
+        package var alternativeAnnotation: String?
 
         package init(
             limits: UnpackLimits, ignoreMtime: Bool, gzip: LayerDecoder.GzipImplementation, maxDifferences: Int,
-            warn: @escaping @Sendable (String) -> Void, debug: @escaping @Sendable (String) -> Void
+            warn: @escaping @Sendable (String) -> Void, debug: @escaping @Sendable (String) -> Void,
+            alternativeAnnotation: String? = nil
         ) {
+            self.alternativeAnnotation = alternativeAnnotation
             self.limits = limits
             self.ignoreMtime = ignoreMtime
             self.gzip = gzip
@@ -78,14 +82,20 @@ package struct VariantVerifier {
     package static func report(
         _ reference: ImageReference, in source: any ImageSource, platform: Platform?, settings: Settings
     ) throws(UnpackError) -> VariantReport {
-        let (surveyed, unverifiable) = try Resolver(source: source).survey(reference)
+        let (surveyed, unverifiable) = try Resolver(source: source).survey(
+            reference, alternativeAnnotation: settings.alternativeAnnotation)
         var order: [String] = []
         var members: [String: [SurveyedCandidate]] = [:]
         for candidate in surveyed {
             let key = candidate.report.platform?.description ?? "unknown"
             if members[key] == nil { order.append(key) }
             // A manifest reached twice (a tag and a nested index) is one variant.
-            guard members[key]?.contains(where: { $0.report.digest == candidate.report.digest }) != true else {
+            // (A manifest read with its layer alternatives is a variant of its own.)
+            guard
+                members[key]?.contains(where: {
+                    $0.report.digest == candidate.report.digest && $0.alternativeLayers == candidate.alternativeLayers
+                }) != true
+            else {
                 continue
             }
             members[key, default: []].append(candidate)
@@ -389,6 +399,8 @@ package struct VariantVerifier {
                     diffID: $0.diffID)
             },
             status: .refused)
+        variant.alternativeOf = report.alternativeOf
+        variant.alternativeLayers = candidate.alternativeLayers
         if let refusal = candidate.refusal {
             variant.reason = report.reason
             variant.errorCode = refusal.name

@@ -7,7 +7,12 @@ import OCIImage
 /// - `latest`: an index with linux/amd64 in a gzip variant (gzip, gzip, uncompressed layers) and a
 ///   zstd variant (zstd, zstd, uncompressed; annotated `io.github.containers.compression.zstd`),
 ///   and linux/arm64 (gzip, zstd, uncompressed);
-/// - `amd64-gzip`, `amd64-zstd`, `amd64-mixed` (gzip, zstd, uncompressed): the amd64 image alone.
+/// - `amd64-gzip`, `amd64-zstd`, `amd64-mixed` (gzip, zstd, uncompressed): the amd64 image alone;
+/// - `amd64-alternative-manifest`: an index whose gzip entry names the zstd manifest in the
+///   annotation `zstd-compressed-alternative`, the zstd manifest also listed last under a platform
+///   no client matches (so copying tools carry it);
+/// - `amd64-alternative-layers`: a gzip manifest whose gzip layers each name their zstd blob in the
+///   same annotation (both forms are read with `--alternatives`; docs/images.md).
 ///
 /// The amd64 image carries a static busybox (Debian's busybox-static), so runc can start it; its
 /// command prints a greeting, `id`, `pwd` and a file the second layer wrote.
@@ -39,6 +44,13 @@ package enum ExampleImage {
                 layers: zip(tars, compressions).map { try b.layer($0.0, compression: $0.1) }, platform: platform,
                 execution: execution, annotations: annotations)
         }
+        // The same layers, gzip ones naming their zstd blobs.
+        let alternativeLayers = try amd64Layers.map { tar -> LayoutBuilder.Layer in
+            var gzip = try b.layer(tar, compression: .gzip)
+            let zstd = try b.layer(tar, compression: .zstd)
+            gzip.descriptor = try LayoutBuilder.naming(zstd.descriptor, on: gzip.descriptor)
+            return gzip
+        }
         let gzip = try image(amd64Layers, [.gzip, .gzip, .none], platform: amd64)
         let zstd = try image(
             amd64Layers, [.zstd, .zstd, .none], platform: amd64, annotations: [AnnotationKey.zstdCompression: "true"])
@@ -49,6 +61,12 @@ package enum ExampleImage {
         b.tag(gzip, "amd64-gzip")
         b.tag(zstd, "amd64-zstd")
         b.tag(mixed, "amd64-mixed")
+        let unmatched = Platform(os: "unknown", architecture: "unknown")
+        var unlisted = zstd
+        unlisted.platform = unmatched
+        b.tag(try b.index([try LayoutBuilder.naming(zstd, on: gzip), unlisted]), "amd64-alternative-manifest")
+        b.tag(
+            try b.image(layers: alternativeLayers, platform: amd64, execution: execution), "amd64-alternative-layers")
         try b.write()
     }
 

@@ -121,6 +121,25 @@ package final class LayoutBuilder {
         return try json(Index(mediaType: type, manifests: entries), mediaType: type, annotations: annotations)
     }
 
+    /// The value of an alternative annotation naming `alternative`: its descriptor as JSON, without
+    /// the platform (an alternative is for its original's) or annotations.
+    package static func alternativeValue(_ alternative: Descriptor) throws -> String {
+        var plain = alternative
+        plain.platform = nil
+        plain.annotations = nil
+        return String(decoding: try encoder.encode(plain), as: UTF8.self)
+    }
+
+    /// `original` with the annotation `key` naming `alternative` (the image-spec discussion's
+    /// proposals for offering zstd beside gzip).
+    package static func naming(
+        _ alternative: Descriptor, on original: Descriptor, key: String = "zstd-compressed-alternative"
+    ) throws -> Descriptor {
+        var named = original
+        named.annotations = (original.annotations ?? [:]).merging([key: try alternativeValue(alternative)]) { $1 }
+        return named
+    }
+
     /// Adds `descriptor` to `index.json`, tagged `tag` when given.
     package func tag(_ descriptor: Descriptor, _ tag: String?) {
         var entry = descriptor

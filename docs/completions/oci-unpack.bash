@@ -186,9 +186,9 @@ _oci-unpack() {
 
 _oci-unpack_unpack() {
     repeating_flags=()
-    non_repeating_flags=(--force --quiet -q --rootless --no-mount --json --version -h --help)
+    non_repeating_flags=(--alternatives --force --quiet -q --rootless --no-mount --json --version -h --help)
     repeating_options=(--env --entrypoint --limit --uid-map --gid-map)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
     __oci-unpack_offer_flags_options -1
 
     # Offer option value completions
@@ -206,6 +206,9 @@ _oci-unpack_unpack() {
         return
         ;;
     '--prefer-compression')
+        return
+        ;;
+    '--alternative-annotation')
         return
         ;;
     '--log-level')
@@ -294,9 +297,9 @@ _oci-unpack_unpack() {
 
 _oci-unpack_inspect() {
     repeating_flags=()
-    non_repeating_flags=(--json --version -h --help)
+    non_repeating_flags=(--alternatives --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -314,6 +317,9 @@ _oci-unpack_inspect() {
         return
         ;;
     '--prefer-compression')
+        return
+        ;;
+    '--alternative-annotation')
         return
         ;;
     '--log-level')
@@ -360,9 +366,9 @@ _oci-unpack_inspect() {
 
 _oci-unpack_verify-variants() {
     repeating_flags=()
-    non_repeating_flags=(--all-platforms --json --ignore-mtime --version -h --help)
+    non_repeating_flags=(--all-platforms --json --ignore-mtime --alternatives --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --log-level)
+    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --alternative-annotation --log-level)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -415,6 +421,9 @@ _oci-unpack_verify-variants() {
     '--retry-delay')
         return
         ;;
+    '--alternative-annotation')
+        return
+        ;;
     '--log-level')
         return
         ;;
@@ -423,9 +432,9 @@ _oci-unpack_verify-variants() {
 
 _oci-unpack_tree-digest() {
     repeating_flags=()
-    non_repeating_flags=(--ignore-mtime --listing --version -h --help)
+    non_repeating_flags=(--alternatives --ignore-mtime --listing --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --rootfs)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --rootfs)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -443,6 +452,9 @@ _oci-unpack_tree-digest() {
         return
         ;;
     '--prefer-compression')
+        return
+        ;;
+    '--alternative-annotation')
         return
         ;;
     '--log-level')
