@@ -51,6 +51,14 @@ package enum FuzzDocuments {
         if let config = try? ImageDocuments.config(from: bytes, where: "fuzz") {
             _ = config.platform.normalized
         }
+        // registries.conf: the TOML reader and the settings and lookups built on it.
+        if let text = String(validating: bytes, as: UTF8.self) {
+            var conf = RegistriesConf()
+            try? conf.merge(text: text, file: "fuzz")
+            for registry in conf.registries {
+                _ = try? conf.endpoints(host: registry.prefix, repository: "a/b", selector: ":t", byDigest: false)
+            }
+        }
         // The template reader: what parses must be written as JSON that reads back to the same text.
         if let value = try? JSONValue(parsing: bytes) {
             let text = value.formatted()

@@ -37,6 +37,17 @@ public struct RegistryOptions: Sendable {
     /// A server's `Retry-After` is honoured either way (at most 30 s).
     public var retryDelay: Double?
 
+    /// registries.conf's settings (mirrors, locations, insecure and blocked namespaces) when
+    /// given; `nil`: read as ``readsRegistriesConf`` says.
+    public var registriesConf: RegistriesConf?
+    /// With no ``registriesConf``, read the files podman reads (``RegistriesConf/load``) when a
+    /// registry is first reached: `--registries-conf` (``registriesConfFile``),
+    /// `$CONTAINERS_REGISTRIES_CONF`, else the user's or the system's file and drop-ins. The
+    /// command line does; a library user opts in.
+    public var readsRegistriesConf = false
+    /// `--registries-conf FILE`: read this file alone.
+    public var registriesConfFile: String?
+
     /// When the registry is asked about a reference the cache already resolves (`--pull`).
     public enum PullPolicy: String, Sendable, CaseIterable {
         /// Only when the cache lacks the tag's manifest (or a blob): a cached tag is used as it was

@@ -50,6 +50,14 @@ struct RegistryFlags: ParsableArguments {
     var commandTimeout: String?
 
     @Option(
+        name: .customLong("registries-conf"),
+        help: """
+            A registries.conf (mirrors, locations, insecure and blocked registries) instead of \
+            $CONTAINERS_REGISTRIES_CONF or the user's and system's files (see docs/images.md).
+            """)
+    var registriesConf: String?
+
+    @Option(
         name: .customLong("retry-times"),
         help: "Times one registry request is tried again after a failed connection, a 429 or a 5xx (0: once).")
     var retryTimes: Int = 4
@@ -94,6 +102,8 @@ struct RegistryFlags: ParsableArguments {
             authFile: authfile, tlsVerify: tlsVerify, certDirectory: certDir, cache: cacheOptions)
         options.minimumRate = speedLimit
         options.minimumRateWindow = speedTime
+        options.readsRegistriesConf = true
+        options.registriesConfFile = registriesConf
         guard retryTimes >= 0 else { throw UnpackError(.invalidArgument, "--retry-times must be 0 or more") }
         options.retryTimes = retryTimes
         if let retryDelay {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import FoundationEssentials
 import OCIImage
 import Synchronization
 import UnpackSystem
@@ -14,7 +15,10 @@ package struct RegistrySource: ImageSource {
     package var indexOrigin: String { "the registry" }
     package let index: Index
     package let limits: DocumentLimits
-    let client: RegistryClient
+    /// Where the reference is pulled from: registries.conf's mirrors, then the registry.
+    let endpoints: RegistryEndpoints
+    /// The endpoint that answered the reference's own manifest (a mirror or the registry).
+    let resolvedBy: Int
     /// The documents already fetched (the reference's own manifest or index).
     let fetched: [Digest: [UInt8]]
 
@@ -24,11 +28,11 @@ package struct RegistrySource: ImageSource {
         MediaType.dockerManifest.rawValue,
     ]
 
-    package init(reference: ImageReference, options: RegistryOptions, limits: DocumentLimits = .init())
-        throws(UnpackError)
-    {
+    package init(
+        reference: ImageReference, options: RegistryOptions, limits: DocumentLimits = .init(),
+        onWarning: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(UnpackError) {
         self.limits = limits
-        client = try RegistryClient(host: reference.registryHost, repository: reference.repository, options: options)
         name = "docker://\(reference.registryHost)/\(reference.repository)"
         let asked: String
         var tag: String?
@@ -44,12 +48,22 @@ package struct RegistrySource: ImageSource {
             asked = "latest"
             tag = "latest"
         }
-        let (bytes, mediaType, actual) = try Self.manifest(asked, client: client, limits: limits)
-        if let digest, digest != actual {
-            throw UnpackError(
-                .digestMismatch,
-                "\(client.place): the manifest sent for \(digest) does not hash to it", context: .init(digest: digest))
+        endpoints = try RegistryEndpoints(
+            host: reference.registryHost, repository: reference.repository,
+            selector: digest.map { "@\($0)" } ?? ":\(asked)", byDigest: digest != nil, options: options,
+            onWarning: onWarning)
+        let ((bytes, mediaType, actual), served) = try endpoints.first("manifest \(asked)") {
+            (client) throws(UnpackError) in
+            let answer = try Self.manifest(asked, client: client, limits: limits)
+            if let digest, digest != answer.2 {
+                throw UnpackError(
+                    .digestMismatch,
+                    "\(client.place): the manifest sent for \(digest) does not hash to it",
+                    context: .init(digest: digest))
+            }
+            return answer
         }
+        resolvedBy = served
         var annotations: [String: String]?
         if let tag { annotations = [AnnotationKey.refName: tag] }
         index = Index(
@@ -90,9 +104,19 @@ package struct RegistrySource: ImageSource {
 
     package func hasBlob(_ digest: Digest) -> Bool {
         if fetched[digest] != nil { return true }
-        // HEAD: resolution asks whether layers exist without downloading them.
-        guard let reply = try? client.fetch("blobs/\(digest)", method: .HEAD, limit: 0) else { return true }
-        return reply.status.code != 404
+        // HEAD: resolution asks whether layers exist without downloading them. Any endpoint that
+        // has it will do; one that cannot be asked counts as having it (the download then says).
+        do throws(UnpackError) {
+            return try endpoints.first("blob \(digest)") { (client) throws(UnpackError) in
+                let reply = try client.fetch("blobs/\(digest)", method: .HEAD, limit: 0)
+                guard reply.status.code != 404 else {
+                    throw UnpackError(.notFound, "\(client.place) has no blob \(digest)")
+                }
+                return true
+            }.value
+        } catch {
+            return error.code != .notFound
+        }
     }
 
     /// The HEADs at once, on up to eight threads: one by one, a ten-layer manifest waited for ten
@@ -127,37 +151,46 @@ package struct RegistrySource: ImageSource {
         if let known = fetched[descriptor.digest] {
             bytes = known
         } else if descriptor.mediaType.kind == .manifest || descriptor.mediaType.kind == .index {
-            bytes = try Self.manifest(descriptor.digest.description, client: client, limits: limits).0
+            bytes = try endpoints.first("manifest \(descriptor.digest)") { (client) throws(UnpackError) in
+                try Self.manifest(descriptor.digest.description, client: client, limits: limits).0
+            }.value
         } else {
-            // One byte more than the descriptor's size tells a longer blob (an endless body) apart.
-            let reply: RegistryClient.Reply
-            do throws(UnpackError) {
-                reply = try client.fetch("blobs/\(descriptor.digest)", limit: Int(descriptor.size) + 1)
-            } catch {
-                guard error.code == .limitExceeded else { throw error }
-                throw UnpackError(
-                    .sizeMismatch,
-                    "\(client.place): blob \(descriptor.digest) is longer than its descriptor's size \(descriptor.size)",
-                    context: context)
-            }
-            guard reply.status.code != 404 else {
-                throw UnpackError(.notFound, "\(client.place) has no blob \(descriptor.digest)", context: context)
-            }
-            bytes = reply.body
+            bytes = try endpoints.first("blob \(descriptor.digest)") { (client) throws(UnpackError) in
+                // One byte more than the descriptor's size tells a longer blob (an endless body) apart.
+                let reply: RegistryClient.Reply
+                do throws(UnpackError) {
+                    reply = try client.fetch("blobs/\(descriptor.digest)", limit: Int(descriptor.size) + 1)
+                } catch {
+                    guard error.code == .limitExceeded else { throw error }
+                    throw UnpackError(
+                        .sizeMismatch,
+                        "\(client.place): blob \(descriptor.digest) is longer than its descriptor's size \(descriptor.size)",
+                        context: context)
+                }
+                guard reply.status.code != 404 else {
+                    throw UnpackError(.notFound, "\(client.place) has no blob \(descriptor.digest)", context: context)
+                }
+                return reply.body
+            }.value
         }
         return bytes
     }
 
     package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
-        try RegistryBlobStream(client: client, descriptor: descriptor)
+        try endpoints.first("blob \(descriptor.digest)") { (client) throws(UnpackError) in
+            try RegistryBlobStream(client: client, descriptor: descriptor)
+        }.value
     }
 
     package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
-        let (bytes, mediaType, actual) = try Self.manifest(digest.description, client: client, limits: limits)
-        guard actual == digest else {
-            throw UnpackError(
-                .digestMismatch, "\(client.place): the manifest sent for \(digest) does not hash to it",
-                context: .init(digest: digest))
+        let ((bytes, mediaType, _), _) = try endpoints.first("manifest \(digest)") { (client) throws(UnpackError) in
+            let answer = try Self.manifest(digest.description, client: client, limits: limits)
+            guard answer.2 == digest else {
+                throw UnpackError(
+                    .digestMismatch, "\(client.place): the manifest sent for \(digest) does not hash to it",
+                    context: .init(digest: digest))
+            }
+            return answer
         }
         return Descriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count))
     }
@@ -172,8 +205,14 @@ extension RegistrySource {
         _ reference: ImageReference, options: RegistryOptions, limits: DocumentLimits,
         onWarning: @escaping @Sendable (String) -> Void
     ) throws(UnpackError) -> any ImageSource {
+        var configured = options
+        if options.registriesConf == nil, options.readsRegistriesConf || options.registriesConfFile != nil {
+            configured.registriesConf = try RegistriesConf.load(
+                explicit: options.registriesConfFile, environment: ProcessInfo.processInfo.environment)
+        }
+        let options = configured
         guard let settings = options.cache else {
-            return try RegistrySource(reference: reference, options: options, limits: limits)
+            return try RegistrySource(reference: reference, options: options, limits: limits, onWarning: onWarning)
         }
         let cache = try BlobCache(path: settings.path, maxSize: settings.maxSize, onWarning: onWarning)
         let name = "docker://\(reference.registryHost)/\(reference.repository)"
@@ -201,7 +240,7 @@ extension RegistrySource {
                         "the cache \(settings.path) lacks a blob of \(name)@\(digest), and --pull never forbids asking the registry",
                         context: .init(path: settings.path))
                 }
-                return try RegistrySource(reference: byDigest, options: options, limits: limits)
+                return try RegistrySource(reference: byDigest, options: options, limits: limits, onWarning: onWarning)
             }
             return CachingSource(
                 name: name, index: Index(mediaType: .ociIndex, manifests: [entry]), limits: limits, cache: cache,
@@ -212,7 +251,7 @@ extension RegistrySource {
                 .notFound, "\(reference) is not in the cache \(settings.path) (--pull never)",
                 context: .init(path: settings.path))
         }
-        let registry = try RegistrySource(reference: reference, options: options, limits: limits)
+        let registry = try RegistrySource(reference: reference, options: options, limits: limits, onWarning: onWarning)
         for (digest, bytes) in registry.fetched { cache.store(bytes, for: digest) }
         if let recordName, let entry = registry.index.manifests.first { cache.record(entry, as: recordName) }
         return CachingSource(

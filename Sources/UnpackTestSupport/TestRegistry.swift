@@ -12,6 +12,9 @@ package final class TestRegistry: @unchecked Sendable {
         /// Plain HTTP with token auth: a small token issuer (started beside the registry) grants
         /// `user` what it asks for and anybody else nothing, in RS256 tokens the registry checks.
         case token(user: String, password: String)
+        /// Plain HTTP, anonymous, a pull-through cache of the registry at `remote` (`HOST:PORT`,
+        /// plain HTTP): `proxy.remoteurl`, as a site's mirror runs it.
+        case pullThrough(remote: String)
     }
 
     package let directory: TemporaryDirectory
@@ -23,6 +26,15 @@ package final class TestRegistry: @unchecked Sendable {
     package var certDirectory: String { directory.path + "/certs" }
     /// `127.0.0.1:PORT`.
     package var host: String { "127.0.0.1:\(port)" }
+    /// The blobs the registry stores (a pull-through cache stores what it served).
+    package var storedBlobs: [String] {
+        let root = directory.path + "/data/docker/registry/v2/blobs/sha256"
+        let prefixes = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return prefixes.flatMap { prefix in
+            ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + prefix)) ?? []).map { "sha256:" + $0 }
+        }
+    }
+
     /// The server's certificate and key (TLS mode), for a TLS proxy in front of it.
     package var serverTLS: (certificate: String, key: String) {
         (directory.path + "/server.crt", directory.path + "/server.key")
@@ -96,6 +108,13 @@ package final class TestRegistry: @unchecked Sendable {
                     service: oci-unpack-test
                     issuer: oci-unpack-test-issuer
                     rootcertbundle: \(root)/signing.crt
+
+                """
+        }
+        if case .pullThrough(let remote) = mode {
+            config += """
+                proxy:
+                  remoteurl: http://\(remote)
 
                 """
         }
@@ -191,7 +210,7 @@ package final class TestRegistry: @unchecked Sendable {
         """#
 
     /// A port nothing listens on now (the kernel's pick for port 0).
-    static func freePort() throws -> Int {
+    package static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestRegistryError.setup("socket: \(errno)") }
         defer { close(fd) }

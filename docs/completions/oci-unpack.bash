@@ -188,7 +188,7 @@ _oci-unpack_unpack() {
     repeating_flags=()
     non_repeating_flags=(--alternatives --force --quiet -q --rootless --no-mount --json --version -h --help)
     repeating_options=(--env --entrypoint --limit --uid-map --gid-map)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
     __oci-unpack_offer_flags_options -1
 
     # Offer option value completions
@@ -242,6 +242,9 @@ _oci-unpack_unpack() {
         return
         ;;
     '--command-timeout')
+        return
+        ;;
+    '--registries-conf')
         return
         ;;
     '--retry-times')
@@ -299,7 +302,7 @@ _oci-unpack_inspect() {
     repeating_flags=()
     non_repeating_flags=(--alternatives --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -355,6 +358,9 @@ _oci-unpack_inspect() {
     '--command-timeout')
         return
         ;;
+    '--registries-conf')
+        return
+        ;;
     '--retry-times')
         return
         ;;
@@ -368,7 +374,7 @@ _oci-unpack_verify-variants() {
     repeating_flags=()
     non_repeating_flags=(--all-platforms --json --ignore-mtime --alternatives --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --alternative-annotation --log-level)
+    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --alternative-annotation --log-level)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -415,6 +421,9 @@ _oci-unpack_verify-variants() {
     '--command-timeout')
         return
         ;;
+    '--registries-conf')
+        return
+        ;;
     '--retry-times')
         return
         ;;
@@ -434,7 +443,7 @@ _oci-unpack_tree-digest() {
     repeating_flags=()
     non_repeating_flags=(--alternatives --ignore-mtime --listing --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --retry-times --retry-delay --rootfs)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --rootfs)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -494,6 +503,9 @@ _oci-unpack_tree-digest() {
         return
         ;;
     '--command-timeout')
+        return
+        ;;
+    '--registries-conf')
         return
         ;;
     '--retry-times')

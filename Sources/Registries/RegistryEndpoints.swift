@@ -1,0 +1,80 @@
+import OCIImage
+import Synchronization
+import UnpackSystem
+
+/// The places one reference is pulled from, in order (registries.conf's mirrors, then the primary
+/// location): each reached through a client of its own, made when first needed. A request goes
+/// to the first place that answers it; a place that cannot be reached or lacks what is asked for
+/// (a connection failure, a 404, a server error after the retries) passes it to the next, with a
+/// warning. What a place does send is checked as the registry's would be: a mirror that sends
+/// wrong bytes fails the pull, and is never read around.
+final class RegistryEndpoints: Sendable {
+    let endpoints: [RegistriesConf.Endpoint]
+    private let options: RegistryOptions
+    private let clients: Mutex<[Int: Result<RegistryClient, UnpackError>]> = Mutex([:])
+    private let onWarning: @Sendable (String) -> Void
+
+    /// The endpoints registries.conf (`options.registriesConf`) gives `host/repository`, for a
+    /// reference by digest or by tag (`selector` is `:tag` or `@digest`, for prefix matching).
+    init(
+        host: String, repository: String, selector: String, byDigest: Bool, options: RegistryOptions,
+        onWarning: @escaping @Sendable (String) -> Void
+    ) throws(UnpackError) {
+        let conf = options.registriesConf ?? RegistriesConf()
+        endpoints = try conf.endpoints(host: host, repository: repository, selector: selector, byDigest: byDigest)
+        self.options = options
+        self.onWarning = onWarning
+    }
+
+    /// The client of endpoint `i`, made (and its `/v2/` probed) on first use.
+    func client(_ i: Int) throws(UnpackError) -> RegistryClient {
+        if let made = clients.withLock({ $0[i] }) { return try made.get() }
+        let endpoint = endpoints[i]
+        var options = self.options
+        if endpoint.insecure { options.tlsVerify = false }
+        let made: Result<RegistryClient, UnpackError>
+        do throws(UnpackError) {
+            made = .success(try RegistryClient(host: endpoint.host, repository: endpoint.repository, options: options))
+        } catch {
+            made = .failure(error)
+        }
+        clients.withLock { $0[i] = made }
+        return try made.get()
+    }
+
+    /// `request` answered by the first endpoint that can; `only` limits the endpoints tried (the
+    /// one that resolved a tag, for what must come from there).
+    func first<T>(_ what: String, only: [Int]? = nil, _ request: (RegistryClient) throws(UnpackError) -> T)
+        throws(UnpackError) -> (value: T, endpoint: Int)
+    {
+        // An endpoint that could not be reached once (its client failed to connect) is not
+        // asked again in this run, nor warned about again; the last one always is.
+        let all = only ?? Array(endpoints.indices)
+        let unreachable = clients.withLock { made in
+            Set(made.compactMap { i, result in if case .failure = result { i } else { nil } })
+        }
+        var order = all.filter { !unreachable.contains($0) }
+        if order.isEmpty, let last = all.last { order = [last] }
+        var failures: [String] = []
+        for (n, i) in order.enumerated() {
+            do throws(UnpackError) {
+                return (try request(try client(i)), i)
+            } catch {
+                // Only what another place could answer passes on: not a wrong digest or size,
+                // nor an interruption.
+                guard n < order.count - 1, error.code == .io || error.code == .notFound else {
+                    guard !failures.isEmpty else { throw error }
+                    var last = error
+                    last.message += " (after \(failures.joined(separator: "; ")))"
+                    throw last
+                }
+                let next = endpoints[order[n + 1]]
+                onWarning(
+                    "\(endpoints[i].isMirror ? "mirror" : "registry") \(endpoints[i]) could not serve \(what) (\(error.message)); trying \(next.isMirror ? "mirror" : "registry") \(next)"
+                )
+                failures.append("\(endpoints[i]): \(error.message)")
+            }
+        }
+        throw UnpackError(.internal, "no endpoint to ask for \(what)")
+    }
+}

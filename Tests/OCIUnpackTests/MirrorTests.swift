@@ -1,0 +1,134 @@
+import Foundation
+import OCIImage
+import OCIUnpack
+import OCIUnpackCLI
+import Testing
+import UnpackTestSupport
+
+/// registries.conf mirrors against real registries on 127.0.0.1: Debian's docker-registry as the
+/// origin, and a second one as a pull-through cache of it (`proxy.remoteurl`), as a site runs one.
+@Suite(.serialized) struct MirrorTests {
+    /// The example image pushed to an origin registry, and a registries.conf naming `mirror`.
+    final class Site {
+        let example: RegistryTests.Example
+        let origin: TestRegistry
+        var conf: String { example.tmp.path + "/registries.conf" }
+        var reference: String { "docker://\(origin.host)/example/app:v1" }
+
+        init() throws {
+            example = try RegistryTests.Example()
+            origin = try TestRegistry(.plain)
+            try example.push(to: "docker://\(origin.host)/example/app:v1", extra: ["--dest-tls-verify=false"])
+        }
+
+        func name(mirrors: [String], extra: String = "") throws {
+            var text = """
+                [[registry]]
+                location = "\(origin.host)"
+                \(extra)
+
+                """
+            for mirror in mirrors {
+                text += """
+                    [[registry.mirror]]
+                    location = "\(mirror)"
+                    insecure = true
+
+                    """
+            }
+            try text.write(toFile: conf, atomically: true, encoding: .utf8)
+        }
+
+        func unpack(_ reference: String? = nil, into name: String) throws -> (CommandResult, String) {
+            let bundle = example.tmp.path + "/" + name
+            let r = try Command.run(
+                Command.ociUnpack,
+                [
+                    "unpack", "--platform", "linux/amd64", "--registries-conf", conf, "--retry-times", "0",
+                    reference ?? self.reference, bundle,
+                ])
+            return (r, bundle)
+        }
+
+        func layers() throws -> [String] {
+            let r = try Command.run(
+                Command.ociUnpack,
+                ["inspect", "--json", "--platform", "linux/amd64", "--registries-conf", conf, reference])
+            let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            return (object?["layers"] as? [[String: Any]])?.compactMap { $0["digest"] as? String } ?? []
+        }
+    }
+
+    /// The pull is served by the cache (which stores what it served); with the origin stopped, the
+    /// image pulled before still unpacks through it.
+    @Test func aPullThroughCacheServesThePullAndOutlivesTheOrigin() throws {
+        let site = try Site()
+        let mirror = try TestRegistry(.pullThrough(remote: site.origin.host))
+        try site.name(mirrors: [mirror.host])
+        let (first, bundle) = try site.unpack(into: "first")
+        try #require(first.status == 0, "\(first.stderr)")
+        #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/bin/busybox"))
+        let layers = try site.layers()
+        #expect(layers.count == 3)
+        #expect(
+            Set(layers).isSubset(of: Set(mirror.storedBlobs)), "the cache served every layer: \(mirror.storedBlobs)")
+        let expected = try site.example.localDigest()
+        // The origin is gone: the cache still serves the tag and the blobs it stored.
+        site.origin.halt()
+        let tree = try Command.run(
+            Command.ociUnpack,
+            [
+                "tree-digest", "--platform", "linux/amd64", "--registries-conf", site.conf, "--retry-times", "0",
+                site.reference,
+            ])
+        #expect(tree.status == 0, "\(tree.stderr)")
+        #expect(tree.stdout.hasPrefix(expected.description), "\(tree.stdout)")
+    }
+
+    /// A mirror that is not there: the origin serves, with a warning naming the mirror.
+    @Test func aMirrorThatIsDownFallsBackToTheOrigin() throws {
+        let site = try Site()
+        let gone = "127.0.0.1:\(try TestRegistry.freePort())"
+        try site.name(mirrors: [gone])
+        let (r, bundle) = try site.unpack(into: "bundle")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: bundle + "/config.json"))
+        #expect(r.stderr.contains("mirror \(gone)/example/app could not serve"), "\(r.stderr)")
+    }
+
+    /// A mirror that alters bytes is refused, not read around: the pull fails and leaves nothing.
+    @Test func aMirrorServingAlteredBytesIsRefused() throws {
+        let site = try Site()
+        let liar = try FaultProxy(upstream: site.origin.host, rules: [("/blobs/sha256:", .corrupt, 0)])
+        try site.name(mirrors: [liar.host])
+        let (r, bundle) = try site.unpack(into: "bundle")
+        #expect(r.status == UnpackError.Code.digestMismatch.exitCode, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bundle))
+    }
+
+    /// `blocked` refuses the namespace before anything is asked; a `location` moves it.
+    @Test func blockedAndRelocatedNamespaces() throws {
+        let site = try Site()
+        try site.name(mirrors: [], extra: "blocked = true")
+        let (blocked, bundle) = try site.unpack(into: "bundle")
+        #expect(blocked.status == UnpackError.Code.policyRejected.exitCode, "\(blocked.stderr)")
+        #expect(blocked.stderr.contains("blocked by registries.conf"), "\(blocked.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bundle))
+        // An alias host that only registries.conf knows: prefix → the origin's location.
+        try """
+        [[registry]]
+        prefix = "images.example.test"
+        location = "\(site.origin.host)/example"
+        """.write(toFile: site.conf, atomically: true, encoding: .utf8)
+        let (moved, movedBundle) = try site.unpack("docker://images.example.test/app:v1", into: "moved")
+        #expect(moved.status == 0, "\(moved.stderr)")
+        #expect(FileManager.default.fileExists(atPath: movedBundle + "/config.json"))
+        // A broken file is an error naming its line, before any registry is asked.
+        try "[[registry]\n".write(toFile: site.conf, atomically: true, encoding: .utf8)
+        let (broken, _) = try site.unpack(into: "broken")
+        #expect(broken.status == UnpackError.Code.invalidArgument.exitCode, "\(broken.stderr)")
+        #expect(
+            broken.stderr.contains("/registries.conf:1"),
+            "\(broken.stderr)")
+    }
+}
