@@ -36,6 +36,11 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     public var layoutPath: String
     /// The tag or digest that picks the image, or `.only`.
     public var selector: Selector
+    /// For a `docker://` reference that names no registry (`docker://alpine`, `docker://team/app`):
+    /// the name as written, without tag or digest. With registries.conf it is resolved as podman
+    /// resolves short names (``RegistriesConf/resolveShortName(_:)``); without, docker's rule
+    /// (`docker.io`, `library/` for one component) stands in ``layoutPath``.
+    public var shortName: String?
 
     /// A reference to the image that `selector` picks in the layout at `layoutPath`.
     public init(layoutPath: String, selector: Selector, transport: Transport = .layout) {
@@ -196,6 +201,7 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         if parts.count > 1, parts[0].contains(".") || parts[0].contains(":") || parts[0] == "localhost" {
             host = parts.removeFirst()
         }
+        let short = host == "docker.io" && !name.hasPrefix("docker.io/") ? name : nil
         if host == "docker.io" && parts.count == 1 { parts.insert("library", at: 0) }
         let repository = parts.joined(separator: "/")
         let repositoryCharacters = repository.utf8.allSatisfy {
@@ -212,7 +218,9 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
                 || $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]")
         }
         guard hostCharacters else { throw invalid("host \"\(host.truncatedForMessage)\" is not a host name") }
-        return ImageReference(layoutPath: host + "/" + repository, selector: selector, transport: .registry)
+        var reference = ImageReference(layoutPath: host + "/" + repository, selector: selector, transport: .registry)
+        reference.shortName = short
+        return reference
     }
 
 }

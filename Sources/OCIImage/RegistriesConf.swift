@@ -341,4 +341,42 @@ public struct RegistriesConf: Sendable, Equatable {
         out.append(endpoint(registry.location, insecure: registry.insecure, mirror: false))
         return out
     }
+
+    // MARK: - Short names
+
+    /// The fully qualified names (`HOST/REPOSITORY`) a short name (`alpine`, `team/app`, without
+    /// tag or digest) may mean, in the order to try, as podman resolves it: an `[aliases]` entry
+    /// alone; else each `unqualified-search-registries` host in order (`library/` added on
+    /// docker.io for a name of one component). oci-unpack never prompts: with
+    /// `short-name-mode = "enforcing"` more than one candidate is an error listing them, as
+    /// podman's is without a terminal; `permissive` (the default) and `disabled` try each.
+    public func resolveShortName(_ name: String) throws(UnpackError) -> (names: [String], how: String) {
+        let read = files.isEmpty ? "no registries.conf" : files.joined(separator: ", ")
+        if let alias = aliases[name] {
+            let host = alias.prefix { $0 != "/" }
+            guard alias.contains("/"), host.contains(".") || host.contains(":") || host == "localhost" else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "the alias of short name \"\(name)\" is \"\(alias.truncatedForMessage)\", which names no registry (in \(read))"
+                )
+            }
+            return ([alias], "alias in \(read)")
+        }
+        guard !unqualifiedSearchRegistries.isEmpty else {
+            throw UnpackError(
+                .invalidArgument,
+                "short name \"\(name.truncatedForMessage)\" has no alias and no unqualified-search-registries are set (in \(read)); name the registry (docker://HOST/\(name))"
+            )
+        }
+        let names = unqualifiedSearchRegistries.map { host in
+            host == "docker.io" && !name.contains("/") ? "docker.io/library/\(name)" : "\(host)/\(name)"
+        }
+        if shortNameMode == "enforcing" && names.count > 1 {
+            throw UnpackError(
+                .invalidArgument,
+                "short name \"\(name.truncatedForMessage)\" is ambiguous with short-name-mode enforcing (in \(read)): it may be \(names.joined(separator: ", ")); name one, or add an alias"
+            )
+        }
+        return (names, "unqualified-search-registries in \(read)")
+    }
 }

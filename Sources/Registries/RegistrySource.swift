@@ -211,6 +211,28 @@ extension RegistrySource {
                 explicit: options.registriesConfFile, environment: ProcessInfo.processInfo.environment)
         }
         let options = configured
+        // A short name (no registry named), with registries.conf read: podman's resolution.
+        if let short = reference.shortName, let conf = options.registriesConf, !conf.files.isEmpty {
+            let (names, how) = try conf.resolveShortName(short)
+            var failures: [String] = []
+            for (n, name) in names.enumerated() {
+                var resolved = ImageReference(layoutPath: name, selector: reference.selector, transport: .registry)
+                resolved.shortName = nil
+                do throws(UnpackError) {
+                    return try open(resolved, options: options, limits: limits, onWarning: onWarning)
+                } catch {
+                    // The next candidate only when this one lacks the image or cannot be reached.
+                    guard n < names.count - 1, error.code == .notFound || error.code == .io else {
+                        guard !failures.isEmpty else { throw error }
+                        var last = error
+                        last.message +=
+                            " (short name \"\(short)\" by \(how); tried before: \(failures.joined(separator: "; ")))"
+                        throw last
+                    }
+                    failures.append("\(name): \(error.message)")
+                }
+            }
+        }
         guard let settings = options.cache else {
             return try RegistrySource(reference: reference, options: options, limits: limits, onWarning: onWarning)
         }

@@ -239,3 +239,56 @@ import UnpackTestSupport
         #expect(table.lines["count"] == 4)
     }
 }
+
+/// Short names as podman resolves them with registries.conf.
+@Suite struct ShortNameTests {
+    static func reference(_ text: String) throws(UnpackError) -> ImageReference {
+        try ImageReference(parsing: text, isDirectory: { _ in false })
+    }
+
+    @Test func aReferenceWithoutARegistryKeepsItsShortName() throws {
+        #expect(try Self.reference("docker://alpine:3").shortName == "alpine")
+        #expect(
+            try Self.reference("docker://team/app@sha256:\(String(repeating: "a", count: 64))").shortName == "team/app")
+        #expect(try Self.reference("docker://alpine").layoutPath == "docker.io/library/alpine", "docker's rule stands")
+        #expect(try Self.reference("docker://docker.io/alpine").shortName == nil)
+        #expect(try Self.reference("docker://localhost/app").shortName == nil)
+        #expect(try Self.reference("docker://127.0.0.1:5000/app").shortName == nil)
+    }
+
+    @Test func aliasesComeFirstThenTheSearchRegistriesInOrder() throws {
+        let conf = try RegistriesConfTests.conf(
+            """
+            unqualified-search-registries = ["quay.io", "docker.io"]
+            [aliases]
+            "tool" = "registry.example/tools/tool"
+            """)
+        #expect(try conf.resolveShortName("tool").names == ["registry.example/tools/tool"])
+        #expect(try conf.resolveShortName("app").names == ["quay.io/app", "docker.io/library/app"])
+        #expect(try conf.resolveShortName("team/app").names == ["quay.io/team/app", "docker.io/team/app"])
+    }
+
+    @Test func enforcingRefusesAnAmbiguousNameListingTheCandidates() throws {
+        let conf = try RegistriesConfTests.conf(
+            """
+            unqualified-search-registries = ["quay.io", "docker.io"]
+            short-name-mode = "enforcing"
+            """)
+        let error = #expect(throws: UnpackError.self) { try conf.resolveShortName("app") }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("quay.io/app, docker.io/library/app") == true, "\(error?.message ?? "")")
+        let single = try RegistriesConfTests.conf(
+            """
+            unqualified-search-registries = ["quay.io"]
+            short-name-mode = "enforcing"
+            """)
+        #expect(try single.resolveShortName("app").names == ["quay.io/app"], "one candidate is no ambiguity")
+    }
+
+    @Test func withoutAliasOrSearchRegistriesAShortNameIsAnError() throws {
+        let error = #expect(throws: UnpackError.self) { try RegistriesConfTests.conf("").resolveShortName("app") }
+        #expect(error?.message.contains("no unqualified-search-registries") == true)
+        let bad = try RegistriesConfTests.conf("[aliases]\n\"x\" = \"notaregistry\"\n")
+        #expect(throws: UnpackError.self) { try bad.resolveShortName("x") }
+    }
+}

@@ -131,4 +131,31 @@ import UnpackTestSupport
             broken.stderr.contains("/registries.conf:1"),
             "\(broken.stderr)")
     }
+
+    /// `docker://NAME` without a registry: an alias, else the search registries in order (one
+    /// that is down passes to the next); enforcing refuses an ambiguous name.
+    @Test func shortNamesResolveAsPodmanResolvesThem() throws {
+        let site = try Site()
+        let gone = "127.0.0.1:\(try TestRegistry.freePort())"
+        try """
+        unqualified-search-registries = ["\(gone)", "\(site.origin.host)"]
+        [aliases]
+        "shorty" = "\(site.origin.host)/example/app"
+        """.write(toFile: site.conf, atomically: true, encoding: .utf8)
+        let (searched, searchedBundle) = try site.unpack("docker://example/app:v1", into: "searched")
+        #expect(searched.status == 0, "\(searched.stderr)")
+        #expect(FileManager.default.fileExists(atPath: searchedBundle + "/config.json"))
+        let (aliased, aliasedBundle) = try site.unpack("docker://shorty:v1", into: "aliased")
+        #expect(aliased.status == 0, "\(aliased.stderr)")
+        #expect(FileManager.default.fileExists(atPath: aliasedBundle + "/config.json"))
+        try """
+        unqualified-search-registries = ["\(gone)", "\(site.origin.host)"]
+        short-name-mode = "enforcing"
+        """.write(toFile: site.conf, atomically: true, encoding: .utf8)
+        let (ambiguous, bundle) = try site.unpack("docker://example/app:v1", into: "ambiguous")
+        #expect(ambiguous.status == UnpackError.Code.invalidArgument.exitCode, "\(ambiguous.stderr)")
+        #expect(
+            ambiguous.stderr.contains("\(gone)/example/app, \(site.origin.host)/example/app"), "\(ambiguous.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bundle))
+    }
 }
