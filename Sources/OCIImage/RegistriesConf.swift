@@ -190,7 +190,7 @@ public struct RegistriesConf: Sendable, Equatable {
                 guard case .table(let t) = value else { throw wrong("registries.\(name)", "a table", value, line: nil) }
                 return try strings(t, "registries") ?? []
             }
-            unqualifiedSearchRegistries = try list("search")
+            if v1["search"] != nil { unqualifiedSearchRegistries = try list("search") }
             for (host, insecure, blocked) in try list("insecure").map({ ($0, true, false) })
                 + list("block").map({ ($0, false, true) })
             {
@@ -220,12 +220,18 @@ public struct RegistriesConf: Sendable, Equatable {
             }
         }
         guard let value = table["registry"] else { return }
-        guard case .tables(let entries) = value else {
+        guard case .tables(let entries) = value.asTables ?? value else {
             throw wrong("registry", "an array of tables ([[registry]])", value, line: table.lines["registry"])
         }
         for entry in entries {
-            let location = try string(entry, "location") ?? ""
-            let prefix = try string(entry, "prefix") ?? location
+            let location = Self.trimmed(try string(entry, "location") ?? "")
+            let givenPrefix = Self.trimmed(try string(entry, "prefix") ?? "")
+            let prefix = givenPrefix.isEmpty ? location : givenPrefix
+            for (key, value) in [("prefix", prefix), ("location", location)]
+            where value.hasPrefix("http://") || value.hasPrefix("https://") {
+                throw problem(
+                    entry.lines[key] ?? entry.line, "\(key) \"\(value.truncatedForMessage)\" must not name a scheme")
+            }
             guard !prefix.isEmpty else {
                 throw problem(entry.line, "a [[registry]] needs a prefix or a location")
             }
@@ -238,13 +244,15 @@ public struct RegistriesConf: Sendable, Equatable {
                 mirrorByDigestOnly: try bool(entry, "mirror-by-digest-only") ?? false, mirrors: [],
                 origin: "\(file):\(entry.line)")
             if let mirrors = entry["mirror"] {
-                guard case .tables(let list) = mirrors else {
+                guard case .tables(let list) = mirrors.asTables ?? mirrors else {
                     throw wrong(
                         "mirror", "an array of tables ([[registry.mirror]])", mirrors, line: entry.lines["mirror"])
                 }
                 for m in list {
-                    guard let mirrorLocation = try string(m, "location"), !mirrorLocation.isEmpty else {
-                        throw problem(m.line, "a [[registry.mirror]] needs a location")
+                    guard let mirrorLocation = try string(m, "location").map(Self.trimmed), !mirrorLocation.isEmpty,
+                        !mirrorLocation.hasPrefix("http://"), !mirrorLocation.hasPrefix("https://")
+                    else {
+                        throw problem(m.line, "a [[registry.mirror]] needs a location (HOST[:PORT][/PATH], no scheme)")
                     }
                     let pull = try string(m, "pull-from-mirror") ?? ""
                     guard let mode = pull.isEmpty ? .all : PullFromMirror(rawValue: pull) else {
@@ -263,6 +271,13 @@ public struct RegistriesConf: Sendable, Equatable {
             }
             replace(registry)
         }
+    }
+
+    /// A prefix or location without the trailing `/` containers/image also drops.
+    static func trimmed(_ text: String) -> String {
+        var out = Substring(text)
+        while out.hasSuffix("/") { out = out.dropLast() }
+        return String(out)
     }
 
     private func registry(prefix: String, file: String, line: Int) -> Registry {
@@ -290,7 +305,7 @@ public struct RegistriesConf: Sendable, Equatable {
         for registry in registries {
             let length: Int
             if registry.prefix.hasPrefix("*.") {
-                let host = name.prefix { $0 != "/" }
+                let host = name.prefix { $0 != "/" }.prefix { $0 != ":" }
                 guard host.hasSuffix(registry.prefix.dropFirst()) else { continue }
                 length = registry.prefix.count
             } else {
@@ -321,13 +336,15 @@ public struct RegistriesConf: Sendable, Equatable {
                 "\(name) is blocked by registries.conf ([[registry]] prefix \"\(registry.prefix)\" at \(registry.origin))"
             )
         }
-        // The part of the name below the prefix, moved under each location.
+        // The part of the name below the prefix, moved under each location; a wildcard prefix
+        // matches a host, and moves what follows the host under its mirrors' locations.
+        let wildcard = registry.prefix.hasPrefix("*.")
         let below: Substring =
-            registry.prefix.hasPrefix("*.") || name.count <= registry.prefix.count
-            ? "" : name.dropFirst(registry.prefix.count)
+            wildcard
+            ? name.drop { $0 != "/" }
+            : name.count <= registry.prefix.count ? "" : name.dropFirst(registry.prefix.count)
         func endpoint(_ location: String, insecure: Bool, mirror: Bool) -> Endpoint {
-            let base = registry.prefix.hasPrefix("*.") ? name : location
-            let full = base + below
+            let full = wildcard && !mirror ? name : location + below
             let host = String(full.prefix { $0 != "/" })
             let path = String(full.dropFirst(host.count + 1))
             return Endpoint(host: host, repository: path, insecure: insecure, isMirror: mirror)
@@ -358,6 +375,13 @@ public struct RegistriesConf: Sendable, Equatable {
                 throw UnpackError(
                     .invalidArgument,
                     "the alias of short name \"\(name)\" is \"\(alias.truncatedForMessage)\", which names no registry (in \(read))"
+                )
+            }
+            let last = alias.split(separator: "/").last ?? ""
+            guard !alias.contains("@"), !last.contains(":") else {
+                throw UnpackError(
+                    .invalidArgument,
+                    "the alias of short name \"\(name)\" is \"\(alias.truncatedForMessage)\", which names a tag or digest (an alias names a repository; in \(read))"
                 )
             }
             return ([alias], "alias in \(read)")

@@ -25,6 +25,18 @@ package enum TOML: Equatable, Sendable {
         }
     }
 
+    /// An array whose items are all inline tables (`registry = [{…}, {…}]`), as the array of
+    /// tables it means; nil for anything else.
+    package var asTables: TOML? {
+        guard case .array(let items) = self else { return nil }
+        var tables: [TOMLTable] = []
+        for item in items {
+            guard case .table(let t) = item else { return nil }
+            tables.append(t)
+        }
+        return .tables(tables)
+    }
+
     /// A document's error: the file, the line (from 1) and what is wrong.
     package struct Problem: Error, Sendable, CustomStringConvertible, Equatable {
         package let file: String
@@ -49,6 +61,8 @@ package struct TOMLTable: Equatable, Sendable {
     /// Set by a `[header]` of its own (a second one is an error); tables made implicitly by dotted
     /// keys or longer headers are not.
     var explicitlyDefined = false
+    /// Written inline (`{ … }`): closed to later keys and headers.
+    var inline = false
 
     package subscript(key: String) -> TOML? { values[key] }
 }
@@ -186,8 +200,14 @@ struct TOMLParser {
             }
             skipBlanks()
             guard current == UInt8(ascii: ".") else { return parts }
+            guard parts.count < Self.maxDepth else { throw problem("a key has more than \(Self.maxDepth) parts") }
             advance()
         }
+    }
+
+    static func isHexDigit(_ c: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(c)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(c)
     }
 
     static func isBareKey(_ c: UInt8) -> Bool {
@@ -281,6 +301,7 @@ struct TOMLParser {
         skipBlanks()
         if current == UInt8(ascii: "}") {
             advance()
+            table.inline = true
             return .table(table)
         }
         while true {
@@ -298,6 +319,7 @@ struct TOMLParser {
             guard let c = current else { throw problem("an inline table is not closed with }") }
             if c == UInt8(ascii: "}") {
                 advance()
+                table.inline = true
                 return .table(table)
             }
             guard c == UInt8(ascii: ",") else { throw problem("expected , or } in an inline table (on one line)") }
@@ -327,6 +349,7 @@ struct TOMLParser {
                 case UInt8(ascii: "u"), UInt8(ascii: "U"):
                     let count = e == UInt8(ascii: "u") ? 4 : 8
                     guard position + count <= bytes.count,
+                        bytes[position..<(position + count)].allSatisfy({ Self.isHexDigit($0) }),
                         let code = UInt32(
                             String(decoding: bytes[position..<(position + count)], as: UTF8.self), radix: 16),
                         let scalar = Unicode.Scalar(code)
@@ -436,13 +459,23 @@ struct TOMLParser {
             table.values[first] = .table(child)
             table.lines[first] = line
         case .table(var child):
+            // An inline table is whole as written: nothing is added to it later.
+            if child.inline {
+                throw parser.problem(
+                    "\(path.joined(separator: ".")) adds to the inline table \(first) (line \(child.line))", line: line)
+            }
+            // Taken out while it changes, so that it is not copied for every key below it.
+            table.values[first] = nil
+            defer { table.values[first] = .table(child) }
             try descend(rest, in: &child, line: line, parser: parser, body)
-            table.values[first] = .table(child)
         case .tables(var elements):
             guard var last = elements.popLast() else { throw parser.problem("an empty array of tables", line: line) }
+            table.values[first] = nil
+            defer {
+                elements.append(last)
+                table.values[first] = .tables(elements)
+            }
             try descend(rest, in: &last, line: line, parser: parser, body)
-            elements.append(last)
-            table.values[first] = .tables(elements)
         case let other?:
             throw parser.problem(
                 "\(path.joined(separator: ".")) goes through \(first), which is \(other.kind) (line \(table.lines[first] ?? 0))",

@@ -81,6 +81,15 @@ public struct Unpacker: Sendable {
     public func resolve(_ reference: ImageReference, in source: any ImageSource, request: ResolutionRequest)
         throws(UnpackError) -> ResolvedImage
     {
+        var reference = reference
+        // A short name is what the source resolved it to (registries.conf's alias or search
+        // registry): that name, not docker's default, is what verifiers, inspect and logs see.
+        if reference.transport == .registry, reference.shortName != nil, source.name.hasPrefix("docker://") {
+            let resolvedName = String(source.name.dropFirst("docker://".count))
+            if resolvedName != reference.layoutPath {
+                reference = ImageReference(layoutPath: resolvedName, selector: reference.selector, transport: .registry)
+            }
+        }
         let resolved = try Resolver(source: source).resolve(reference, request: request)
         logger.debug(
             "resolved image",

@@ -42,14 +42,13 @@ final class RegistryEndpoints: Sendable {
         return try made.get()
     }
 
-    /// `request` answered by the first endpoint that can; `only` limits the endpoints tried (the
-    /// one that resolved a tag, for what must come from there).
-    func first<T>(_ what: String, only: [Int]? = nil, _ request: (RegistryClient) throws(UnpackError) -> T)
+    /// `request` answered by the first endpoint that can.
+    func first<T>(_ what: String, _ request: (RegistryClient) throws(UnpackError) -> T)
         throws(UnpackError) -> (value: T, endpoint: Int)
     {
         // An endpoint that could not be reached once (its client failed to connect) is not
         // asked again in this run, nor warned about again; the last one always is.
-        let all = only ?? Array(endpoints.indices)
+        let all = Array(endpoints.indices)
         let unreachable = clients.withLock { made in
             Set(made.compactMap { i, result in if case .failure = result { i } else { nil } })
         }
@@ -62,7 +61,7 @@ final class RegistryEndpoints: Sendable {
             } catch {
                 // Only what another place could answer passes on: not a wrong digest or size,
                 // nor an interruption.
-                guard n < order.count - 1, error.code == .io || error.code == .notFound else {
+                guard n < order.count - 1, Self.passesOn(error) else {
                     guard !failures.isEmpty else { throw error }
                     var last = error
                     last.message += " (after \(failures.joined(separator: "; ")))"
@@ -76,5 +75,13 @@ final class RegistryEndpoints: Sendable {
             }
         }
         throw UnpackError(.internal, "no endpoint to ask for \(what)")
+    }
+
+    /// Whether another place could answer what this failure did not: it could not be reached or
+    /// failed (74), lacks it (66), or refused it (77: a registry answers 401 or 403 for a
+    /// repository it does not have, and a mirror may want credentials the origin does not). Never
+    /// wrong bytes, a wrong size, a limit, or an interruption.
+    static func passesOn(_ error: UnpackError) -> Bool {
+        error.code == .io || error.code == .notFound || error.code == .permissionDenied
     }
 }

@@ -17,8 +17,6 @@ package struct RegistrySource: ImageSource {
     package let limits: DocumentLimits
     /// Where the reference is pulled from: registries.conf's mirrors, then the registry.
     let endpoints: RegistryEndpoints
-    /// The endpoint that answered the reference's own manifest (a mirror or the registry).
-    let resolvedBy: Int
     /// The documents already fetched (the reference's own manifest or index).
     let fetched: [Digest: [UInt8]]
 
@@ -52,7 +50,7 @@ package struct RegistrySource: ImageSource {
             host: reference.registryHost, repository: reference.repository,
             selector: digest.map { "@\($0)" } ?? ":\(asked)", byDigest: digest != nil, options: options,
             onWarning: onWarning)
-        let ((bytes, mediaType, actual), served) = try endpoints.first("manifest \(asked)") {
+        let ((bytes, mediaType, actual), _) = try endpoints.first("manifest \(asked)") {
             (client) throws(UnpackError) in
             let answer = try Self.manifest(asked, client: client, limits: limits)
             if let digest, digest != answer.2 {
@@ -63,7 +61,6 @@ package struct RegistrySource: ImageSource {
             }
             return answer
         }
-        resolvedBy = served
         var annotations: [String: String]?
         if let tag { annotations = [AnnotationKey.refName: tag] }
         index = Index(
@@ -216,13 +213,16 @@ extension RegistrySource {
             let (names, how) = try conf.resolveShortName(short)
             var failures: [String] = []
             for (n, name) in names.enumerated() {
-                var resolved = ImageReference(layoutPath: name, selector: reference.selector, transport: .registry)
+                // Through the parser: its checks of host and repository, and docker.io's library/.
+                var resolved = try ImageReference(parsing: "docker://" + name, isDirectory: { _ in false })
+                resolved.selector = reference.selector
                 resolved.shortName = nil
                 do throws(UnpackError) {
                     return try open(resolved, options: options, limits: limits, onWarning: onWarning)
                 } catch {
                     // The next candidate only when this one lacks the image or cannot be reached.
-                    guard n < names.count - 1, error.code == .notFound || error.code == .io else {
+                    // (A registry answers 401 or 403 for a repository it does not have.)
+                    guard n < names.count - 1, RegistryEndpoints.passesOn(error) else {
                         guard !failures.isEmpty else { throw error }
                         var last = error
                         last.message +=

@@ -127,7 +127,19 @@ public enum Alternatives {
         original: Descriptor, _ originalManifest: Manifest, _ originalConfig: ImageConfig, key: String
     ) throws(UnpackError) {
         if alternativeManifest.config.digest == originalManifest.config.digest { return }
-        if alternativeConfig.rootfs.diffIDs == originalConfig.rootfs.diffIDs { return }
+        if alternativeConfig.rootfs.diffIDs == originalConfig.rootfs.diffIDs {
+            // The same layers, but config.json is written from the config: what runs, as whom,
+            // and for which platform must be the original's too.
+            guard alternativeConfig.config == originalConfig.config,
+                alternativeConfig.platform.normalized == originalConfig.platform.normalized
+            else {
+                throw UnpackError(
+                    .invalidImage,
+                    "manifest \(alternative.digest), the alternative named by annotation \(key) of manifest \(original.digest), has config \(alternativeManifest.config.digest), whose execution settings or platform differ from those of the original's config \(originalManifest.config.digest): it would run another container, and is refused rather than replaced by the original",
+                    context: .init(digest: alternative.digest, mediaType: alternative.mediaType))
+            }
+            return
+        }
         throw UnpackError(
             .invalidImage,
             "manifest \(alternative.digest), the alternative named by annotation \(key) of manifest \(original.digest), has config \(alternativeManifest.config.digest) whose diff_ids differ from those of the original's config \(originalManifest.config.digest): it is not the same image, and is refused rather than replaced by the original",

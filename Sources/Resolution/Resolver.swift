@@ -272,7 +272,8 @@ package struct Resolver: Sendable {
         }
         // An alternative is for its original's platform (it may be listed elsewhere under one no
         // client matches, so that copying tools carry it along).
-        if let platform = candidate.alternativeOf?.platform ?? candidate.descriptor.platform {
+        let stated = candidate.alternativeOf == nil ? candidate.descriptor.platform : candidate.alternativeOf?.platform
+        if let platform = stated {
             candidate.platform = platform.normalized
             candidate.platformSource = .descriptor
         } else {
@@ -362,6 +363,18 @@ package struct Resolver: Sendable {
         throws(UnpackError)
     {
         guard let key else { return }
+        // An alternative that cannot be unpacked (not for want of its blob, nor for being for
+        // another platform) is the image claiming something false: refused, not read around.
+        for i in candidates.indices {
+            guard let original = candidates[i].alternativeOf,
+                case .refused(let reason, let code) = candidates[i].decision,
+                code != .notFound, code != .platformNotFound
+            else { continue }
+            throw UnpackError(
+                code,
+                "manifest \(candidates[i].descriptor.digest), the alternative named by annotation \(key) of manifest \(original.digest), cannot be unpacked: \(reason)",
+                context: .init(digest: candidates[i].descriptor.digest, mediaType: candidates[i].descriptor.mediaType))
+        }
         for i in candidates.indices where candidates[i].decision == .eligible {
             guard let original = candidates[i].alternativeOf, let manifest = candidates[i].manifest,
                 let config = candidates[i].config
@@ -371,11 +384,10 @@ package struct Resolver: Sendable {
             guard try load(&listed, cache: cache), let originalManifest = listed.manifest,
                 let originalConfig = listed.config
             else {
-                candidates[i].decision = .refused(
-                    reason:
-                        "its original \(original.digest) cannot be read to check that both are the same image: \(listed.report.reason ?? "")",
-                    code: .notFound)
-                continue
+                throw UnpackError(
+                    .invalidImage,
+                    "manifest \(candidates[i].descriptor.digest), the alternative named by annotation \(key) of manifest \(original.digest), cannot be checked against its original, which cannot be read: \(listed.report.reason ?? "")",
+                    context: .init(digest: original.digest, mediaType: original.mediaType))
             }
             try Alternatives.checkSameContent(
                 alternative: candidates[i].descriptor, manifest, config, original: original, originalManifest,

@@ -73,6 +73,29 @@ import UnpackTestSupport
         #expect(blocked?.message.contains("test.conf:7") == true, "\(blocked?.message ?? "")")
     }
 
+    /// A wildcard's mirrors take what follows the host; its primary is the name itself. Arrays of
+    /// inline tables mean what [[…]] means; trailing slashes go; a scheme is refused.
+    @Test func wildcardMirrorsAndInlineTablesAndCleanedLocations() throws {
+        let conf = try Self.conf(
+            """
+            registry = [
+              { prefix = "*.corp.example", mirror = [{ location = "cache.example/corp", insecure = true }] },
+              { prefix = "plain.example/", location = "real.example/ns/" },
+            ]
+            """)
+        let endpoints = try conf.endpoints(
+            host: "images.corp.example:5000", repository: "team/app", selector: ":1", byDigest: false)
+        #expect(endpoints.map(\.description) == ["cache.example/corp/team/app", "images.corp.example:5000/team/app"])
+        #expect(endpoints.map(\.insecure) == [true, false], "the origin keeps TLS")
+        let plain = try conf.endpoints(host: "plain.example", repository: "app", selector: ":1", byDigest: false)
+        #expect(plain.map(\.description) == ["real.example/ns/app"])
+        let scheme = #expect(throws: UnpackError.self) {
+            try Self.conf("[[registry]]\nlocation = \"https://r.example\"\n")
+        }
+        #expect(
+            scheme?.message.contains("no scheme") == true || scheme?.message.contains("must not name a scheme") == true)
+    }
+
     @Test func mirrorsServeTheReferencesTheyAreFor() throws {
         let conf = try Self.conf(
             """
@@ -174,6 +197,12 @@ import UnpackTestSupport
     @Test func theSystemsOwnFilesAreRead() throws {
         let conf = try RegistriesConf.load(explicit: nil, environment: [:])
         for file in conf.files { #expect(file.hasPrefix("/etc/containers/")) }
+        if FileManager.default.fileExists(atPath: "/etc/containers/registries.conf") {
+            #expect(conf.files.first == "/etc/containers/registries.conf")
+        }
+        if FileManager.default.fileExists(atPath: "/etc/containers/registries.conf.d/shortnames.conf") {
+            #expect(conf.aliases["alpine"] == "docker.io/library/alpine", "containers-common's aliases")
+        }
     }
 
     /// Bad input: the file and line, and what is wrong.
@@ -193,6 +222,9 @@ import UnpackTestSupport
         ("key = \"\"\"\nmulti\n\"\"\"\n", "x.conf:1", "multi-line"),
         ("a = 1.5\n", "x.conf:1", "not a value"),
         ("a = \"x\" b = 1\n", "x.conf:1", "one key = value per line"),
+        ("a = \"\\u+041\"\n", "x.conf:1", "escape"),
+        ("a = { b = 1 }\na.c = 2\n", "x.conf:2", "inline table"),
+        (String(repeating: "k.", count: 100) + "k = 1\n", "x.conf:1", "parts"),
         ("[[registry]]\nprefix = \"*.example.com\"\nlocation = \"x\"\n", "x.conf:1", "wildcard"),
         ("unqualified-search-registries = [\"b\"]\n[registries.search]\nregistries = [\"a\"]\n", "x.conf:2", "mixes"),
     ])
@@ -288,7 +320,9 @@ import UnpackTestSupport
     @Test func withoutAliasOrSearchRegistriesAShortNameIsAnError() throws {
         let error = #expect(throws: UnpackError.self) { try RegistriesConfTests.conf("").resolveShortName("app") }
         #expect(error?.message.contains("no unqualified-search-registries") == true)
-        let bad = try RegistriesConfTests.conf("[aliases]\n\"x\" = \"notaregistry\"\n")
+        let bad = try RegistriesConfTests.conf(
+            "[aliases]\n\"x\" = \"notaregistry\"\n\"t\" = \"r.example/app:1\"\n")
         #expect(throws: UnpackError.self) { try bad.resolveShortName("x") }
+        #expect(throws: UnpackError.self) { try bad.resolveShortName("t") }
     }
 }

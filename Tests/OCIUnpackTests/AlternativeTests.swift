@@ -278,6 +278,17 @@ import struct OCIImage.MediaType
         #expect(gzip.status == UnpackError.Code.invalidImage.exitCode, "\(gzip.stderr)")
     }
 
+    /// Same diff_ids but another execution config: it would run another container.
+    @Test func aManifestAlternativeWithAnotherCommandIsRefused() throws {
+        let f = try Fixture()
+        let other = try f.b.image(
+            layers: f.zstdLayers, execution: ImageConfig.Execution(user: "root", cmd: ["/bin/sh", "-c", "evil"]))
+        f.b.tag(try f.b.index([try LayoutBuilder.naming(other, on: f.gzip)]), "other-command")
+        try f.b.write()
+        let r = try f.cli(["inspect", "--alternatives", "--platform", "linux/amd64", "oci:\(f.path):other-command"])
+        ExitCodeTests.expectOneErrorLine(r, .invalidImage, "execution settings or platform differ")
+    }
+
     /// A missing alternative blob: the original is used, with a warning.
     @Test func aMissingAlternativeFallsBackWithAWarning() throws {
         let f = try Fixture()

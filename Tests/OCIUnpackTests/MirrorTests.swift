@@ -145,6 +145,15 @@ import UnpackTestSupport
         let (searched, searchedBundle) = try site.unpack("docker://example/app:v1", into: "searched")
         #expect(searched.status == 0, "\(searched.stderr)")
         #expect(FileManager.default.fileExists(atPath: searchedBundle + "/config.json"))
+        // What inspect (and a --verifier-dir program) sees is the name it resolved to.
+        let inspect = try Command.run(
+            Command.ociUnpack,
+            [
+                "inspect", "--json", "--platform", "linux/amd64", "--registries-conf", site.conf, "--retry-times", "0",
+                "docker://example/app:v1",
+            ])
+        let object = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any]
+        #expect(object?["reference"] as? String == site.reference, "\(inspect.stdout) \(inspect.stderr)")
         let (aliased, aliasedBundle) = try site.unpack("docker://shorty:v1", into: "aliased")
         #expect(aliased.status == 0, "\(aliased.stderr)")
         #expect(FileManager.default.fileExists(atPath: aliasedBundle + "/config.json"))
