@@ -74,6 +74,8 @@ public struct RegistriesConf: Sendable, Equatable {
     public var aliases: [String: String] = [:]
     /// The files read, in order.
     public var files: [String] = []
+    /// Where each prefix's table is in ``registries``.
+    private var position: [String: Int] = [:]
 
     /// Nothing configured: every reference is pulled from where it names.
     public init() {}
@@ -281,16 +283,17 @@ public struct RegistriesConf: Sendable, Equatable {
     }
 
     private func registry(prefix: String, file: String, line: Int) -> Registry {
-        registries.first { $0.prefix == prefix }
+        position[prefix].map { registries[$0] }
             ?? Registry(
                 prefix: prefix, location: prefix, insecure: false, blocked: false, mirrorByDigestOnly: false,
                 mirrors: [], origin: "\(file):\(line)")
     }
 
     private mutating func replace(_ registry: Registry) {
-        if let i = registries.firstIndex(where: { $0.prefix == registry.prefix }) {
+        if let i = position[registry.prefix] {
             registries[i] = registry
         } else {
+            position[registry.prefix] = registries.count
             registries.append(registry)
         }
     }

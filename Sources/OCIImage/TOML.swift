@@ -392,6 +392,15 @@ struct TOMLParser {
     {
         try descend(path, in: &root, line: line, parser: parser) { (table, key) throws(TOML.Problem) in
             let name = path.joined(separator: ".")
+            // Another [[name]]: appended in place (moved out first), not copied per header.
+            if array, case .tables(var elements)? = table.values.removeValue(forKey: key) {
+                var element = TOMLTable()
+                element.line = line
+                element.explicitlyDefined = true
+                elements.append(element)
+                table.values[key] = .tables(elements)
+                return
+            }
             switch (table.values[key], array) {
             case (nil, true):
                 var element = TOMLTable()
@@ -399,12 +408,6 @@ struct TOMLParser {
                 element.explicitlyDefined = true
                 table.values[key] = .tables([element])
                 table.lines[key] = line
-            case (.tables(var elements), true):
-                var element = TOMLTable()
-                element.line = line
-                element.explicitlyDefined = true
-                elements.append(element)
-                table.values[key] = .tables(elements)
             case (nil, false):
                 var element = TOMLTable()
                 element.line = line
@@ -451,32 +454,35 @@ struct TOMLParser {
         guard let first = path.first else { throw parser.problem("an empty key", line: line) }
         if path.count == 1 { return try body(&table, first) }
         let rest = Array(path.dropFirst())
-        switch table.values[first] {
+        // Taken out while it changes (and put back), so that a table or an array of tables is
+        // changed in place rather than copied for every key below it.
+        switch table.values.removeValue(forKey: first) {
         case nil:
             var child = TOMLTable()
             child.line = line
             try descend(rest, in: &child, line: line, parser: parser, body)
             table.values[first] = .table(child)
             table.lines[first] = line
-        case .table(var child):
+        case .table(var child)?:
+            defer { table.values[first] = .table(child) }
             // An inline table is whole as written: nothing is added to it later.
             if child.inline {
                 throw parser.problem(
                     "\(path.joined(separator: ".")) adds to the inline table \(first) (line \(child.line))", line: line)
             }
-            // Taken out while it changes, so that it is not copied for every key below it.
-            table.values[first] = nil
-            defer { table.values[first] = .table(child) }
             try descend(rest, in: &child, line: line, parser: parser, body)
-        case .tables(var elements):
-            guard var last = elements.popLast() else { throw parser.problem("an empty array of tables", line: line) }
-            table.values[first] = nil
+        case .tables(var elements)?:
+            guard var last = elements.popLast() else {
+                table.values[first] = .tables(elements)
+                throw parser.problem("an empty array of tables", line: line)
+            }
             defer {
                 elements.append(last)
                 table.values[first] = .tables(elements)
             }
             try descend(rest, in: &last, line: line, parser: parser, body)
         case let other?:
+            table.values[first] = other
             throw parser.problem(
                 "\(path.joined(separator: ".")) goes through \(first), which is \(other.kind) (line \(table.lines[first] ?? 0))",
                 line: line)
