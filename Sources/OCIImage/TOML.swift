@@ -37,6 +37,30 @@ package enum TOML: Equatable, Sendable {
         return .tables(tables)
     }
 
+    /// Changes the table this value is, or the last of its array of tables, in place: the value
+    /// is emptied while `body` runs, so that what it holds is not shared and is not copied.
+    mutating func changeTable<E: Error>(_ body: (inout TOMLTable) throws(E) -> Void) throws(E) {
+        // `if case` and then overwriting self leaves the bound copy the only owner (a `switch`
+        // would keep its subject, a second owner, alive through the body).
+        if case .table(var table) = self {
+            self = .bool(false)
+            defer { self = .table(table) }
+            try body(&table)
+        } else if case .tables(var tables) = self, !tables.isEmpty {
+            self = .bool(false)
+            defer { self = .tables(tables) }
+            try body(&tables[tables.count - 1])
+        }
+    }
+
+    /// Appends an element to an array of tables, in place (as ``changeTable(_:)``).
+    mutating func appendTable(_ element: TOMLTable) {
+        guard case .tables(var tables) = self else { return }
+        self = .bool(false)
+        tables.append(element)
+        self = .tables(tables)
+    }
+
     /// A document's error: the file, the line (from 1) and what is wrong.
     package struct Problem: Error, Sendable, CustomStringConvertible, Equatable {
         package let file: String
@@ -392,13 +416,12 @@ struct TOMLParser {
     {
         try descend(path, in: &root, line: line, parser: parser) { (table, key) throws(TOML.Problem) in
             let name = path.joined(separator: ".")
-            // Another [[name]]: appended in place (moved out first), not copied per header.
-            if array, case .tables(var elements)? = table.values.removeValue(forKey: key) {
+            // Another [[name]]: appended in place, not copied per header.
+            if array, case .tables? = table.values[key] {
                 var element = TOMLTable()
                 element.line = line
                 element.explicitlyDefined = true
-                elements.append(element)
-                table.values[key] = .tables(elements)
+                table.values[key]?.appendTable(element)
                 return
             }
             switch (table.values[key], array) {
@@ -454,38 +477,29 @@ struct TOMLParser {
         guard let first = path.first else { throw parser.problem("an empty key", line: line) }
         if path.count == 1 { return try body(&table, first) }
         let rest = Array(path.dropFirst())
-        // Taken out while it changes (and put back), so that a table or an array of tables is
-        // changed in place rather than copied for every key below it.
-        switch table.values.removeValue(forKey: first) {
+        // Changed in place through the dictionary's accessor (``TOML/changeTable(_:)``): a
+        // table or an array of tables is not copied for every key below it.
+        switch table.values[first] {
         case nil:
             var child = TOMLTable()
             child.line = line
             try descend(rest, in: &child, line: line, parser: parser, body)
             table.values[first] = .table(child)
             table.lines[first] = line
-        case .table(var child)?:
-            defer { table.values[first] = .table(child) }
+            return
+        case .table(let child)? where child.inline:
             // An inline table is whole as written: nothing is added to it later.
-            if child.inline {
-                throw parser.problem(
-                    "\(path.joined(separator: ".")) adds to the inline table \(first) (line \(child.line))", line: line)
-            }
-            try descend(rest, in: &child, line: line, parser: parser, body)
-        case .tables(var elements)?:
-            guard var last = elements.popLast() else {
-                table.values[first] = .tables(elements)
-                throw parser.problem("an empty array of tables", line: line)
-            }
-            defer {
-                elements.append(last)
-                table.values[first] = .tables(elements)
-            }
-            try descend(rest, in: &last, line: line, parser: parser, body)
+            throw parser.problem(
+                "\(path.joined(separator: ".")) adds to the inline table \(first) (line \(child.line))", line: line)
+        case .table?, .tables?:
+            break  // below, once the switch no longer holds a copy of the value
         case let other?:
-            table.values[first] = other
             throw parser.problem(
                 "\(path.joined(separator: ".")) goes through \(first), which is \(other.kind) (line \(table.lines[first] ?? 0))",
                 line: line)
+        }
+        try table.values[first]?.changeTable { (child) throws(TOML.Problem) in
+            try descend(rest, in: &child, line: line, parser: parser, body)
         }
     }
 }

@@ -235,6 +235,19 @@ import UnpackTestSupport
         #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
     }
 
+    /// Many tables, each with keys and a mirror: every one kept, in order (the reader changes them
+    /// in place; hack/fuzz would time out on a reader that copies a table per key).
+    @Test func manyTablesAreAllKept() throws {
+        var text = ""
+        for i in 0..<5000 {
+            text += "[[registry]]\nprefix = \"r\(i).example\"\n[[registry.mirror]]\nlocation = \"m\(i).example\"\n"
+        }
+        let conf = try Self.conf(text)
+        #expect(conf.registries.count == 5000)
+        #expect(conf.registries.last?.mirrors.map(\.location) == ["m4999.example"])
+        #expect(conf.registry(matching: "r1234.example/a:1")?.mirrors.first?.location == "m1234.example")
+    }
+
     @Test func tomlValuesAreReadAsWritten() throws {
         let table = try TOML.parse(
             """
