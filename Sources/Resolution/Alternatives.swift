@@ -9,20 +9,14 @@ public enum Alternatives {
     /// The annotation key the discussion proposed.
     public static let defaultAnnotation = "zstd-compressed-alternative"
 
-    /// What an annotation names, when it can be used.
-    enum Parsed {
-        /// The descriptor has no such annotation.
-        case none
-        case descriptor(Descriptor)
-    }
-
     /// The alternative `original`'s annotation `key` names, checked for what every alternative
     /// must be: valid JSON, a descriptor whose digest oci-unpack can verify, of the `expected` kind,
-    /// and not itself naming an alternative. `what` names the original in errors.
+    /// and not itself naming an alternative; nil when `original` has no such annotation. `what`
+    /// names the original in errors.
     static func parse(_ original: Descriptor, key: String, what: String, expected: Expected) throws(UnpackError)
-        -> Parsed
+        -> Descriptor?
     {
-        guard let text = original.annotations?[key] else { return .none }
+        guard let text = original.annotations?[key] else { return nil }
         let context = UnpackError.Context(digest: original.digest, mediaType: original.mediaType)
         let named = "the alternative named by annotation \(key) of \(what)"
         let alternative: Descriptor
@@ -56,7 +50,7 @@ public enum Alternatives {
                     context: .init(digest: alternative.digest, mediaType: alternative.mediaType))
             }
         }
-        return .descriptor(alternative)
+        return alternative
     }
 
     /// What an alternative must be.
@@ -84,7 +78,7 @@ public enum Alternatives {
         func rank(_ c: LayerCompression) -> Int { preference.firstIndex(of: c) ?? preference.count }
         for (i, descriptor) in manifest.layers.enumerated() {
             guard
-                case .descriptor(let alternative) = try parse(
+                let alternative = try parse(
                     descriptor, key: key, what: "layer \(i) (\(descriptor.digest))", expected: .layer)
             else { continue }
             let compression = alternative.mediaType.layerCompression ?? .none

@@ -92,36 +92,22 @@ struct Walk {
             if let how {
                 steps.append(.init(digest: descriptor.digest, mediaType: descriptor.mediaType, selectedBy: how))
             }
-            guard candidates.count < Self.maxCandidates else {
-                throw UnpackError(
-                    .limitExceeded,
-                    "the image's indexes list more than \(Self.maxCandidates) manifests",
-                    context: .init(digest: path.last))
-            }
             var candidate = Candidate(descriptor: descriptor, indexPath: path, position: candidates.count)
             var alternative: Descriptor?
             if let key = alternativeKey {
                 do throws(UnpackError) {
-                    if case .descriptor(let named) = try Alternatives.parse(
+                    alternative = try Alternatives.parse(
                         descriptor, key: key, what: "manifest \(descriptor.digest)", expected: .manifest)
-                    {
-                        alternative = named
-                    }
                 } catch {
                     candidate.alternativeProblem = error
                 }
             }
-            candidates.append(candidate)
+            try add(candidate, via: path)
             // Right after its original: where all else ties, index order keeps the original.
             if let alternative {
-                guard candidates.count < Self.maxCandidates else {
-                    throw UnpackError(
-                        .limitExceeded, "the image's indexes list more than \(Self.maxCandidates) manifests",
-                        context: .init(digest: path.last))
-                }
                 var named = Candidate(descriptor: alternative, indexPath: path, position: candidates.count)
                 named.alternativeOf = descriptor
-                candidates.append(named)
+                try add(named, via: path)
             }
             return
         }
@@ -150,6 +136,16 @@ struct Walk {
         for entry in index.manifests {
             try expand(entry, via: path + [descriptor.digest], selectedBy: nil, depth: depth + 1)
         }
+    }
+
+    /// Adds a candidate, within ``maxCandidates``.
+    private mutating func add(_ candidate: Candidate, via path: [Digest]) throws(UnpackError) {
+        guard candidates.count < Self.maxCandidates else {
+            throw UnpackError(
+                .limitExceeded, "the image's indexes list more than \(Self.maxCandidates) manifests",
+                context: .init(digest: path.last))
+        }
+        candidates.append(candidate)
     }
 
     /// Finds a manifest or index with `digest` anywhere below `entries` (a digest reference to one

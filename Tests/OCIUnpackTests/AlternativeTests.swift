@@ -73,6 +73,20 @@ import struct OCIImage.MediaType
             try Unpacker().treeListing("oci:\(path):\(tag)", request: request).digest()
         }
 
+        /// Tags `impostor`: the gzip image whose layer `index` names, as its zstd alternative, a
+        /// layer of other content. Returns that layer.
+        @discardableResult
+        func tagImpostor(at index: Int) throws -> LayoutBuilder.Layer {
+            var other = TarBuilder()
+            other.file("etc/hostname", "someone else")
+            let impostor = try b.layer(other.bytes(), compression: .zstd)
+            var named = gzipLayers
+            named[index].descriptor = try LayoutBuilder.naming(impostor.descriptor, on: gzipLayers[index].descriptor)
+            b.tag(try b.image(layers: named), "impostor")
+            try b.write()
+            return impostor
+        }
+
         func cli(_ args: [String]) throws -> CommandResult {
             try Command.run(Command.ociUnpack, args)
         }
@@ -241,13 +255,7 @@ import struct OCIImage.MediaType
     /// never replaced by the original, nothing left behind.
     @Test func aLayerAlternativeWithAnotherDiffIDIsRefused() throws {
         let f = try Fixture()
-        var other = TarBuilder()
-        other.file("etc/hostname", "someone else")
-        let impostor = try f.b.layer(other.bytes(), compression: .zstd)
-        var named = f.gzipLayers
-        named[1].descriptor = try LayoutBuilder.naming(impostor.descriptor, on: f.gzipLayers[1].descriptor)
-        f.b.tag(try f.b.image(layers: named), "impostor")
-        try f.b.write()
+        let impostor = try f.tagImpostor(at: 1)
         let bundle = f.tmp.path + "/bundle"
         let r = try f.cli([
             "unpack", "--alternatives", "--platform", "linux/amd64", "oci:\(f.path):impostor", bundle,
@@ -358,13 +366,7 @@ import struct OCIImage.MediaType
             }
         }
         // An impostor layer alternative fails verification.
-        var other = TarBuilder()
-        other.file("etc/hostname", "someone else")
-        let impostor = try f.b.layer(other.bytes(), compression: .zstd)
-        var named = f.gzipLayers
-        named[0].descriptor = try LayoutBuilder.naming(impostor.descriptor, on: f.gzipLayers[0].descriptor)
-        f.b.tag(try f.b.image(layers: named), "impostor")
-        try f.b.write()
+        try f.tagImpostor(at: 0)
         let r = try f.cli(["verify-variants", "--alternatives", "oci:\(f.path):impostor"])
         #expect(r.status == UnpackError.Code.digestMismatch.exitCode, "\(r.stdout) \(r.stderr)")
     }

@@ -94,6 +94,15 @@ import UnpackTestSupport
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: bundle + "/config.json"))
         #expect(r.stderr.contains("mirror \(gone)/example/app could not serve"), "\(r.stderr)")
+        // One that refuses (403, as a registry answers for a repository it lacks) passes on too.
+        let refusing = try FaultProxy(
+            upstream: site.origin.host,
+            rules: [("/manifests/", .status(403, retryAfter: nil), 0), ("/blobs/", .status(403, retryAfter: nil), 0)])
+        try site.name(mirrors: [refusing.host])
+        let (refused, refusedBundle) = try site.unpack(into: "refused")
+        #expect(refused.status == 0, "\(refused.stderr)")
+        #expect(FileManager.default.fileExists(atPath: refusedBundle + "/config.json"))
+        #expect(refused.stderr.contains("mirror \(refusing.host)/example/app could not serve"), "\(refused.stderr)")
     }
 
     /// A mirror that alters bytes is refused, not read around: the pull fails and leaves nothing.
