@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "CIsal", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(name: "CGPGME", pkgConfig: "gpgme", providers: [.apt(["libgpgme-dev"])]),
         .target(name: "CShims"),
 
         // The system layer: fds, syscalls that capture errno, threads and locks, signals, tree
@@ -59,6 +60,13 @@ let package = Package(
             ]
         ),
         .target(name: "Resolution", dependencies: ["OCIImage"]),
+        // Signature policy as containers-policy.json(5) defines it: the policy and registries.d
+        // files, OpenPGP "simple signing" through GPGME (the only importer of CGPGME), sigstore
+        // signatures through swift-crypto, and the decision on a manifest digest.
+        .target(
+            name: "Trust",
+            dependencies: ["OCIImage", "UnpackSystem", "CGPGME", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Tar archives read through libarchive (the only importer of CArchive): the entry model, the
         // reader over any ByteStream, and the stream helpers a source may use without the codecs.
         .target(name: "TarArchive", dependencies: ["OCIImage", "UnpackSystem", "CArchive"]),
@@ -99,7 +107,7 @@ let package = Package(
             name: "OCIUnpack",
             dependencies: [
                 "OCIImage", "UnpackSystem", "LayoutSource", "ArchiveSource", "Resolution", "LayerStream",
-                "LayerEngine", "LayerApply", "LayerStore", "RuntimeBundle", "TreeCompare",
+                "LayerEngine", "LayerApply", "LayerStore", "RuntimeBundle", "TreeCompare", "Trust",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -128,6 +136,7 @@ let package = Package(
 
         .testTarget(
             name: "OCIImageTests", dependencies: ["OCIImage", "LayoutSource", "UnpackSystem", "UnpackTestSupport"]),
+        .testTarget(name: "TrustTests", dependencies: ["Trust", "OCIImage", "UnpackSystem", "UnpackTestSupport"]),
         .testTarget(
             name: "ResolutionTests", dependencies: ["Resolution", "OCIImage", "LayoutSource", "UnpackTestSupport"]),
         .testTarget(
@@ -175,7 +184,7 @@ package.targets.append(
         name: "FuzzTargets",
         dependencies: [
             "OCIImage", "UnpackSystem", "Resolution", "LayerStream", "TarArchive", "LayerEngine", "LayerApply",
-            "RuntimeBundle",
+            "RuntimeBundle", "Trust",
         ]))
 
 // One set of Swift settings for every Swift target (as swift-log does).

@@ -6,6 +6,7 @@ import OCIImage
 import Resolution
 import RuntimeBundle
 import TarArchive
+import Trust
 import UnpackSystem
 
 /// Fuzz targets, kept in an ordinary library so that every build type-checks them; hack/fuzz links
@@ -58,6 +59,20 @@ package enum FuzzDocuments {
             for registry in conf.registries {
                 _ = try? conf.endpoints(host: registry.prefix, repository: "a/b", selector: ":t", byDigest: false)
             }
+        }
+        // The signature policy, its lookup, and signature payloads (untrusted JSON).
+        if let policy = try? Policy(parsing: bytes, file: "fuzz"),
+            let reference = DockerIdentity.parse("a.example/b/c:t")
+        {
+            _ = policy.requirements(for: .docker(reference, display: "fuzz"))
+        }
+        _ = SignedClaims.simpleSigning(bytes)
+        _ = SignedClaims.sigstore(bytes)
+        _ = ParsedSignature.classify(bytes)
+        // registries.d: the YAML subset and the sections built on it.
+        if let text = String(validating: bytes, as: UTF8.self) {
+            var registriesD = RegistriesD()
+            try? registriesD.merge(text: text, file: "fuzz")
         }
         // The template reader: what parses must be written as JSON that reads back to the same text.
         if let value = try? JSONValue(parsing: bytes) {

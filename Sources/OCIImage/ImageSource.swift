@@ -70,11 +70,18 @@ public protocol ImageSource: Sendable {
     /// The descriptor of a blob known only by its digest (a digest reference no index lists),
     /// worked out from its content.
     func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor
+    /// The signatures kept with the image beside its blobs, for a signature policy: a registry's
+    /// sigstore attachments and the signatures of an `http(s)` lookaside (``SignatureRequest``).
+    /// Layouts and archives keep none (the default).
+    func signatures(_ request: SignatureRequest) throws(UnpackError) -> [StoredSignature]
 }
 
 extension ImageSource {
     /// One by one.
     public func hasBlobs(_ digests: [Digest]) -> [Bool] { digests.map(hasBlob) }
+
+    /// None.
+    public func signatures(_ request: SignatureRequest) throws(UnpackError) -> [StoredSignature] { [] }
 }
 
 extension Descriptor {

@@ -48,7 +48,8 @@ public struct UnpackError: Error, Sendable, CustomStringConvertible {
         public static let limitExceeded = Code(name: "limitExceeded")
         /// `verify-variants`: the variants of one image do not yield the same filesystem.
         public static let variantsDiffer = Code(name: "variantsDiffer")
-        /// The image was refused by the site's policy: a `--verifier-dir` program did not accept it.
+        /// The image was refused by the site's policy: the signature policy (policy.json), a
+        /// `--verifier-dir` program, or a registries.conf `blocked` namespace.
         public static let policyRejected = Code(name: "policyRejected")
         /// A system call failed for another reason (disk full, I/O error).
         public static let io = Code(name: "io")

@@ -91,6 +91,9 @@ public struct UnpackOptions: Sendable {
     public var verifierDirectory: String?
     /// Seconds each verifier program may take before it (and its process group) is killed.
     public var verifierTimeout: Double = 10
+    /// The signature policy the image must satisfy, decided on its manifest digest before any
+    /// layer is fetched (`--policy`, `--insecure-policy`, `--require-policy`, `--registries.d`).
+    public var signaturePolicy = SignaturePolicyOptions()
     /// How entries are applied (owners, warnings, limits; test hooks).
     package var apply: ApplyOptions
     /// Decompress and hash on helper threads, ahead of tar parsing and application.

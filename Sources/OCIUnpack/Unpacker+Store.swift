@@ -49,7 +49,7 @@ extension Unpacker {
     ) throws(UnpackError) -> UnpackResult {
         try BundleStaging.checkTarget(bundle, force: options.force)
         try Self.checkPrivileges(for: options.ownership)
-        try Self.checkUnpackable(image, options: options)
+        try checkUnpackable(image, options: options)
         let store = try LayerStore(path: path)
         // Layers written a while ago in this boot are synced and marked durable (cheap by now).
         store.makeDurable()

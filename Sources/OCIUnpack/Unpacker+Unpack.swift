@@ -36,7 +36,7 @@ extension Unpacker {
     {
         try BundleStaging.checkTarget(bundle, force: options.force)
         try Self.checkPrivileges(for: options.ownership)
-        try Self.checkUnpackable(image, options: options)
+        try checkUnpackable(image, options: options)
         let cancellation = options.cancellation
         let checkpoint: () throws(UnpackError) -> Void
         if let cancellation {
@@ -89,10 +89,10 @@ extension Unpacker {
         }
     }
 
-    /// What can be refused before any work: a layer of a media type that cannot be unpacked, and
-    /// a config that cannot become config.json (with the overrides); and a warning for an image
-    /// with nothing to run.
-    static func checkUnpackable(_ image: ResolvedImage, options: UnpackOptions) throws(UnpackError) {
+    /// What can be refused before any work: a layer of a media type that cannot be unpacked, an
+    /// image the signature policy or a verifier program refuses, and a config that cannot become
+    /// config.json (with the overrides); and a warning for an image with nothing to run.
+    func checkUnpackable(_ image: ResolvedImage, options: UnpackOptions) throws(UnpackError) {
         for layer in image.layers where layer.descriptor.mediaType.layerCompression == nil {
             throw UnpackError(
                 .unsupportedMediaType,
@@ -100,6 +100,8 @@ extension Unpacker {
                 context: .init(
                     digest: layer.descriptor.digest, mediaType: layer.descriptor.mediaType, layerIndex: layer.index))
         }
+        // Trust first: the policy (its signatures), then the site's verifier programs.
+        try checkPolicy(image, options: options.signaturePolicy)
         if let directory = options.verifierDirectory {
             try ImageVerifiers.check(image, directory: directory, timeout: options.verifierTimeout)
         }

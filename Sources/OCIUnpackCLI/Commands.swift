@@ -228,6 +228,54 @@ func printJSON(_ value: some Encodable) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// The signature policy (containers-policy.json(5)) and where signatures are (registries.d), as
+/// skopeo spells the options.
+struct PolicyFlags: ParsableArguments {
+    @Option(
+        help: """
+            The signature policy (containers-policy.json) instead of $HOME/.config/containers/policy.json \
+            or /etc/containers/policy.json.
+            """)
+    var policy: String?
+
+    @Flag(name: .customLong("insecure-policy"), help: "Apply no signature policy: accept every image.")
+    var insecurePolicy = false
+
+    @Flag(
+        name: .customLong("require-policy"),
+        help: "Refuse to run when no policy file exists (by default no policy means no check).")
+    var requirePolicy = false
+
+    @Option(
+        name: .customLong("registries.d"),
+        help: "Where signature lookasides are configured, instead of the user's or /etc/containers/registries.d.")
+    var registriesD: String?
+
+    func options() throws(UnpackError) -> SignaturePolicyOptions {
+        if insecurePolicy && (policy != nil || requirePolicy) {
+            throw UnpackError(
+                .invalidArgument, "--insecure-policy cannot be combined with --policy or --require-policy")
+        }
+        let source: SignaturePolicyOptions.Source =
+            insecurePolicy ? .insecureAcceptAnything : policy.map { .file($0) } ?? .system
+        return SignaturePolicyOptions(source: source, required: requirePolicy, registriesDirectory: registriesD)
+    }
+}
+
+/// `inspect --json`: the resolution's object and what the signature policy decided.
+struct InspectDocument: Encodable {
+    let image: ResolvedImage
+    let policy: PolicyDecision
+
+    enum CodingKeys: String, CodingKey { case policy }
+
+    func encode(to encoder: any Encoder) throws {
+        try image.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(policy, forKey: .policy)
+    }
+}
+
 /// How the running executable reaches registries. `oci-unpack-registry` sets it before it runs the
 /// command line; `oci-unpack` leaves it `nil` and hands a `docker://` reference to
 /// `oci-unpack-registry` (``RegistryHandOff``), so that a local unpack's start does not pay for the
@@ -361,6 +409,8 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var registryFlags: RegistryFlags
 
+    @OptionGroup var policyFlags: PolicyFlags
+
     @Flag(help: "Print the documented JSON object (docs/inspect-json.md) instead of text.")
     var json = false
 
@@ -372,12 +422,16 @@ struct Inspect: ParsableCommand {
         do {
             let logger = resolution.makeLogger()
             let unpacker = try registryFlags.unpacker(logger: logger)
+            let policyOptions = try policyFlags.options()
             let resolved = try unpacker.resolve(image, request: resolution.request())
             for warning in resolved.warnings { logger.warning("\(warning)") }
+            // What an unpack would decide (inspect itself shows a refused image too).
+            let decision = try unpacker.policyDecision(for: resolved, options: policyOptions)
             if json {
-                try printJSON(resolved)
+                try printJSON(InspectDocument(image: resolved, policy: decision))
             } else {
                 print(InspectText.render(resolved), terminator: "")
+                print(DisplayText.escaping("policy:     \(decision.summary)"))
             }
         } catch let error as UnpackError {
             throw CLIFailure(error: error, json: json).report()
@@ -397,6 +451,8 @@ struct Unpack: ParsableCommand {
     @OptionGroup var resolution: ResolutionOptions
 
     @OptionGroup var registryFlags: RegistryFlags
+
+    @OptionGroup var policyFlags: PolicyFlags
 
     @Flag(help: "Replace an existing non-empty BUNDLE (only after the new one is complete).")
     var force = false
@@ -568,6 +624,11 @@ struct Unpack: ParsableCommand {
             cancellation: .watchingSignals())
         options.gzipDecoder = decoding.decoder
         options.verifierDirectory = verifierDir
+        do throws(UnpackError) {
+            options.signaturePolicy = try policyFlags.options()
+        } catch {
+            throw CLIFailure(error: error, json: json).report()
+        }
         guard verifierTimeout > 0, verifierTimeout.isFinite else {
             throw CLIFailure(
                 error: UnpackError(.invalidArgument, "--verifier-timeout must be a positive number of seconds"),

@@ -59,6 +59,11 @@ package struct CachingSource: ImageSource {
         return CachingStream(upstream: stream, writer: writer)
     }
 
+    /// Signatures are not cached: a policy that needs them reaches the registry (and its lookaside).
+    package func signatures(_ request: SignatureRequest) throws(UnpackError) -> [StoredSignature] {
+        try remote.source().signatures(request)
+    }
+
     package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
         if let bytes = cache.document(digest, limit: limits.maxManifestBytes) {
             return try ImageDocuments.sniffDescriptor(bytes, digest: digest)

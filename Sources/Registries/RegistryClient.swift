@@ -176,7 +176,17 @@ package final class RegistryClient: @unchecked Sendable {
     func fetch(_ path: String, accept: [String] = [], method: HTTPMethod = .GET, limit: Int) throws(UnpackError)
         -> Reply
     {
-        var state = Attempts(url: "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)", what: path)
+        try fetch(
+            url: "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)", what: path, accept: accept, method: method,
+            limit: limit)
+    }
+
+    /// GET (or HEAD) of any URL (a signature lookaside's, outside the API) with redirects and
+    /// retries as for the API; the registry's authorization goes only to the registry's own origin.
+    func fetch(url: String, what: String, accept: [String] = [], method: HTTPMethod = .GET, limit: Int)
+        throws(UnpackError) -> Reply
+    {
+        var state = Attempts(url: url, what: what)
         while true {
             let headers = headers(for: &state, accept.isEmpty ? [] : [("Accept", accept.joined(separator: ", "))])
             switch send(url: state.url, method: method, headers: headers, limit: limit) {
@@ -185,7 +195,7 @@ package final class RegistryClient: @unchecked Sendable {
                 try handle(reply.status, reply.headers, &state)
             case .failure(let error):
                 if let tooBig = error as? BodyTooLarge {
-                    throw UnpackError(.limitExceeded, "\(place): \(path) is larger than \(tooBig.limit) bytes")
+                    throw UnpackError(.limitExceeded, "\(place): \(what) is larger than \(tooBig.limit) bytes")
                 }
                 try connectionFailed(error, state)
             }

@@ -172,6 +172,8 @@ public struct ResolvedImage: Sendable, Encodable {
 
     /// The image reference as understood, in its canonical `oci:` form.
     public let reference: String
+    /// The reference it was resolved from (what a signature policy decides on).
+    public internal(set) var imageReference: ImageReference?
     /// The source the image was resolved in (its blobs are read from there).
     public let source: any ImageSource
     /// The source's name (a layout's path), as `inspect --json` reports it under `layout`.

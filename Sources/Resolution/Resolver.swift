@@ -125,6 +125,7 @@ package struct Resolver: Sendable {
             candidates: candidates.map(\.report), manifestDescriptor: chosen.descriptor, manifest: manifest,
             config: config, layers: chosen.layers)
         resolved.unverifiable = unverifiable
+        resolved.imageReference = reference
         if let key = request.alternativeAnnotation {
             resolved.alternatives = candidates.compactMap { $0.alternativeReport(key: key) } + chosen.layerAlternatives
         }

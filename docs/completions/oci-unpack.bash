@@ -186,9 +186,9 @@ _oci-unpack() {
 
 _oci-unpack_unpack() {
     repeating_flags=()
-    non_repeating_flags=(--alternatives --force --quiet -q --rootless --no-mount --json --version -h --help)
+    non_repeating_flags=(--alternatives --insecure-policy --require-policy --force --quiet -q --rootless --no-mount --json --version -h --help)
     repeating_options=(--env --entrypoint --limit --uid-map --gid-map)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --policy --registries.d --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
     __oci-unpack_offer_flags_options -1
 
     # Offer option value completions
@@ -253,6 +253,12 @@ _oci-unpack_unpack() {
     '--retry-delay')
         return
         ;;
+    '--policy')
+        return
+        ;;
+    '--registries.d')
+        return
+        ;;
     '--template')
         return
         ;;
@@ -300,9 +306,9 @@ _oci-unpack_unpack() {
 
 _oci-unpack_inspect() {
     repeating_flags=()
-    non_repeating_flags=(--alternatives --json --version -h --help)
+    non_repeating_flags=(--alternatives --insecure-policy --require-policy --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --policy --registries.d)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -365,6 +371,12 @@ _oci-unpack_inspect() {
         return
         ;;
     '--retry-delay')
+        return
+        ;;
+    '--policy')
+        return
+        ;;
+    '--registries.d')
         return
         ;;
     esac
