@@ -291,6 +291,49 @@ import UnpackTestSupport
         #expect(decision["scope"] as? String == #"transports.docker["\#(host)/ex"]"#)
     }
 
+    /// The same signatures from an `http://` lookaside (Python's http.server over the lookaside
+    /// directory, on 127.0.0.1): skopeo and oci-unpack agree, and a missing one is a 404 that ends the list.
+    @Test(.timeLimit(.minutes(3))) func anHTTPLookaside() throws {
+        let site = try Site()
+        let port = try TestRegistry.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", site.lookaside]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            // SIGKILL: the test runner's children may inherit SIGTERM ignored.
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        for _ in 0..<100 {
+            if (try? Command.run("curl", ["-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]))?.status == 0 { break }
+            usleep(50_000)
+        }
+        try """
+            docker:
+              \(site.host):
+                lookaside: http://127.0.0.1:\(port)
+
+            """.write(toFile: site.registriesD + "/test.yaml", atomically: true, encoding: .utf8)
+        let policy = try site.policy("http", #"{"default": [\#(Self.signedBy(site.signer.publicKey))]}"#)
+        for (image, expected) in [("ex/app:v1", true), ("ex/unsigned:v1", false), ("ex/tampered:v1", false)] {
+            let source = "docker://\(site.host)/\(image)"
+            let (ours, message) = try site.ociUnpackAccepts(policy, source)
+            #expect(ours == expected, "\(image): \(message)")
+            #expect(try site.skopeoAccepts(policy, source) == ours, "\(image)")
+            if ours { #expect(!message.contains("error"), "\(message)") }
+        }
+        let inspect = try Command.run(
+            Command.ociUnpack,
+            [
+                "inspect", "--platform", "linux/amd64", "--policy", policy, "--registries.d", site.registriesD,
+                "--tls-verify=false", "docker://\(site.host)/ex/app:v1",
+            ])
+        #expect(inspect.stdout.contains("signature 1 (http://127.0.0.1:\(port)/ex/app@sha256="), "\(inspect.stdout)")
+    }
+
     /// Sigstore signatures as registry attachments (`sha256-HEX.sig`), made by the test with
     /// swift-crypto: Debian's skopeo 1.9.3 is built with sigstore disabled, so these cases are
     /// checked against expected decisions only.
