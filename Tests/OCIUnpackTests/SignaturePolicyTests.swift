@@ -308,15 +308,17 @@ import UnpackTestSupport
             server.waitUntilExit()
         }
         for _ in 0..<100 {
-            if (try? Command.run("curl", ["-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]))?.status == 0 { break }
+            if (try? Command.run("curl", ["-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/"]))?.status == 0 {
+                break
+            }
             usleep(50_000)
         }
         try """
-            docker:
-              \(site.host):
-                lookaside: http://127.0.0.1:\(port)
+        docker:
+          \(site.host):
+            lookaside: http://127.0.0.1:\(port)
 
-            """.write(toFile: site.registriesD + "/test.yaml", atomically: true, encoding: .utf8)
+        """.write(toFile: site.registriesD + "/test.yaml", atomically: true, encoding: .utf8)
         let policy = try site.policy("http", #"{"default": [\#(Self.signedBy(site.signer.publicKey))]}"#)
         for (image, expected) in [("ex/app:v1", true), ("ex/unsigned:v1", false), ("ex/tampered:v1", false)] {
             let source = "docker://\(site.host)/\(image)"
