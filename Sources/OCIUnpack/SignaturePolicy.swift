@@ -4,6 +4,7 @@ import Logging
 import OCIImage
 import Resolution
 import Trust
+import UnpackSystem
 
 /// Which signature policy (`containers-policy.json(5)`) an unpack obeys, as podman and skopeo
 /// find it, and where signatures are looked for (`containers-registries.d(5)`).
@@ -97,14 +98,13 @@ extension Unpacker {
         }
         let policy = try SignaturePolicyCheck.readPolicy(file)
         let subject = try Self.policySubject(image)
-        // registries.d only matters for signatures of docker:// images.
-        var registriesD = RegistriesD()
-        if subject.transport == "docker" {
-            registriesD = try RegistriesD.load(
+        // registries.d is read only when a requirement needs a docker:// image's signatures.
+        let check = SignaturePolicyCheck(policy: policy, environment: options.environment) {
+            () throws(UnpackError) -> RegistriesD in
+            try RegistriesD.load(
                 explicit: options.registriesDirectory, environment: options.environment,
                 systemRoot: options.systemRoot)
         }
-        let check = SignaturePolicyCheck(policy: policy, registriesD: registriesD, environment: options.environment)
         let verdict = try check.decide(subject, manifest: image.manifestDescriptor.digest, source: image.source)
         return PolicyDecision(policy: file, accepted: verdict.accepted, scope: verdict.scope, reason: verdict.reason)
     }
@@ -143,17 +143,11 @@ extension Unpacker {
                 display: display)
         case .layout, .ociArchive:
             return .path(
-                transport: reference.transport.rawValue, resolved: Self.resolvedPath(reference.layoutPath),
+                transport: reference.transport.rawValue,
+                resolved: canonicalPath(reference.layoutPath) ?? reference.layoutPath,
                 display: display)
         case .dockerArchive:
             return .dockerArchive(display: display)
         }
-    }
-
-    /// The absolute path with symbolic links resolved (as containers/image resolves a layout's).
-    static func resolvedPath(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return path }
-        defer { free(resolved) }
-        return String(decoding: UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)), as: UTF8.self)
     }
 }

@@ -191,9 +191,7 @@ package final class BundleStaging {
     /// Mounts at or below `path`: `isTarget` for `path` itself.
     /// `nil` when the mounts cannot be known (no /proc, or no real path for `path`).
     private static func mountsInside(_ path: String) -> [(path: String, isTarget: Bool)]? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        let canonical = String(cString: resolved)
+        guard let canonical = canonicalPath(path) else { return nil }
         return mountPoints(under: canonical)?.map { ($0, $0 == canonical) }
     }
 

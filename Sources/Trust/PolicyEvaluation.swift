@@ -73,6 +73,13 @@ extension Policy {
     ) throws(UnpackError) -> PolicyVerdict {
         let (list, scope) = requirements(for: subject)
         var fetched: [ParsedSignature]?
+        // Read at most once, and only when a requirement needs them.
+        func stored() throws(UnpackError) -> [ParsedSignature] {
+            if let fetched { return fetched }
+            let parsed = try signatures().enumerated().map { ParsedSignature($1, number: $0 + 1) }
+            fetched = parsed
+            return parsed
+        }
         var accepted: [String] = []
         for requirement in list {
             let outcome: Result<String, SignatureProblem>
@@ -84,12 +91,9 @@ extension Policy {
             case .signedBaseLayer:
                 outcome = .failure(SignatureProblem("signedBaseLayer: not implemented (in containers/image either)"))
             case .signedBy(let keyType, let keys, let identity):
-                if fetched == nil {
-                    fetched = try signatures().enumerated().map { ParsedSignature($1, number: $0 + 1) }
-                }
                 outcome = Self.signedBy(
                     keyType: keyType, keys: keys, identity: identity, subject: subject, manifest: manifest,
-                    signatures: fetched ?? [])
+                    signatures: try stored())
             case .sigstoreSigned(let keys, let unsupported, let identity):
                 if let unsupported {
                     outcome = .failure(
@@ -97,11 +101,8 @@ extension Policy {
                             "sigstoreSigned: \(unsupported) are not supported by oci-unpack (only public keys)"))
                     break
                 }
-                if fetched == nil {
-                    fetched = try signatures().enumerated().map { ParsedSignature($1, number: $0 + 1) }
-                }
                 outcome = Self.sigstoreSigned(
-                    keys: keys, identity: identity, subject: subject, manifest: manifest, signatures: fetched ?? [])
+                    keys: keys, identity: identity, subject: subject, manifest: manifest, signatures: try stored())
             }
             switch outcome {
             case .success(let how):

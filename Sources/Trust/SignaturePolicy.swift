@@ -5,13 +5,17 @@ import OCIImage
 /// unpack checks an image against, on its manifest digest, before any layer is fetched.
 package struct SignaturePolicyCheck: Sendable {
     package let policy: Policy
-    package let registriesD: RegistriesD
     package let environment: [String: String]
+    /// Reads the registries.d configuration: only when a `docker://` image's signatures are needed.
+    let registriesD: @Sendable () throws(UnpackError) -> RegistriesD
 
-    package init(policy: Policy, registriesD: RegistriesD, environment: [String: String]) {
+    package init(
+        policy: Policy, environment: [String: String],
+        registriesD: @escaping @Sendable () throws(UnpackError) -> RegistriesD
+    ) {
         self.policy = policy
-        self.registriesD = registriesD
         self.environment = environment
+        self.registriesD = registriesD
     }
 
     /// The policy file containers/image would read: `explicit` (`--policy`), else
@@ -56,6 +60,7 @@ package struct SignaturePolicyCheck: Sendable {
         -> [StoredSignature]
     {
         guard subject.transport == "docker", let reference = subject.dockerReference else { return [] }
+        let registriesD = try self.registriesD()
         let base = registriesD.lookaside(for: subject, environment: environment)
         let repositoryBase = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/" + reference.path
         var request = SignatureRequest(manifest: manifest, attachments: registriesD.usesAttachments(for: subject))

@@ -68,11 +68,16 @@ package func syncFilesystem(_ fd: Int32, path: String) throws(SystemError) {
     if CShims_syncfs(fd) != 0 { throw SystemError(call: "syncfs", errno: errno, path: path) }
 }
 
+/// `path` made absolute with every symbolic link resolved (realpath(3)); `nil` when it does not exist.
+package func canonicalPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
+
 /// Whether `path` is a mount point: its mount differs from its parent's.
 package func isMountPoint(_ path: String) -> Bool {
-    guard let resolved = realpath(path, nil) else { return false }
-    let canonical = String(cString: resolved)
-    free(resolved)
+    guard let canonical = canonicalPath(path) else { return false }
     guard let mounts = mountPoints(under: canonical) else { return false }
     return mounts.contains(canonical)
 }
