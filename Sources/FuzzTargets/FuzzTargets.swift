@@ -60,6 +60,11 @@ package enum FuzzDocuments {
                 _ = try? conf.endpoints(host: registry.prefix, repository: "a/b", selector: ":t", byDigest: false)
             }
         }
+        // containerd's hosts.toml, on the same TOML reader.
+        if let text = String(validating: bytes, as: UTF8.self) {
+            _ = try? ContainerdHosts.endpoints(
+                text: text, file: "fuzz/hosts.toml", directory: "fuzz", host: "a.example:5000", repository: "b/c")
+        }
         // The signature policy, its lookup, and signature payloads (untrusted JSON).
         if let policy = try? Policy(parsing: bytes, file: "fuzz"),
             let reference = DockerIdentity.parse("a.example/b/c:t")

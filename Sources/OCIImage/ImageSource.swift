@@ -74,6 +74,10 @@ public protocol ImageSource: Sendable {
     /// sigstore attachments and the signatures of an `http(s)` lookaside (``SignatureRequest``).
     /// Layouts and archives keep none (the default).
     func signatures(_ request: SignatureRequest) throws(UnpackError) -> [StoredSignature]
+    /// Which place served the blob `digest`, for a source of several (a registry's mirrors, a
+    /// cache in front of a registry): `mirror HOST/REPOSITORY`, `registry HOST/REPOSITORY`,
+    /// `cache DIR`. Nil for a blob not fetched, and for a source of one place (the default).
+    func origin(of digest: Digest) -> String?
 }
 
 extension ImageSource {
@@ -82,6 +86,9 @@ extension ImageSource {
 
     /// None.
     public func signatures(_ request: SignatureRequest) throws(UnpackError) -> [StoredSignature] { [] }
+
+    /// Nil: one place.
+    public func origin(of digest: Digest) -> String? { nil }
 }
 
 extension Descriptor {

@@ -59,9 +59,68 @@ public struct RegistriesConf: Sendable, Equatable {
         public var insecure: Bool
         /// A mirror (else the primary location).
         public var isMirror: Bool
+        /// Where it was configured (a registries.conf table, a hosts.toml entry), for messages;
+        /// nil for a registry reached as its name says.
+        public var configuredIn: String?
 
-        /// `HOST/REPOSITORY`.
-        public var description: String { "\(host)/\(repository)" }
+        // What containerd's hosts.toml sets (registries.conf's endpoints keep the defaults).
+
+        /// `http` or `https` as configured; nil: https, or plain http where allowed (negotiated).
+        public var scheme: String?
+        /// Where the distribution API is on the host: `/v2`, or what `override_path` names.
+        public var apiPath: String = "/v2"
+        /// `?ns=` sent with every request: the registry the reference names, for a host that
+        /// serves several (a node-local mirror).
+        public var namespace: String?
+        /// Asked for manifests by tag (containerd's `resolve` capability).
+        public var resolves = true
+        /// Asked for manifests by digest and blobs (`pull`).
+        public var pulls = true
+        /// `skip_verify`: the server's certificate is not checked.
+        public var skipVerify = false
+        /// `ca`: CA certificate files trusted for this host, beside the system's.
+        public var caFiles: [String] = []
+        /// `client`: certificate and key files for TLS client authentication (the key nil when
+        /// the certificate's file holds it).
+        public var clientCertificates: [ClientCertificate] = []
+        /// `[header]`: sent with every request to this host (never to another a redirect names).
+        public var headers: [Header] = []
+        /// `dial_timeout`, in seconds.
+        public var connectTimeout: Double?
+
+        /// A TLS client certificate.
+        public struct ClientCertificate: Sendable, Equatable {
+            /// The PEM certificate file.
+            public var certificate: String
+            /// The PEM key file; nil when the certificate's file holds the key.
+            public var key: String?
+
+            /// A certificate file, and its key's (nil: the certificate's file holds the key).
+            public init(certificate: String, key: String?) {
+                self.certificate = certificate
+                self.key = key
+            }
+        }
+
+        /// A header line.
+        public struct Header: Sendable, Equatable {
+            /// The header's name, as written.
+            public var name: String
+            /// Its value.
+            public var value: String
+
+            /// `name: value`.
+            public init(name: String, value: String) {
+                self.name = name
+                self.value = value
+            }
+        }
+
+        /// `HOST/REPOSITORY`, or the URL of a configured API root (`http://HOST/v2/REPOSITORY`).
+        public var description: String {
+            guard let scheme else { return "\(host)/\(repository)" }
+            return "\(scheme)://\(host)\(apiPath)/\(repository)"
+        }
     }
 
     /// The `[[registry]]` tables, by prefix (a later file's table replaces an earlier one's).
@@ -350,7 +409,8 @@ public struct RegistriesConf: Sendable, Equatable {
             let full = wildcard && !mirror ? name : location + below
             let host = String(full.prefix { $0 != "/" })
             let path = String(full.dropFirst(host.count + 1))
-            return Endpoint(host: host, repository: path, insecure: insecure, isMirror: mirror)
+            return Endpoint(
+                host: host, repository: path, insecure: insecure, isMirror: mirror, configuredIn: registry.origin)
         }
         var out: [Endpoint] = []
         for mirror in registry.mirrors {

@@ -47,6 +47,12 @@ public struct RegistryOptions: Sendable {
     public var readsRegistriesConf = false
     /// `--registries-conf FILE`: read this file alone.
     public var registriesConfFile: String?
+    /// `--hosts-dir DIR`: containerd's registry host configuration (``ContainerdHosts``), read for
+    /// the registry each reference is pulled from (after registries.conf chose its location);
+    /// `nil`: none.
+    public var hostsDirectory: String?
+    /// containerd's default `config_path`, which the command line reads when it exists.
+    public static let defaultHostsDirectory = "/etc/containerd/certs.d"
 
     /// When the registry is asked about a reference the cache already resolves (`--pull`).
     public enum PullPolicy: String, Sendable, CaseIterable {

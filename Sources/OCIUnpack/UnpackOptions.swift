@@ -168,4 +168,8 @@ public struct UnpackResult: Sendable {
     public var rootfs: String { bundle + "/rootfs" }
     /// Tar entries applied, per layer.
     public let entries: [Int]
+    /// Which place served each layer's blob, for a registry pull through mirrors or a cache
+    /// (`mirror HOST/REPOSITORY`, `registry HOST/REPOSITORY`, `cache DIR`); nil for a layer not
+    /// fetched (already in the layer store) and for a layout or an archive.
+    public var layerOrigins: [String?] { image.layers.map { image.source.origin(of: $0.descriptor.digest) } }
 }

@@ -113,6 +113,7 @@ extension Unpacker {
             try? removeBundle(staging.target)
             throw error
         }
+        logOrigins(image)
         return UnpackResult(image: image, bundle: staging.target, entries: entries)
     }
 

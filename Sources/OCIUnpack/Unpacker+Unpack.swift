@@ -82,10 +82,24 @@ extension Unpacker {
             let entries = try driver.run(into: output.consumer)
             try checkpoint()
             let target = try output.publish(image, checkpoint: checkpoint)
+            logOrigins(image)
             return UnpackResult(image: image, bundle: target, entries: entries)
         } catch {
             output.discard()
             throw error
+        }
+    }
+
+    /// Says in the log which mirror, registry or cache served each layer that was fetched.
+    func logOrigins(_ image: ResolvedImage) {
+        for (i, layer) in image.layers.enumerated() {
+            guard let origin = image.source.origin(of: layer.descriptor.digest) else { continue }
+            logger.info(
+                "layer served",
+                metadata: [
+                    "layer": "\(i + 1)/\(image.layers.count)", "digest": "\(layer.descriptor.digest)",
+                    "from": "\(origin)",
+                ])
         }
     }
 

@@ -58,6 +58,14 @@ struct RegistryFlags: ParsableArguments {
     var registriesConf: String?
 
     @Option(
+        name: .customLong("hosts-dir"),
+        help: """
+            containerd's registry host configuration (HOST/hosts.toml: mirrors such as Spegel, CAs, headers) \
+            instead of /etc/containerd/certs.d (see docs/images.md).
+            """)
+    var hostsDir: String?
+
+    @Option(
         name: .customLong("retry-times"),
         help: "Times one registry request is tried again after a failed connection, a 429 or a 5xx (0: once).")
     var retryTimes: Int = 4
@@ -104,6 +112,19 @@ struct RegistryFlags: ParsableArguments {
         options.minimumRateWindow = speedTime
         options.readsRegistriesConf = true
         options.registriesConfFile = registriesConf
+        var isDirectory = false
+        if let hostsDir {
+            guard FileManager.default.fileExists(atPath: hostsDir, isDirectory: &isDirectory), isDirectory else {
+                throw UnpackError(
+                    .notFound, "--hosts-dir \(hostsDir) is not a directory", context: .init(path: hostsDir))
+            }
+            options.hostsDirectory = hostsDir
+        } else if FileManager.default.fileExists(
+            atPath: RegistryOptions.defaultHostsDirectory, isDirectory: &isDirectory),
+            isDirectory
+        {
+            options.hostsDirectory = RegistryOptions.defaultHostsDirectory
+        }
         guard retryTimes >= 0 else { throw UnpackError(.invalidArgument, "--retry-times must be 0 or more") }
         options.retryTimes = retryTimes
         if let retryDelay {

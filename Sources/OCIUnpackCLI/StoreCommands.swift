@@ -23,6 +23,8 @@ struct UnpackDocument: Encodable {
         let digest: String
         let entries: Int
         let seconds: Double?
+        /// The mirror, registry or cache that served the blob, when it was fetched from one.
+        let servedBy: String?
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -32,10 +34,11 @@ struct UnpackDocument: Encodable {
         try c.encode(result.bundle + "/config.json", forKey: .configFile)
         try c.encode(result.rootfs, forKey: .rootfs)
         try c.encode(result.entries, forKey: .entries)
+        let origins = result.layerOrigins
         let applied = result.image.layers.enumerated().map { i, layer in
             Applied(
                 index: i, digest: layer.descriptor.digest.description,
-                entries: i < result.entries.count ? result.entries[i] : 0, seconds: seconds[i])
+                entries: i < result.entries.count ? result.entries[i] : 0, seconds: seconds[i], servedBy: origins[i])
         }
         try c.encode(applied, forKey: .applied)
         try c.encode(warnings, forKey: .warnings)

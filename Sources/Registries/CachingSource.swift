@@ -15,6 +15,8 @@ package struct CachingSource: ImageSource {
     package let limits: DocumentLimits
     package let cache: BlobCache
     private let remote: LazySource
+    /// The blobs read from the cache.
+    private let fromCache = CacheHits()
 
     /// - Parameters:
     ///   - index: the reference's entry, from the remote or from the cache's record of its tag.
@@ -42,7 +44,10 @@ package struct CachingSource: ImageSource {
 
     package func readBlob(_ descriptor: Descriptor, limit: Int) throws(UnpackError) -> [UInt8] {
         try descriptor.checkDocumentSize(limit: limit)
-        if let bytes = cache.read(descriptor, limit: limit) { return bytes }
+        if let bytes = cache.read(descriptor, limit: limit) {
+            fromCache.insert(descriptor.digest)
+            return bytes
+        }
         let remote = try remote.source()
         // Checked here too, before it is stored: the cache keeps only verified blobs.
         let bytes = try remote.checkedBlob(descriptor, limit: limit)
@@ -52,6 +57,7 @@ package struct CachingSource: ImageSource {
 
     package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
         if let fd = cache.open(descriptor.digest) {
+            fromCache.insert(descriptor.digest)
             return CachedBlobStream(fd, cache: cache, descriptor: descriptor)
         }
         let stream = try remote.source().openBlob(descriptor)
@@ -64,12 +70,27 @@ package struct CachingSource: ImageSource {
         try remote.source().signatures(request)
     }
 
+    /// `cache DIR`, or the mirror or registry that sent it.
+    package func origin(of digest: Digest) -> String? {
+        if fromCache.contains(digest) { return "cache \(cache.path)" }
+        return remote.made?.origin(of: digest)
+    }
+
     package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
         if let bytes = cache.document(digest, limit: limits.maxManifestBytes) {
             return try ImageDocuments.sniffDescriptor(bytes, digest: digest)
         }
         return try remote.source().sniffDescriptor(for: digest)
     }
+}
+
+/// The digests a ``CachingSource`` read from its cache.
+final class CacheHits: Sendable {
+    private let digests = Mutex<Set<Digest>>([])
+
+    func insert(_ digest: Digest) { digests.withLock { _ = $0.insert(digest) } }
+
+    func contains(_ digest: Digest) -> Bool { digests.withLock { $0.contains(digest) } }
 }
 
 /// A source made on first use (a registry client connects when it is made), at most once; a

@@ -27,6 +27,14 @@ package final class RegistryClient: @unchecked Sendable {
     private var authorization: String?
     private var authMethod = "anonymous"
     private var scheme = "https"
+    /// The scheme hosts.toml names for this host (no negotiation); nil: negotiated by the probe.
+    private let configuredScheme: String?
+    /// Where the API is under the host (`/v2`, or hosts.toml's `override_path`).
+    private let apiPath: String
+    /// `?ns=REGISTRY` (percent-encoded, with its `?`) for a host serving several registries, or "".
+    private let namespaceQuery: String
+    /// hosts.toml's `[header]`: sent to this host's own origin only.
+    private let configuredHeaders: [(String, String)]
 
     /// Attempts of one request when the server asks for a retry (429, 5xx) or the connection fails:
     /// the first and `--retry-times` more.
@@ -36,16 +44,27 @@ package final class RegistryClient: @unchecked Sendable {
     /// Redirects followed for one request.
     static let maxRedirects = 10
 
-    init(host: String, repository: String, options: RegistryOptions) throws(UnpackError) {
-        self.host = host
-        self.repository = repository
+    /// A client of `endpoint` (a registry, or a mirror of one), with what its configuration
+    /// (registries.conf's `insecure`, hosts.toml's settings) adds to `options`.
+    init(endpoint: RegistriesConf.Endpoint, options given: RegistryOptions) throws(UnpackError) {
+        var options = given
+        if endpoint.insecure { options.tlsVerify = false }
+        host = endpoint.host
+        repository = endpoint.repository
         apiHost = host == "docker.io" ? "registry-1.docker.io" : host
+        configuredScheme = endpoint.scheme
+        apiPath = endpoint.apiPath
+        namespaceQuery = endpoint.namespace.map { "?ns=" + Self.percentEncoded($0) } ?? ""
+        configuredHeaders = endpoint.headers.map { ($0.name, $0.value) }
+        if let configured = endpoint.scheme { scheme = configured }
         var tls = TLSConfiguration.makeClientConfiguration()
-        if !options.tlsVerify { tls.certificateVerification = .none }
+        if !options.tlsVerify || endpoint.skipVerify { tls.certificateVerification = .none }
         if let directory = options.certDirectory { try Self.addCertificates(from: directory, to: &tls) }
+        try Self.addConfigured(endpoint, to: &tls)
+        let connect = endpoint.connectTimeout.map { TimeAmount.milliseconds(Int64(max($0, 0.001) * 1000)) }
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls, redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(30), read: .seconds(60)))
+            timeout: .init(connect: connect ?? .seconds(30), read: .seconds(60)))
         // HTTP/1.1 only. Over HTTP/2 (which registries offer through ALPN) every blob shares one
         // connection whose flow-control window lets the server send tens of megabytes that NIO
         // buffers while the body's backpressure holds: a TLS pull of the debian image peaked at
@@ -103,8 +122,9 @@ package final class RegistryClient: @unchecked Sendable {
     private func headers(for state: inout Attempts, _ extra: [(String, String)]) -> HTTPHeaders {
         state.attempt += 1
         var headers = HTTPHeaders([("User-Agent", "oci-unpack/0.1.0")] + extra)
-        if Self.origin(of: state.url) == registryOrigin, let authorization = currentAuthorization {
-            headers.add(name: "Authorization", value: authorization)
+        if Self.origin(of: state.url) == registryOrigin {
+            headers.add(contentsOf: configuredHeaders)
+            if let authorization = currentAuthorization { headers.add(name: "Authorization", value: authorization) }
         }
         return headers
     }
@@ -176,9 +196,7 @@ package final class RegistryClient: @unchecked Sendable {
     func fetch(_ path: String, accept: [String] = [], method: HTTPMethod = .GET, limit: Int) throws(UnpackError)
         -> Reply
     {
-        try fetch(
-            url: "\(currentScheme)://\(apiHost)/v2/\(repository)/\(path)", what: path, accept: accept, method: method,
-            limit: limit)
+        try fetch(url: apiURL(path), what: path, accept: accept, method: method, limit: limit)
     }
 
     /// GET (or HEAD) of any URL (a signature lookaside's, outside the API) with redirects and
@@ -205,8 +223,7 @@ package final class RegistryClient: @unchecked Sendable {
     /// Starts the download of a blob at `offset` (a `Range` request after the first byte) once its
     /// response head says 200 or 206; auth, redirects and retries as for `fetch`.
     func download(_ digest: Digest, offset: Int64) throws(UnpackError) -> BodyStream {
-        var state = Attempts(
-            url: "\(currentScheme)://\(apiHost)/v2/\(repository)/blobs/\(digest)", what: "blob \(digest)")
+        var state = Attempts(url: apiURL("blobs/\(digest)"), what: "blob \(digest)")
         while true {
             let headers = headers(for: &state, offset > 0 ? [("Range", "bytes=\(offset)-")] : [])
             let body = BodyStream(bounds: bounds)
@@ -261,6 +278,12 @@ package final class RegistryClient: @unchecked Sendable {
 
     // MARK: - Scheme, auth
 
+    /// The URL of `path` under the repository: `SCHEME://HOST/v2/REPOSITORY/PATH`, with
+    /// hosts.toml's API path and `?ns=` where it sets them.
+    private func apiURL(_ path: String) -> String {
+        "\(currentScheme)://\(apiHost)\(apiPath)/\(repository)/\(path)\(namespaceQuery)"
+    }
+
     private var currentScheme: String {
         lock.lock()
         defer { lock.unlock() }
@@ -291,10 +314,21 @@ package final class RegistryClient: @unchecked Sendable {
             throw UnpackError(.io, "cannot reach registry \(host): connection refused (nothing listens there)")
         }
         var failures: [String] = []
-        let order =
-            Self.isLoopback(host) ? ["http", "https"] : allowsPlainHTTP(to: host) ? ["https", "http"] : ["https"]
+        let order: [String]
+        if let configuredScheme {
+            // A configured API root elsewhere than /v2 need not answer at its root: the first
+            // request meets any challenge.
+            guard apiPath.hasSuffix("/v2") else { return }
+            order = [configuredScheme]
+        } else {
+            order =
+                Self.isLoopback(host) ? ["http", "https"] : allowsPlainHTTP(to: host) ? ["https", "http"] : ["https"]
+        }
         for candidate in order {
-            switch send(url: "\(candidate)://\(apiHost)/v2/", method: .GET, headers: [:], limit: 1 << 16, seconds: 5) {
+            let url = "\(candidate)://\(apiHost)\(apiPath)/\(namespaceQuery)"
+            var headers = HTTPHeaders()
+            headers.add(contentsOf: configuredHeaders)
+            switch send(url: url, method: .GET, headers: headers, limit: 1 << 16, seconds: 5) {
             case .success(let reply) where reply.status == .ok || reply.status == .unauthorized:
                 lock.lock()
                 scheme = candidate
@@ -304,7 +338,8 @@ package final class RegistryClient: @unchecked Sendable {
                 }
                 return
             case .success(let reply):
-                failures.append("\(candidate): /v2/ answered \(reply.status.code) \(reply.status.reasonPhrase)")
+                failures.append(
+                    "\(candidate): \(apiPath)/ answered \(reply.status.code) \(reply.status.reasonPhrase)")
             case .failure(let error):
                 if let final = Self.finalFailure(error, place: place, what: "/v2/") { throw final }
                 failures.append("\(candidate): \(Self.describe(error))")
@@ -518,7 +553,9 @@ package final class RegistryClient: @unchecked Sendable {
     /// Whether a URL on `host` may be spoken to in plain HTTP: only a loopback literal
     /// (``isLoopback(_:)``) or any host with `--tls-verify=false`. The registry, its token realm
     /// and every redirect meet this one rule.
-    func allowsPlainHTTP(to host: String) -> Bool { !tlsVerify || Self.isLoopback(host) }
+    func allowsPlainHTTP(to host: String) -> Bool {
+        !tlsVerify || Self.isLoopback(host) || (configuredScheme == "http" && host.lowercased() == apiHost.lowercased())
+    }
 
     /// `scheme://host[:port]` of a URL, lowercased: where credentials were given for is compared
     /// by this, whole.
@@ -583,6 +620,30 @@ package final class RegistryClient: @unchecked Sendable {
             parameters[key] = value
         }
         return (kind, parameters)
+    }
+
+    /// hosts.toml's `ca` and `client` files (or a host directory's certificates).
+    private static func addConfigured(_ endpoint: RegistriesConf.Endpoint, to tls: inout TLSConfiguration)
+        throws(UnpackError)
+    {
+        let place = endpoint.configuredIn ?? endpoint.host
+        for file in endpoint.caFiles {
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                throw UnpackError(.notFound, "\(place): the CA file \(file) cannot be read", context: .init(path: file))
+            }
+            tls.additionalTrustRoots.append(.file(file))
+        }
+        // NIO takes one client identity: the first pair.
+        guard let client = endpoint.clientCertificates.first else { return }
+        do {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(client.certificate).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: client.key ?? client.certificate, format: .pem))
+        } catch {
+            throw UnpackError(
+                .invalidArgument,
+                "\(place): the client certificate \(client.certificate)\(client.key.map { " and key \($0)" } ?? "") cannot be read as PEM: \(error)",
+                context: .init(path: client.certificate))
+        }
     }
 
     private static func addCertificates(from directory: String, to tls: inout TLSConfiguration) throws(UnpackError) {

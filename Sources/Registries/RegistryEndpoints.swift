@@ -3,16 +3,19 @@ import Synchronization
 import UnpackSystem
 
 /// The places one reference is pulled from, in order (registries.conf's mirrors, then the primary
-/// location): each reached through a client of its own, made when first needed. A request goes
-/// to the first place that answers it; a place that cannot be reached or lacks what is asked for
-/// (a connection failure, a 404, a server error after the retries) passes it to the next, with a
-/// warning. What a place does send is checked as the registry's would be: a mirror that sends
-/// wrong bytes fails the pull, and is never read around.
+/// location, which containerd's hosts.toml may give mirrors of its own): each reached through a
+/// client of its own, made when first needed. A request goes to the first place that may answer
+/// it (a tag only to a place trusted to resolve tags) and does; a place that cannot be reached or
+/// lacks what is asked for (a connection failure, a 404, a server error after the retries)
+/// passes it to the next, with a warning. What a place does send is checked as the registry's
+/// would be: a mirror that sends wrong bytes fails the pull, and is never read around.
 final class RegistryEndpoints: Sendable {
     let endpoints: [RegistriesConf.Endpoint]
     private let options: RegistryOptions
     private let clients: Mutex<[Int: Result<RegistryClient, UnpackError>]> = Mutex([:])
     private let onWarning: @Sendable (String) -> Void
+    /// The endpoint that served each blob.
+    private let served: Mutex<[Digest: Int]> = Mutex([:])
 
     /// The endpoints registries.conf (`options.registriesConf`) gives `host/repository`, for a
     /// reference by digest or by tag (`selector` is `:tag` or `@digest`, for prefix matching).
@@ -21,7 +24,16 @@ final class RegistryEndpoints: Sendable {
         onWarning: @escaping @Sendable (String) -> Void
     ) throws(UnpackError) {
         let conf = options.registriesConf ?? RegistriesConf()
-        endpoints = try conf.endpoints(host: host, repository: repository, selector: selector, byDigest: byDigest)
+        var endpoints = try conf.endpoints(
+            host: host, repository: repository, selector: selector, byDigest: byDigest)
+        if let root = options.hostsDirectory, let primary = endpoints.last,
+            let hosts = try ContainerdHosts(root: root).endpoints(
+                host: primary.host, repository: primary.repository, insecure: primary.insecure)
+        {
+            endpoints.removeLast()
+            endpoints += hosts
+        }
+        self.endpoints = endpoints
         self.options = options
         self.onWarning = onWarning
     }
@@ -29,12 +41,9 @@ final class RegistryEndpoints: Sendable {
     /// The client of endpoint `i`, made (and its `/v2/` probed) on first use.
     func client(_ i: Int) throws(UnpackError) -> RegistryClient {
         if let made = clients.withLock({ $0[i] }) { return try made.get() }
-        let endpoint = endpoints[i]
-        var options = self.options
-        if endpoint.insecure { options.tlsVerify = false }
         let made: Result<RegistryClient, UnpackError>
         do throws(UnpackError) {
-            made = .success(try RegistryClient(host: endpoint.host, repository: endpoint.repository, options: options))
+            made = .success(try RegistryClient(endpoint: endpoints[i], options: options))
         } catch {
             made = .failure(error)
         }
@@ -42,13 +51,28 @@ final class RegistryEndpoints: Sendable {
         return try made.get()
     }
 
-    /// `request` answered by the first endpoint that can.
-    func first<T>(_ what: String, _ request: (RegistryClient) throws(UnpackError) -> T)
+    /// What a request asks for, which decides the endpoints that may answer it.
+    enum Asked {
+        /// A manifest by tag: only endpoints trusted to resolve tags (hosts.toml's `resolve`).
+        case tag
+        /// Content by digest (a manifest, a blob), checked against it: any endpoint that pulls.
+        case digest
+    }
+
+    /// `request` answered by the first endpoint that may and can.
+    func first<T>(_ what: String, asking: Asked = .digest, _ request: (RegistryClient) throws(UnpackError) -> T)
         throws(UnpackError) -> (value: T, endpoint: Int)
     {
+        let all = endpoints.indices.filter { asking == .tag ? endpoints[$0].resolves : endpoints[$0].pulls }
+        guard !all.isEmpty else {
+            let places = Set(endpoints.compactMap(\.configuredIn)).sorted().joined(separator: ", ")
+            throw UnpackError(
+                .notFound,
+                "no configured host may be asked for \(what) (capability \(asking == .tag ? "resolve" : "pull") is in none of \(places))"
+            )
+        }
         // An endpoint that could not be reached once (its client failed to connect) is not
         // asked again in this run, nor warned about again; the last one always is.
-        let all = Array(endpoints.indices)
         let unreachable = clients.withLock { made in
             Set(made.compactMap { i, result in if case .failure = result { i } else { nil } })
         }
@@ -75,6 +99,21 @@ final class RegistryEndpoints: Sendable {
             }
         }
         throw UnpackError(.internal, "no endpoint to ask for \(what)")
+    }
+
+    /// Says where `endpoint` is, for `--json` and the log: `mirror HOST/REPO` or `registry HOST/REPO`.
+    func describe(_ endpoint: Int) -> String {
+        "\(endpoints[endpoint].isMirror ? "mirror" : "registry") \(endpoints[endpoint])"
+    }
+
+    /// Notes that `endpoint` served the blob `digest`.
+    func record(_ digest: Digest, servedBy endpoint: Int) {
+        served.withLock { $0[digest] = endpoint }
+    }
+
+    /// Where the blob `digest` came from (``describe(_:)``), if it was fetched.
+    func origin(of digest: Digest) -> String? {
+        served.withLock { $0[digest] }.map(describe)
     }
 
     /// Whether another place could answer what this failure did not: it could not be reached or

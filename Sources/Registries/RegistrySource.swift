@@ -50,8 +50,9 @@ package struct RegistrySource: ImageSource {
             host: reference.registryHost, repository: reference.repository,
             selector: digest.map { "@\($0)" } ?? ":\(asked)", byDigest: digest != nil, options: options,
             onWarning: onWarning)
-        let ((bytes, mediaType, actual), _) = try endpoints.first("manifest \(asked)") {
-            (client) throws(UnpackError) in
+        let ((bytes, mediaType, actual), _) = try endpoints.first(
+            "manifest \(asked)", asking: digest == nil ? .tag : .digest
+        ) { (client) throws(UnpackError) in
             let answer = try Self.manifest(asked, client: client, limits: limits)
             if let digest, digest != answer.2 {
                 throw UnpackError(
@@ -152,7 +153,7 @@ package struct RegistrySource: ImageSource {
                 try Self.manifest(descriptor.digest.description, client: client, limits: limits).0
             }.value
         } else {
-            bytes = try endpoints.first("blob \(descriptor.digest)") { (client) throws(UnpackError) in
+            let answer = try endpoints.first("blob \(descriptor.digest)") { (client) throws(UnpackError) in
                 // One byte more than the descriptor's size tells a longer blob (an endless body) apart.
                 let reply: RegistryClient.Reply
                 do throws(UnpackError) {
@@ -168,16 +169,23 @@ package struct RegistrySource: ImageSource {
                     throw UnpackError(.notFound, "\(client.place) has no blob \(descriptor.digest)", context: context)
                 }
                 return reply.body
-            }.value
+            }
+            endpoints.record(descriptor.digest, servedBy: answer.endpoint)
+            bytes = answer.value
         }
         return bytes
     }
 
     package func openBlob(_ descriptor: Descriptor) throws(UnpackError) -> any ByteStream {
-        try endpoints.first("blob \(descriptor.digest)") { (client) throws(UnpackError) in
+        let (stream, endpoint) = try endpoints.first("blob \(descriptor.digest)") { (client) throws(UnpackError) in
             try RegistryBlobStream(client: client, descriptor: descriptor)
-        }.value
+        }
+        endpoints.record(descriptor.digest, servedBy: endpoint)
+        return stream
     }
+
+    /// The mirror or registry that served the blob.
+    package func origin(of digest: Digest) -> String? { endpoints.origin(of: digest) }
 
     package func sniffDescriptor(for digest: Digest) throws(UnpackError) -> Descriptor {
         let ((bytes, mediaType, _), _) = try endpoints.first("manifest \(digest)") { (client) throws(UnpackError) in

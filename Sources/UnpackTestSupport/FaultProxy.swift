@@ -24,12 +24,20 @@ package final class FaultProxy: @unchecked Sendable {
         case challenge(String)
         /// Forward, sending the body one byte every `everySeconds` seconds.
         case trickle(everySeconds: Double)
+        /// Forward only a request whose URL holds `query` (such as `ns=…`, which Spegel requires)
+        /// and, when given, the header; answer 400 otherwise.
+        case require(query: String, header: (name: String, value: String)?)
     }
 
     package let port: Int
     let process: Process
     let directory: TemporaryDirectory
     package var host: String { "127.0.0.1:\(port)" }
+    /// Every request so far, as `METHOD PATH?QUERY`, in order.
+    package var requests: [String] {
+        ((try? String(contentsOfFile: directory.path + "/requests.log", encoding: .utf8)) ?? "")
+            .split(separator: "\n").map(String.init)
+    }
 
     /// Starts the proxy in front of `upstream` (`HOST:PORT`, plain HTTP) with `rules`: (path
     /// fragment, fault, times; 0 times for always). With `tls` (a certificate and key file) the
@@ -62,6 +70,13 @@ package final class FaultProxy: @unchecked Sendable {
             case .trickle(let seconds):
                 rule["action"] = "trickle"
                 rule["seconds"] = seconds
+            case .require(let query, let header):
+                rule["action"] = "require"
+                rule["query"] = query
+                if let header {
+                    rule["header"] = header.name
+                    rule["value"] = header.value
+                }
             }
             plan.append(rule)
         }
@@ -70,7 +85,8 @@ package final class FaultProxy: @unchecked Sendable {
         let scriptPath = directory.path + "/proxy.py"
         try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         process = try TestRegistry.serve(
-            ["python3", scriptPath, String(port), upstream, planPath] + (tls.map { [$0.certificate, $0.key] } ?? []),
+            ["python3", scriptPath, String(port), upstream, planPath, directory.path + "/requests.log"]
+                + (tls.map { [$0.certificate, $0.key] } ?? []),
             on: port)
     }
 
@@ -79,7 +95,7 @@ package final class FaultProxy: @unchecked Sendable {
     static let script = #"""
         import http.client, http.server, json, ssl, sys, threading, time
 
-        port, upstream, plan_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        port, upstream, plan_path, log_path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
         plan = json.load(open(plan_path))
         lock = threading.Lock()
 
@@ -98,8 +114,21 @@ package final class FaultProxy: @unchecked Sendable {
                 pass
 
             def forward(self, method):
+                with lock:
+                    with open(log_path, "a") as log:
+                        log.write("%s %s\n" % (method, self.path))
                 rule = rule_for(self.path)
                 action = rule["action"] if rule else None
+                if action == "require":
+                    query = self.path.split("?", 1)[1] if "?" in self.path else ""
+                    missing = rule["query"] not in query.split("&")
+                    if "header" in rule and self.headers.get(rule["header"]) != rule["value"]:
+                        missing = True
+                    if missing:
+                        self.send_response(400)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 if action == "status":
                     self.send_response(rule["code"])
                     if "retryAfter" in rule:
@@ -178,11 +207,11 @@ package final class FaultProxy: @unchecked Sendable {
             def do_HEAD(self):
                 self.forward("HEAD")
 
-        tls = len(sys.argv) > 5
+        tls = len(sys.argv) > 6
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
         if tls:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(sys.argv[4], sys.argv[5])
+            context.load_cert_chain(sys.argv[5], sys.argv[6])
             server.socket = context.wrap_socket(server.socket, server_side=True)
         server.serve_forever()
         """#

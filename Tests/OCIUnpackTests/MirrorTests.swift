@@ -176,4 +176,80 @@ import UnpackTestSupport
             ambiguous.stderr.contains("\(gone)/example/app, \(site.origin.host)/example/app"), "\(ambiguous.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bundle))
     }
+
+    /// containerd's hosts.toml for the origin: a node-local mirror (a proxy in front of a
+    /// pull-through cache that, as Spegel, refuses requests without `ns=`, and here also without
+    /// the configured header) serves every blob, and, trusted only to pull, never a tag; trusted
+    /// to resolve, it serves the tag too. `unpack --json` names the mirror of each layer.
+    @Test func hostsTomlMirrorsServeBlobsAndResolveOnlyWhenTrusted() throws {
+        let site = try Site()
+        let cache = try TestRegistry(.pullThrough(remote: site.origin.host))
+        let ns = "ns=127.0.0.1%3A\(site.origin.port)"
+        let node = try FaultProxy(
+            upstream: cache.host, rules: [("/v2/", .require(query: ns, header: ("X-Node", "n1")), 0)])
+        let root = site.example.tmp.path + "/certs.d"
+        let directory = root + "/127.0.0.1_\(site.origin.port)_"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func configure(_ capabilities: String, host: String) throws {
+            try """
+            [host."http://\(host)"]
+              capabilities = \(capabilities)
+              [host."http://\(host)".header]
+                X-Node = "n1"
+            """.write(toFile: directory + "/hosts.toml", atomically: true, encoding: .utf8)
+        }
+        func unpack(_ name: String) throws -> (CommandResult, [String: Any]?, String) {
+            let bundle = site.example.tmp.path + "/" + name
+            let r = try Command.run(
+                Command.ociUnpack,
+                [
+                    "unpack", "--json", "--platform", "linux/amd64", "--hosts-dir", root, "--retry-times", "0",
+                    site.reference, bundle,
+                ])
+            return (r, try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], bundle)
+        }
+        func servedBy(_ object: [String: Any]?) -> [String] {
+            (object?["applied"] as? [[String: Any]])?.map { $0["servedBy"] as? String ?? "-" } ?? []
+        }
+        try configure("[\"pull\"]", host: node.host)
+        let (pulled, object, bundle) = try unpack("pulled")
+        try #require(pulled.status == 0, "\(pulled.stderr)")
+        #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/bin/busybox"))
+        let mirror = "mirror http://\(node.host)/v2/example/app"
+        #expect(servedBy(object) == [mirror, mirror, mirror], "\(pulled.stdout)")
+        let blobs = node.requests.filter { $0.hasPrefix("GET /v2/example/app/blobs/") }
+        #expect(blobs.count >= 3 && blobs.allSatisfy { $0.hasSuffix("?" + ns) }, "\(node.requests)")
+        #expect(!node.requests.contains { $0.contains("/manifests/v1") }, "a pull-only mirror resolved the tag")
+        // Trusted to resolve: the tag is asked there too, with ns=.
+        try configure("[\"pull\", \"resolve\"]", host: node.host)
+        let (resolved, _, _) = try unpack("resolved")
+        #expect(resolved.status == 0, "\(resolved.stderr)")
+        #expect(node.requests.contains("GET /v2/example/app/manifests/v1?" + ns), "\(node.requests)")
+        // A mirror that is down: the registry serves, with a warning naming the mirror.
+        let gone = "127.0.0.1:\(try TestRegistry.freePort())"
+        try configure("[\"pull\", \"resolve\"]", host: gone)
+        let (fallback, fellBack, _) = try unpack("fallback")
+        #expect(fallback.status == 0, "\(fallback.stderr)")
+        let registry = "registry \(site.origin.host)/example/app"
+        #expect(servedBy(fellBack) == [registry, registry, registry], "\(fallback.stdout)")
+        #expect(fallback.stderr.contains("mirror http://\(gone)/v2/example/app could not serve"), "\(fallback.stderr)")
+        // A mirror that alters bytes is refused, and nothing is left.
+        let liar = try FaultProxy(upstream: site.origin.host, rules: [("/blobs/sha256:", .corrupt, 0)])
+        try configure("[\"pull\"]", host: liar.host)
+        let (lied, _, liedBundle) = try unpack("lied")
+        #expect(lied.status == UnpackError.Code.digestMismatch.exitCode, "\(lied.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: liedBundle))
+        // A broken file names its line; a --hosts-dir that is not there is refused.
+        try "[host.\"http://\(node.host)\"]\ncapabilities = [\"pull\", \"mirror\"]\n".write(
+            toFile: directory + "/hosts.toml", atomically: true, encoding: .utf8)
+        let (broken, _, brokenBundle) = try unpack("broken")
+        #expect(broken.status == UnpackError.Code.invalidArgument.exitCode, "\(broken.stderr)")
+        #expect(broken.stderr.contains(directory + "/hosts.toml:2: "), "\(broken.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: brokenBundle))
+        let missing = try Command.run(
+            Command.ociUnpack,
+            ["unpack", "--hosts-dir", root + "/nowhere", site.reference, site.example.tmp.path + "/x"])
+        #expect(missing.status == UnpackError.Code.notFound.exitCode, "\(missing.stderr)")
+        #expect(missing.stderr.contains("--hosts-dir \(root)/nowhere is not a directory"), "\(missing.stderr)")
+    }
 }

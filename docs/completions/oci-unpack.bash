@@ -188,7 +188,7 @@ _oci-unpack_unpack() {
     repeating_flags=()
     non_repeating_flags=(--alternatives --insecure-policy --require-policy --force --quiet -q --rootless --no-mount --json --version -h --help)
     repeating_options=(--env --entrypoint --limit --uid-map --gid-map)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --policy --registries.d --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --hosts-dir --retry-times --retry-delay --policy --registries.d --template --user --workdir --gzip-decoder --userns --map-unmapped --store --verifier-dir --verifier-timeout)
     __oci-unpack_offer_flags_options -1
 
     # Offer option value completions
@@ -245,6 +245,9 @@ _oci-unpack_unpack() {
         return
         ;;
     '--registries-conf')
+        return
+        ;;
+    '--hosts-dir')
         return
         ;;
     '--retry-times')
@@ -308,7 +311,7 @@ _oci-unpack_inspect() {
     repeating_flags=()
     non_repeating_flags=(--alternatives --insecure-policy --require-policy --json --version -h --help)
     repeating_options=()
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --policy --registries.d)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --hosts-dir --retry-times --retry-delay --policy --registries.d)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -367,6 +370,9 @@ _oci-unpack_inspect() {
     '--registries-conf')
         return
         ;;
+    '--hosts-dir')
+        return
+        ;;
     '--retry-times')
         return
         ;;
@@ -386,7 +392,7 @@ _oci-unpack_verify-variants() {
     repeating_flags=()
     non_repeating_flags=(--all-platforms --json --ignore-mtime --alternatives --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --alternative-annotation --log-level)
+    non_repeating_options=(--platform --max-differences --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --hosts-dir --retry-times --retry-delay --alternative-annotation --log-level)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -436,6 +442,9 @@ _oci-unpack_verify-variants() {
     '--registries-conf')
         return
         ;;
+    '--hosts-dir')
+        return
+        ;;
     '--retry-times')
         return
         ;;
@@ -455,7 +464,7 @@ _oci-unpack_tree-digest() {
     repeating_flags=()
     non_repeating_flags=(--alternatives --ignore-mtime --listing --version -h --help)
     repeating_options=(--limit)
-    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --retry-times --retry-delay --rootfs)
+    non_repeating_options=(--platform --os --arch --variant --prefer-compression --alternative-annotation --log-level --gzip-decoder --creds --authfile --tls-verify --cert-dir --cache --cache-max-size --pull --speed-limit --speed-time --command-timeout --registries-conf --hosts-dir --retry-times --retry-delay --rootfs)
     __oci-unpack_offer_flags_options 1
 
     # Offer option value completions
@@ -518,6 +527,9 @@ _oci-unpack_tree-digest() {
         return
         ;;
     '--registries-conf')
+        return
+        ;;
+    '--hosts-dir')
         return
         ;;
     '--retry-times')
