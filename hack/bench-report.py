@@ -39,6 +39,8 @@ SHORT = {
     "oci-unpack-pull": "oci-unpack (pull from the registry)",
     "oci-unpack-pull-tls": "oci-unpack (pull over TLS)",
     "oci-unpack-pull-cached": "oci-unpack (warm --cache)",
+    "oci-unpack-pull-mirror": "oci-unpack (pull through a pull-through cache mirror)",
+    "oci-unpack-pull-signed": "oci-unpack (pull, signedBy policy)",
     "skopeo-umoci": "skopeo copy + umoci unpack",
     "decompress-all": "igzip/zstd -dc of every layer",
 }
@@ -237,6 +239,14 @@ def main():
     variant_target(
         "unpack from a warm --cache ≤ 1.05 × the local unpack", "registry-gzip", "oci-unpack-pull-cached",
         "oci-unpack", 1.05,
+    )
+    variant_target(
+        "pull through a loopback pull-through cache mirror ≤ 1.15 × the local unpack", "registry-gzip",
+        "oci-unpack-pull-mirror", "oci-unpack", 1.15,
+    )
+    variant_target(
+        "signature policy (signedBy, one lookaside signature) ≤ 1.05 × the same pull without",
+        "registry-gzip", "oci-unpack-pull-signed", "oci-unpack-pull", 1.05,
     )
     variant_target(
         "10-layer image: pull + unpack ≤ 1.10 × the local unpack", "registry-layers", "oci-unpack-pull", "oci-unpack",

@@ -66,6 +66,8 @@ import UnpackTestSupport
         defer { _ = try? Command.run(Command.ociUnpack, ["remove", example.tmp.path + "/two"]) }
         let object = try JSONValue(parsing: Array(second.stdout.utf8))
         #expect(object["entries"]?.arrayValue?.allSatisfy { $0 == .int(0) } == true, "\(second.stdout)")
+        // Nothing was fetched: no layer says where it came from.
+        #expect(object["applied"]?.arrayValue?.allSatisfy { $0["servedBy"] == nil } == true, "\(second.stdout)")
         #expect(object["mount"]?["type"] == .string("overlay"))
         #expect(try Self.sameAsLocal(example.tmp.path + "/two/rootfs", example))
     }
@@ -113,8 +115,12 @@ import UnpackTestSupport
 
         registry.halt()
         // The tag, the documents and the layers all come from the cache.
-        let offline = try Self.run(["unpack", "-q", reference, example.tmp.path + "/three"], cache: cache)
+        let offline = try Self.run(["unpack", "--json", reference, example.tmp.path + "/three"], cache: cache)
         #expect(offline.status == 0, "\(offline.stderr)")
+        let served = try JSONValue(parsing: Array(offline.stdout.utf8))["applied"]?.arrayValue?.map { $0["servedBy"] }
+        #expect(
+            served?.isEmpty == false && served?.allSatisfy { $0 == .string("cache \(cache)") } == true,
+            "\(offline.stdout)")
         #expect(try Self.sameAsLocal(example.tmp.path + "/three/rootfs", example))
         #expect(try RegistryTests.tree(reference, cached) == expected)
         #expect(
