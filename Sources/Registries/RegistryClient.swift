@@ -326,9 +326,7 @@ package final class RegistryClient: @unchecked Sendable {
         }
         for candidate in order {
             let url = "\(candidate)://\(apiHost)\(apiPath)/\(namespaceQuery)"
-            var headers = HTTPHeaders()
-            headers.add(contentsOf: configuredHeaders)
-            switch send(url: url, method: .GET, headers: headers, limit: 1 << 16, seconds: 5) {
+            switch send(url: url, method: .GET, headers: HTTPHeaders(configuredHeaders), limit: 1 << 16, seconds: 5) {
             case .success(let reply) where reply.status == .ok || reply.status == .unauthorized:
                 lock.lock()
                 scheme = candidate
@@ -635,14 +633,20 @@ package final class RegistryClient: @unchecked Sendable {
         }
         // NIO takes one client identity: the first pair.
         guard let client = endpoint.clientCertificates.first else { return }
+        try setIdentity(certificate: client.certificate, key: client.key ?? client.certificate, in: &tls) {
+            "\(place): the client certificate \(client.certificate)\(client.key.map { " and key \($0)" } ?? "") cannot be read as PEM: \($0)"
+        }
+    }
+
+    /// The TLS client identity from PEM files; `failure` words the error.
+    private static func setIdentity(
+        certificate: String, key: String, in tls: inout TLSConfiguration, failure: (any Error) -> String
+    ) throws(UnpackError) {
         do {
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(client.certificate).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: client.key ?? client.certificate, format: .pem))
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
         } catch {
-            throw UnpackError(
-                .invalidArgument,
-                "\(place): the client certificate \(client.certificate)\(client.key.map { " and key \($0)" } ?? "") cannot be read as PEM: \(error)",
-                context: .init(path: client.certificate))
+            throw UnpackError(.invalidArgument, failure(error), context: .init(path: certificate))
         }
     }
 
@@ -659,11 +663,8 @@ package final class RegistryClient: @unchecked Sendable {
                 guard FileManager.default.fileExists(atPath: key) else {
                     throw UnpackError(.notFound, "--cert-dir: \(name) has no \(key)", context: .init(path: key))
                 }
-                do {
-                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(path).map { .certificate($0) }
-                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-                } catch {
-                    throw UnpackError(.invalidArgument, "--cert-dir: \(path) is not a PEM certificate: \(error)")
+                try setIdentity(certificate: path, key: key, in: &tls) {
+                    "--cert-dir: \(path) is not a PEM certificate: \($0)"
                 }
             }
         }

@@ -81,6 +81,9 @@ import UnpackTestSupport
         #expect(list.map(\.namespace) == ["127.0.0.1:5000", "127.0.0.1:5000", nil])
         #expect(list.last?.scheme == nil)
         #expect(list.last?.apiPath == "/v2")
+        // The file's order, not the names' order.
+        let reversed = try Self.endpoints("[host.\"https://b.example\"]\n[host.\"https://a.example\"]\n")
+        #expect(reversed.map(\.host) == ["b.example", "a.example", "docker.io"])
         // A server that is another host gets ns= too (it is not the registry the name says).
         let moved = try Self.endpoints("server = \"https://elsewhere.example\"", host: "quay.io")
         #expect(moved.map(\.namespace) == ["quay.io"])
